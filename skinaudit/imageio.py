@@ -1,0 +1,128 @@
+"""Reading images and lesion masks safely.
+
+Every image becomes an ``(H, W, 3)`` ``uint8`` sRGB array, whatever its file mode
+(grayscale, palette, RGBA, CMYK, 16-bit) and EXIF orientation; every mask becomes an
+``(H, W)`` ``bool`` array (True = lesion). Anything that cannot be read raises
+:class:`~skinaudit.errors.ImageError` naming the file and the problem, so the caller can
+flag that one image and carry on.
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+__all__ = ["read_image", "read_mask", "file_sha256", "MIN_IMAGE_SIDE", "MAX_IMAGE_PIXELS"]
+
+#: Images with a side shorter than this are rejected: no meaningful skin sample or CAM.
+MIN_IMAGE_SIDE = 32
+#: Refuse images larger than this many pixels (decompression-bomb guard; 100 MP).
+MAX_IMAGE_PIXELS = 100_000_000
+
+
+def file_sha256(path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.is_file():
+        raise ImageError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise ImageError(path, "file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            # PIL warns above its own limit; treat that as the error it is.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise ImageError(
+                    path, f"image is {w}x{h} = {w * h:,} pixels, over the {MAX_IMAGE_PIXELS:,}-pixel limit "
+                    "(possible decompression bomb)")
+            img.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(path, f"refused as a possible decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageError(path, "not a readable image (unknown or corrupt format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(path, f"corrupt or truncated image ({exc})") from None
+    return img
+
+
+def _to_rgb_array(img: Image.Image, path: Path) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        gray = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        # Composite transparent pixels on white instead of exposing undefined colours.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    rgb = img.convert("RGB")
+    return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def read_image(path) -> np.ndarray:
+    """Read an image file as an sRGB ``(H, W, 3)`` ``uint8`` array.
+
+    EXIF orientation is applied; grayscale, palette, RGBA (composited on white), CMYK and
+    16-bit images are converted. Raises :class:`ImageError` for missing, empty, corrupt,
+    non-image, oversized (over :data:`MAX_IMAGE_PIXELS`) or tiny (side under
+    :data:`MIN_IMAGE_SIDE`) files.
+    """
+    path = Path(path)
+    img = _open(path)
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception as exc:  # malformed EXIF must not kill the audit  # noqa: BLE001
+        raise ImageError(path, f"unreadable EXIF orientation ({exc})") from None
+    arr = _to_rgb_array(img, path)
+    h, w = arr.shape[:2]
+    if min(h, w) < MIN_IMAGE_SIDE:
+        raise ImageError(path, f"image is {w}x{h} px, smaller than the {MIN_IMAGE_SIDE} px minimum")
+    return arr
+
+
+def read_mask(path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a lesion mask as an ``(H, W)`` ``bool`` array (True = lesion).
+
+    Accepts 0/255 or 0/1 masks in any mode (the first channel of colour masks, alpha
+    ignored). Values strictly between 0 and the maximum (anti-aliased or JPEG masks) are
+    binarised at half the maximum. ``shape`` is the image's ``(H, W)``; a mismatch raises
+    :class:`ImageError`.
+    """
+    path = Path(path)
+    img = _open(path)
+    arr = np.asarray(img)
+    if arr.ndim == 3:
+        arr = arr[..., 0]
+    arr = arr.astype(np.float64)
+    top = arr.max(initial=0)
+    mask = arr > (top / 2.0) if top > 0 else np.zeros(arr.shape, dtype=bool)
+    if shape is not None and tuple(mask.shape) != tuple(shape[:2]):
+        raise ImageError(
+            path, f"mask is {mask.shape[1]}x{mask.shape[0]} px but its image is {shape[1]}x{shape[0]} px")
+    return mask
+
+
+def mask_is_binary(path) -> bool:
+    """True when a mask file holds only two values (0 and one other)."""
+    arr = np.asarray(_open(Path(path)))
+    if arr.ndim == 3:
+        arr = arr[..., 0]
+    return np.unique(arr).size <= 2
