@@ -39,6 +39,7 @@ def _open(path: Path) -> Image.Image:
         raise ImageError(path, "file not found")
     if path.stat().st_size == 0:
         raise ImageError(path, "file is empty (0 bytes)")
+    img = None
     try:
         with warnings.catch_warnings():
             # PIL warns above its own limit; treat that as the error it is.
@@ -50,14 +51,18 @@ def _open(path: Path) -> Image.Image:
                     path, f"image is {w}x{h} = {w * h:,} pixels, over the {MAX_IMAGE_PIXELS:,}-pixel limit "
                     "(possible decompression bomb)")
             img.load()
-    except ImageError:
+    except BaseException as exc:
+        if img is not None:
+            img.close()
+        if isinstance(exc, ImageError):
+            raise
+        if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+            raise ImageError(path, f"refused as a possible decompression bomb ({exc})") from None
+        if isinstance(exc, UnidentifiedImageError):
+            raise ImageError(path, "not a readable image (unknown or corrupt format)") from None
+        if isinstance(exc, (OSError, SyntaxError, ValueError)):
+            raise ImageError(path, f"corrupt or truncated image ({exc})") from None
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(path, f"refused as a possible decompression bomb ({exc})") from None
-    except UnidentifiedImageError:
-        raise ImageError(path, "not a readable image (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(path, f"corrupt or truncated image ({exc})") from None
     return img
 
 
@@ -86,12 +91,12 @@ def read_image(path) -> np.ndarray:
     :data:`MIN_IMAGE_SIDE`) files.
     """
     path = Path(path)
-    img = _open(path)
-    try:
-        img = ImageOps.exif_transpose(img)
-    except Exception as exc:  # malformed EXIF must not kill the audit  # noqa: BLE001
-        raise ImageError(path, f"unreadable EXIF orientation ({exc})") from None
-    arr = _to_rgb_array(img, path)
+    with _open(path) as img:
+        try:
+            oriented = ImageOps.exif_transpose(img)
+        except Exception as exc:  # malformed EXIF must not kill the audit  # noqa: BLE001
+            raise ImageError(path, f"unreadable EXIF orientation ({exc})") from None
+        arr = _to_rgb_array(oriented, path)
     h, w = arr.shape[:2]
     if min(h, w) < MIN_IMAGE_SIDE:
         raise ImageError(path, f"image is {w}x{h} px, smaller than the {MIN_IMAGE_SIDE} px minimum")
@@ -107,8 +112,8 @@ def read_mask(path, shape: tuple[int, int] | None = None) -> np.ndarray:
     :class:`ImageError`.
     """
     path = Path(path)
-    img = _open(path)
-    arr = np.asarray(img)
+    with _open(path) as img:
+        arr = np.asarray(img)
     if arr.ndim == 3:
         arr = arr[..., 0]
     arr = arr.astype(np.float64)
@@ -122,7 +127,8 @@ def read_mask(path, shape: tuple[int, int] | None = None) -> np.ndarray:
 
 def mask_is_binary(path) -> bool:
     """True when a mask file holds only two values (0 and one other)."""
-    arr = np.asarray(_open(Path(path)))
+    with _open(Path(path)) as img:
+        arr = np.asarray(img)
     if arr.ndim == 3:
         arr = arr[..., 0]
     return np.unique(arr).size <= 2
