@@ -18,6 +18,7 @@ ImageNet mean/std.
 from __future__ import annotations
 
 import logging
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -337,7 +338,7 @@ def _load_state_dict(path: Path, arch: str | None):
             f"objects ({str(exc).splitlines()[0][:160]}). Export the model safely instead: "
             "torch.jit.save(torch.jit.script(model), 'model.pt') for TorchScript, or "
             "torch.save(model.state_dict(), 'model_state.pt') and pass --arch") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - torch raises KeyError, RuntimeError... on junk files
         raise ModelError(f"{path}: not a readable PyTorch checkpoint ({str(exc).splitlines()[0][:200]})") from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model_state_dict", "model"):
@@ -362,16 +363,17 @@ def _load_state_dict(path: Path, arch: str | None):
         raise ModelError(f"{path}: the head has {n_out} outputs; skinaudit audits binary classifiers "
                          "(1 logit with sigmoid or 2 logits with softmax)")
     model = build_torchvision_model(arch, num_outputs=n_out, paper_head=paper)
-    result = model.load_state_dict(obj, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    missing = sorted(set(model.state_dict()) - set(obj))
+    unexpected = sorted(set(obj) - set(model.state_dict()))
+    if missing or unexpected:
         raise ModelError(f"{path}: the state dict does not fit architecture {arch!r} "
-                         f"(missing {len(result.missing_keys)} keys, e.g. {result.missing_keys[:3]}; "
-                         f"unexpected {len(result.unexpected_keys)}, e.g. {result.unexpected_keys[:3]})")
+                         f"(missing {len(missing)} keys, e.g. {missing[:3]}; "
+                         f"unexpected {len(unexpected)}, e.g. {unexpected[:3]})")
     try:
         model.load_state_dict(obj, strict=True)
     except RuntimeError as exc:
-        raise ModelError(f"{path}: tensor shapes do not fit architecture {arch!r} "
-                         f"({str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else exc})") from None
+        detail = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), str(exc)[:200])
+        raise ModelError(f"{path}: the state dict does not fit architecture {arch!r} ({detail})") from None
     return model.eval()
 
 
@@ -396,7 +398,10 @@ def load_model(path, *, arch: str | None = None, image_size: int = 299, positive
     torch = _torch()
     if _is_torchscript(path):
         try:
-            module = torch.jit.load(str(path), map_location="cpu")
+            with warnings.catch_warnings():
+                # torch 2.14 marks TorchScript deprecated; it stays the safe, code-free format we accept.
+                warnings.simplefilter("ignore", FutureWarning)
+                module = torch.jit.load(str(path), map_location="cpu")
         except RuntimeError as exc:
             raise ModelError(f"{path}: not a loadable TorchScript file ({str(exc).splitlines()[0]})") from None
         return TorchModel(module.eval(), preprocess=pre, positive_index=positive_index, device=device,
