@@ -1,0 +1,31 @@
+"""The examples run and produce audits."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_sklearn_callable_example(tmp_path):
+    result = _load("audit_sklearn_callable").main(["--out", str(tmp_path), "--n", "40"])
+    assert result.overall["n"] == 20
+    assert json.loads((tmp_path / "metrics.json").read_text())["overall"]["n"] == 20
+    assert result.model["adapter"] == "CallableModel"
+
+
+def test_torchscript_example(tmp_path):
+    pytest.importorskip("torch")
+    result = _load("audit_torchscript").main(["--out", str(tmp_path), "--n", "8", "--image-size", "64"])
+    assert result.overall["n"] == 8
+    assert result.model["adapter"] == "TorchModel" and len(result.model["sha256"]) == 64
