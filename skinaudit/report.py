@@ -1,0 +1,815 @@
+"""The audit report: a JSON-safe context, jinja2 templates, one self-contained HTML, a PDF.
+
+:func:`build_context` turns an :class:`~skinaudit.audit.AuditResult` into plain data (every
+table from the result's sections, every figure drawn from ``result.predictions``);
+:func:`render_html` feeds it to the templates shipped as the package
+``skinaudit.templates`` (found with :mod:`importlib.resources`, never a path relative to
+the working directory); :func:`write_report` writes ``report.html`` (figures embedded as
+``data:`` URIs, so the HTML is one file), ``report.pdf`` (WeasyPrint, from the same HTML)
+and the figure PNGs under ``figures/``.
+
+Escaping: the jinja2 environment autoescapes every template, so any string that comes
+from data (an image id, a dataset name, a model path, a note) is shown, never executed.
+``StrictUndefined`` makes a template mistake fail loudly instead of printing nothing.
+Number formatting lives in the filters :func:`fmt_num`, :func:`fmt_pct` and
+:func:`fmt_cell`; the context keeps raw numbers (NaN and inf become ``None``, shown
+"n/a").
+
+A section whose input is absent (no model, so no Grad-CAM) is rendered as
+"not available: <reason>", never dropped.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import importlib.metadata
+import logging
+import math
+import platform
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, DataError, MissingDependencyError
+
+__all__ = ["ReportRules", "CHECKLIST", "build_context", "summary_badges", "render_html", "write_html", "write_pdf",
+           "html_to_pdf", "write_report", "fmt_num", "fmt_pct", "fmt_cell", "fmt_threshold"]
+
+log = logging.getLogger(__name__)
+
+_TEMPLATE_PACKAGE = "skinaudit.templates"
+_MAIN_TEMPLATE = "report.html.j2"
+_PNG = b"\x89PNG\r\n\x1a\n"
+_JPEG = b"\xff\xd8\xff"
+#: Packages whose versions the cover and the appendix list (distribution names).
+VERSION_PACKAGES = ("skinaudit", "numpy", "pandas", "scipy", "scikit-learn", "scikit-image", "statsmodels",
+                    "fairlearn", "matplotlib", "jinja2", "weasyprint", "torch", "torchvision", "grad-cam",
+                    "captum", "pillow")
+
+
+@dataclass(frozen=True)
+class ReportRules:
+    """Thresholds of the summary badges (PASS / WARN / FAIL / not run).
+
+    min_recall : overall recall at the audit threshold below which the recall badge FAILs.
+        The paper is recall-oriented but states no target; 0.80 is a default to change.
+    min_group_positives : malignant cases a skin-tone group needs; fewer gives WARN
+        ("too small to compare"). Under 30 positives a recall's 95% Wilson interval is
+        about +-0.15 wide or more.
+    max_skipped_share : share of images that could not be scored above which the
+        coverage badge WARNs.
+    """
+
+    min_recall: float = 0.80
+    min_group_positives: int = 30
+    max_skipped_share: float = 0.05
+
+    def __post_init__(self):
+        if not 0.0 <= float(self.min_recall) <= 1.0:
+            raise ConfigError(f"the 'min_recall' parameter must be in [0, 1]; got {self.min_recall}")
+        if int(self.min_group_positives) < 1:
+            raise ConfigError(f"the 'min_group_positives' parameter must be at least 1; got {self.min_group_positives}")
+        if not 0.0 <= float(self.max_skipped_share) <= 1.0:
+            raise ConfigError(f"the 'max_skipped_share' parameter must be in [0, 1]; got {self.max_skipped_share}")
+
+
+#: Where each report section answers reporting guidelines: Model Cards (Mitchell et al.
+#: 2019, section names), TRIPOD+AI (Collins et al., BMJ 2024) and CLAIM 2024 (Tejani et
+#: al., Radiology: AI 2024). Guideline items are named by topic; TRIPOD+AI's numbers are
+#: given where they are unambiguous. Rows: (section id, title, model card, TRIPOD+AI, CLAIM).
+CHECKLIST = (
+    ("cover", "Cover: model, data, versions",
+     "Model details", "Model specification; open science (code, versions)",
+     "Software and model description; data sources"),
+    ("use", "Intended use and limits",
+     "Intended use; ethical considerations; caveats and recommendations",
+     "3b target population and intended users; limitations", "Intended use and clinical role; limitations"),
+    ("dataset", "Dataset composition",
+     "Evaluation data; factors", "Data sources and participants; 3c health inequalities (groups represented)",
+     "Data sources; eligibility; demographic characteristics (ITA group)"),
+    ("overall", "Overall performance",
+     "Metrics (with the decision threshold); quantitative analyses",
+     "Model performance with its decision threshold", "Metrics of model performance; performance on the test data"),
+    ("fairness", "Fairness across ITA groups",
+     "Quantitative analyses disaggregated by factor, with intervals",
+     "3c health inequalities; fairness approaches; performance in key subgroups",
+     "Statistical measures of significance and uncertainty; subgroup performance"),
+    ("skintone", "ITA estimator sensitivity",
+     "Factors (how the skin-tone factor was measured); caveats",
+     "Predictor (group) definition and measurement; sensitivity analysis",
+     "Robustness or sensitivity analysis; definitions of data elements"),
+    ("recalibration", "Threshold recalibration",
+     "Metrics (decision thresholds); quantitative analyses",
+     "Model updating / recalibration; fairness approaches", "Model output and thresholds; robustness analysis"),
+    ("explanations", "Explanations and localisation",
+     "Quantitative analyses; caveats", "Interpretability of the model",
+     "Methods for explainability or interpretability"),
+    ("failure_modes", "Failure modes of false negatives",
+     "Caveats and recommendations", "Limitations; usability in context",
+     "Failure analysis of incorrectly classified cases"),
+    ("skipped", "Skipped and flagged images",
+     "Evaluation data (exclusions)", "Missing data and data preparation", "Missing data; data preprocessing"),
+    ("appendix", "Reproducibility appendix",
+     "Model details (version, hashes)", "Open science: code, software and data availability",
+     "Software libraries and versions; availability of code and data"),
+)
+
+# Sections of result.sections with their own chapter; anything else lands in "Other results".
+_KNOWN_SECTIONS = ("overall", "groups", "fairness", "skintone", "recalibration", "explanations",
+                   "localisation", "failure_modes")
+_SCALAR = (str, int, float, bool, type(None))
+
+
+# -- formatting filters (the only place numbers become text) ------------------------------
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def fmt_num(value, digits: int = 4) -> str:
+    """A number as text: integers with thousands separators ("1,512"), reals with
+    ``digits`` decimals ("0.8889"), booleans "yes"/"no", missing (None, NaN) "n/a"."""
+    if _is_missing(value):
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.{int(digits)}f}"
+    return str(value)
+
+
+def fmt_pct(value, digits: int = 1) -> str:
+    """A share in [0, 1] as a percentage ("31.4%"); missing is "n/a"."""
+    if _is_missing(value) or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "n/a"
+    return f"{100.0 * value:.{int(digits)}f}%"
+
+
+def fmt_threshold(value) -> str:
+    """A threshold with as many decimals as it has (0.5 -> "0.5", 0.375 -> "0.375")."""
+    if _is_missing(value) or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "n/a"
+    return f"{float(value):.6g}"
+
+
+def fmt_cell(value, kind: str = "auto") -> str:
+    """A table cell: ``kind`` "pct" formats a share, "thr" a threshold; "auto" picks by
+    type. A pair of numbers is an interval "[lo, hi]"; other lists
+    are joined with ", "; a dict becomes "key: value; ..."."""
+    if kind == "pct":
+        return fmt_pct(value)
+    if kind == "thr" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return fmt_threshold(value)
+    if isinstance(value, (list, tuple)):
+        if len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None
+                                   for v in value):
+            return f"[{fmt_num(value[0] if value[0] is None else float(value[0]))}, " \
+                   f"{fmt_num(value[1] if value[1] is None else float(value[1]))}]"
+        return ", ".join(fmt_cell(v) for v in value) if value else "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {fmt_cell(v)}" for k, v in value.items())
+    return fmt_num(value)
+
+
+# -- templates ------------------------------------------------------------------------------
+
+def _load_template(name: str):
+    from importlib import resources
+
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise ConfigError(f"template names are plain file names inside {_TEMPLATE_PACKAGE}; got {name!r}")
+    res = resources.files(_TEMPLATE_PACKAGE).joinpath(name)
+    if not res.is_file():
+        return None
+    return res.read_text(encoding="utf-8")
+
+
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FunctionLoader(_load_template), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    env.filters.update(num=fmt_num, pct=fmt_pct, cell=fmt_cell, thr=fmt_threshold)
+    return env
+
+
+# -- context building ---------------------------------------------------------------------
+
+def _json_safe(obj):
+    from .audit import json_safe
+
+    return json_safe(obj)
+
+
+def _label(key) -> str:
+    return str(key).replace("_", " ")
+
+
+def _column_kind(key: str) -> str:
+    k = str(key).lower()
+    if "share" in k or k.endswith("pct") or k.startswith("pct"):
+        return "pct"
+    return "thr" if "threshold" in k else "auto"
+
+
+def _table(caption: str, records: list, *, columns=None, source: str = "") -> dict:
+    """A renderable table: ``caption``, ``columns`` [{key, label, kind}], ``rows`` (lists
+    of raw JSON values), ``source`` (where the numbers come from)."""
+    records = [r if isinstance(r, dict) else {"value": r} for r in records]
+    if columns is None:
+        columns = []
+        for r in records:
+            for k in r:
+                if k not in columns:
+                    columns.append(k)
+    cols = [{"key": str(k), "label": _label(k), "kind": _column_kind(k)} for k in columns]
+    rows = []
+    for r in records:
+        row_kind = _column_kind(r.get("item") or r.get("metric") or "")
+        rows.append([{"v": _json_safe(r.get(c["key"])), "k": c["kind"] if c["kind"] != "auto" or c["key"] != "value"
+                      else row_kind} for c in cols])
+    return {"kind": "table", "caption": caption, "columns": cols, "rows": rows, "source": source}
+
+
+def _kv_table(caption: str, mapping: dict, *, source: str = "") -> dict:
+    return _table(caption, [{"item": _label(k), "value": v} for k, v in mapping.items()],
+                  columns=["item", "value"], source=source)
+
+
+def _flatten(record: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in record.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and all(isinstance(x, _SCALAR) or isinstance(x, list) for x in v.values()) \
+                and prefix == "":
+            out.update(_flatten(v, prefix=f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+def _is_records(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _is_dict_of_records(value) -> bool:
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values())
+
+
+def _generic_parts(name: str, value, *, source: str, depth: int = 0) -> list:
+    """Render any JSON value as tables: records -> a table; dict of dicts -> one row per
+    key; dict of scalars -> item/value table; deeper nesting recurses (to depth 3), and
+    beyond that the value is shown as text."""
+    caption = _label(name)
+    if _is_records(value):
+        return [_table(caption, [_flatten(r) for r in value], source=source)]
+    if _is_dict_of_records(value) and all(
+            all(isinstance(x, _SCALAR) or isinstance(x, list) or (isinstance(x, dict) and all(
+                isinstance(y, _SCALAR) or isinstance(y, list) for y in x.values())) for x in v.values())
+            for v in value.values()):
+        return [_table(caption, [{"name": k, **_flatten(v)} for k, v in value.items()], source=source)]
+    if isinstance(value, dict):
+        scalars = {k: v for k, v in value.items() if isinstance(v, _SCALAR) or (
+            isinstance(v, list) and all(isinstance(x, _SCALAR) for x in v))}
+        parts = [_kv_table(caption, scalars, source=source)] if scalars else []
+        for k, v in value.items():
+            if k in scalars:
+                continue
+            if depth >= 3:
+                parts.append(_kv_table(f"{caption}: {_label(k)}", {"value": str(v)}, source=source))
+            else:
+                parts.extend(_generic_parts(f"{name} / {k}", v, source=source, depth=depth + 1))
+        return parts
+    if isinstance(value, list):
+        return [_table(caption, [{"value": v} for v in value], columns=["value"], source=source)] if value else []
+    return [_kv_table(caption, {name: value}, source=source)]
+
+
+def _read_figure(path) -> tuple[str | None, str | None]:
+    """(data URI, None) for a PNG or JPEG file, or (None, reason)."""
+    p = Path(path)
+    if not p.is_file():
+        return None, f"figure file {p.name} not found"
+    data = p.read_bytes()
+    if data.startswith(_PNG):
+        mime = "image/png"
+    elif data.startswith(_JPEG):
+        mime = "image/jpeg"
+    else:
+        return None, f"figure file {p.name} is not a PNG or JPEG image"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}", None
+
+
+def _figure(name: str, path, *, caption: str, base: Path) -> dict:
+    p = Path(path)
+    if not p.is_absolute():
+        p = base / p
+    src, reason = _read_figure(p)
+    try:
+        shown = str(p.relative_to(base))
+    except ValueError:
+        shown = p.name
+    return {"kind": "figure", "name": name, "caption": caption, "file": shown, "src": src, "reason": reason}
+
+
+def _section_view(sid: str, title: str, sec, *, base: Path, source: str) -> dict:
+    """A section of ``result.sections`` as {id, title, available, reason, parts, figures,
+    notes}. Keys ``tables`` (name -> records), ``figures`` (name -> image path) and
+    ``notes`` (list of str) are rendered as such; ``available: False`` with ``reason``
+    marks a section that could not run; every other key is rendered generically."""
+    view = {"id": sid, "title": title, "available": sec is not None, "reason": None, "parts": [], "figures": [],
+            "notes": []}
+    if sec is None:
+        view["reason"] = "this stage did not run in this audit"
+        return view
+    if not isinstance(sec, dict):
+        sec = {"value": sec}
+    sec = _json_safe(sec)
+    if sec.get("available") is False:
+        view["available"] = False
+        view["reason"] = str(sec.get("reason") or "the stage reported no result")
+    notes = sec.get("notes") or []
+    view["notes"] = [str(n) for n in (notes if isinstance(notes, list) else [notes])]
+    for name, records in (sec.get("tables") or {}).items():
+        view["parts"].extend(_generic_parts(name, records, source=f"{source}.tables.{name}"))
+    for name, path in sorted((sec.get("figures") or {}).items()):
+        if isinstance(path, list):
+            view["figures"].extend(_figure(f"{name} {i + 1}", p, caption=f"{_label(name)} {i + 1}", base=base)
+                                   for i, p in enumerate(path))
+        else:
+            view["figures"].append(_figure(name, path, caption=_label(name), base=base))
+    rest = {k: v for k, v in sec.items() if k not in ("tables", "figures", "notes", "available", "reason")}
+    if rest:
+        view["parts"][:0] = _generic_parts(title, rest, source=source)
+    return view
+
+
+def _versions() -> list[dict]:
+    rows = [{"package": "python", "version": platform.python_version()}]
+    for pkg in VERSION_PACKAGES:
+        try:
+            rows.append({"package": pkg, "version": importlib.metadata.version(pkg)})
+        except importlib.metadata.PackageNotFoundError:
+            rows.append({"package": pkg, "version": "not installed"})
+    return rows
+
+
+def _walk(obj, path=()):
+    """Yield (key path, value) for every leaf of nested dicts and lists."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _walk(v, (*path, str(k)))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _walk(v, (*path, str(i)))
+    else:
+        yield path, obj
+
+
+def _find_number(sec, *keys):
+    if not isinstance(sec, dict):
+        return None
+    for k in keys:
+        v = sec.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            return v
+    return None
+
+
+def _badge(check, status, value, rule, detail=""):
+    return {"check": check, "status": status, "value": value, "rule": rule, "detail": detail}
+
+
+def _verdicts(sec) -> list[tuple[str, str]]:
+    """(where, verdict) for every verdict string of a fairness section (keys named
+    ``verdict`` or anything under ``verdicts``)."""
+    out = []
+    for path, v in _walk(sec):
+        if isinstance(v, str) and ("verdicts" in path or (path and path[-1] == "verdict")):
+            out.append((".".join(p for p in path if p not in ("verdicts", "verdict")), v.strip().lower()))
+    return out
+
+
+def _paper_flags(sec) -> list[tuple[str, bool]]:
+    """(where, flagged) for every boolean under a fairness section's ``paper_rule``."""
+    rule = sec.get("paper_rule") if isinstance(sec, dict) else None
+    out = []
+    for path, v in _walk(rule or {}):
+        if isinstance(v, bool) and (not path or "signific" in path[-1] or "flag" in path[-1] or "exceed" in path[-1]):
+            out.append((".".join(path[:-1]) or "gap", v))
+        elif isinstance(v, str) and v.strip().lower() in ("significant", "not significant"):
+            out.append((".".join(path), v.strip().lower() == "significant"))
+    return out
+
+
+def _group_counts(pred: pd.DataFrame):
+    if "group" not in pred.columns:
+        return None
+    g = pred["group"].astype("string").fillna("missing")
+    return pred.assign(_g=g).groupby("_g", sort=True)["label"].agg(["size", "sum"])
+
+
+def summary_badges(result, *, rules: ReportRules | None = None) -> list[dict]:
+    """The summary checks of an audit, each ``{check, status, value, rule, detail}`` with
+    ``status`` one of "PASS", "WARN", "FAIL", "not run" (no input for the check).
+
+    Checks: share of images scored (``rules.max_skipped_share``); overall recall at the
+    audit threshold (``rules.min_recall``); malignant cases per ITA group
+    (``rules.min_group_positives``); the fairness section's statistical verdicts (FAIL on
+    any "significant", WARN on any "insufficient data"); the paper's fixed-gap heuristic
+    from the fairness section's ``paper_rule`` (WARN when a gap exceeds it, since the
+    heuristic ignores sample size).
+    """
+    rules = rules if rules is not None else ReportRules()
+    overall = result.sections.get("overall") or {}
+    threshold = float(result.config.threshold)
+    badges = []
+    scored = len(result.predictions)
+    skipped = len(result.skipped)
+    share = skipped / (scored + skipped) if scored + skipped else float("nan")
+    badges.append(_badge("Images scored", "PASS" if share <= rules.max_skipped_share else "WARN",
+                         f"{scored} scored, {skipped} skipped ({fmt_pct(share)})",
+                         f"skipped share <= {fmt_pct(rules.max_skipped_share)}"))
+    recall = overall.get("recall")
+    if _is_missing(recall):
+        badges.append(_badge("Recall", "not run", "n/a", f"recall >= {fmt_num(rules.min_recall, 2)}",
+                             "recall is undefined (no malignant case was scored)"))
+    else:
+        badges.append(_badge("Recall", "PASS" if recall >= rules.min_recall else "FAIL",
+                             f"{fmt_num(float(recall))} at threshold {threshold:g}",
+                             f"recall >= {fmt_num(rules.min_recall, 2)}"))
+    counts = _group_counts(result.predictions)
+    if counts is None:
+        badges.append(_badge("ITA group sizes", "not run", "n/a",
+                             f">= {rules.min_group_positives} malignant per ITA group",
+                             "no skin-tone group per image in this audit"))
+    else:
+        small = [f"{name}: {int(row['sum'])}" for name, row in counts.iterrows()
+                 if row["sum"] < rules.min_group_positives]
+        badges.append(_badge("ITA group sizes", "WARN" if small else "PASS",
+                             ", ".join(f"{name}: {int(row['sum'])}" for name, row in counts.iterrows()),
+                             f">= {rules.min_group_positives} malignant per ITA group",
+                             ("too few malignant cases to compare: " + ", ".join(small)) if small else ""))
+    fairness = result.sections.get("fairness")
+    alpha = _find_number(fairness, "alpha") if isinstance(fairness, dict) else None
+    rule = "significant: adjusted p < alpha and interval excludes 0" + (f" (alpha {alpha:g})" if alpha else "")
+    if fairness is None:
+        badges.append(_badge("Fairness, statistical tests", "not run", "n/a", rule, "no fairness section"))
+    else:
+        verdicts = _verdicts(fairness)
+        sig = [w for w, v in verdicts if v.startswith("significant")]
+        insufficient = [w for w, v in verdicts if "insufficient" in v]
+        if not verdicts:
+            badges.append(_badge("Fairness, statistical tests", "not run", "n/a", rule,
+                                 "the fairness section carries no verdicts"))
+        else:
+            status = "FAIL" if sig else ("WARN" if insufficient else "PASS")
+            detail = "; ".join(filter(None, [("significant gap: " + ", ".join(sig)) if sig else "",
+                                            ("insufficient data: " + ", ".join(insufficient)) if insufficient else ""]))
+            badges.append(_badge("Fairness, statistical tests", status,
+                                 f"{len(sig)} significant, {len(insufficient)} insufficient data, "
+                                 f"{len(verdicts)} verdicts", rule, detail))
+    flags = _paper_flags(fairness) if fairness is not None else []
+    paper_rule = "gap > 0.02 (AUC) or > 0.05 (other metrics): the paper's fixed-gap heuristic"
+    if not flags:
+        badges.append(_badge("Fairness, paper heuristic", "not run", "n/a", paper_rule,
+                             "no paper-rule result in the fairness section"))
+    else:
+        flagged = [w for w, f in flags if f]
+        badges.append(_badge("Fairness, paper heuristic", "WARN" if flagged else "PASS",
+                             f"{len(flagged)} of {len(flags)} gaps above the fixed threshold", paper_rule,
+                             ("above: " + ", ".join(flagged)) if flagged else ""))
+    return badges
+
+
+def _scheme_cut_points(result) -> tuple[list[float], str]:
+    """Cut points of the grouping scheme from the skintone or groups section; the paper's
+    binary scheme (28 degrees) when neither states them."""
+    for sid in ("skintone", "groups", "fairness"):
+        sec = result.sections.get(sid)
+        if not isinstance(sec, dict):
+            continue
+        for holder in (sec.get("scheme"), sec):
+            if not isinstance(holder, dict):
+                continue
+            for key in ("cut_points", "cutpoints", "cuts", "edges"):
+                val = holder.get(key)
+                if isinstance(val, (list, tuple)) and val and all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) for v in val):
+                    finite = [float(v) for v in val if math.isfinite(float(v))]
+                    if finite:
+                        return finite, f"{sid} section"
+    return [28.0], "the paper's binary scheme (light > 28, dark <= 28); no scheme stated in the result"
+
+
+def _threshold_marks(result) -> dict:
+    """Named thresholds found in the recalibration section (``<name>.threshold``)."""
+    sec = result.sections.get("recalibration")
+    marks = {}
+    if isinstance(sec, dict):
+        for name, sub in sec.items():
+            t = _find_number(sub, "threshold", "threshold_")
+            if t is not None and 0 <= t <= 1 and not math.isclose(t, result.config.threshold):
+                marks[_label(name)] = float(t)
+    return marks
+
+
+def _computed_figures(result, figures_dir: Path) -> dict:
+    """Draw every figure the report computes itself; name -> (path or None, reason)."""
+    from . import figures as F
+
+    pred = result.predictions
+    y = pred["label"].to_numpy(int)
+    s = pred["score"].to_numpy(float)
+    t = float(result.config.threshold)
+    o = result.sections.get("overall") or {}
+    out = {"roc": (F.roc_png(y, s, figures_dir / "roc.png", threshold=t), None)}
+    if all(isinstance(o.get(k), int) for k in ("tp", "fn", "tn", "fp")):
+        out["confusion"] = (F.confusion_png(o["tp"], o["fn"], o["tn"], o["fp"], figures_dir / "confusion.png",
+                                            threshold=t), None)
+    else:
+        out["confusion"] = (None, "the overall section has no confusion counts")
+    groups = pred["group"].astype("string").fillna("missing").to_numpy(object) if "group" in pred else None
+    if groups is not None:
+        out["roc_by_group"] = (F.roc_png(y, s, figures_dir / "roc_by_group.png", threshold=t, groups=groups,
+                                         title="ROC curve per ITA group"), None)
+    else:
+        out["roc_by_group"] = (None, "no skin-tone group per image in this audit")
+    if "ita" in pred.columns and np.isfinite(pd.to_numeric(pred["ita"], errors="coerce").to_numpy(float)).any():
+        cuts, _ = _scheme_cut_points(result)
+        out["ita_histogram"] = (F.ita_histogram_png(pd.to_numeric(pred["ita"], errors="coerce").to_numpy(float),
+                                                    figures_dir / "ita_histogram.png", cut_points=cuts,
+                                                    groups=groups), None)
+    else:
+        out["ita_histogram"] = (None, "no ITA value per image in this audit")
+    out["threshold_curves"] = (F.threshold_curves_png(y, s, figures_dir / "threshold_curves.png", threshold=t,
+                                                      groups=groups, marks=_threshold_marks(result)), None)
+    return out
+
+
+_FIGURE_CAPTIONS = {
+    "roc": "ROC curve of all scored images; the dot is the operating point at the audit threshold.",
+    "confusion": "Confusion matrix at the audit threshold (rows: true class; shares of each row).",
+    "roc_by_group": "ROC curve per ITA group; dots: operating point at the audit threshold.",
+    "ita_histogram": "ITA per image with the grouping scheme's cut points (dashed).",
+    "threshold_curves": "Recall, precision, F1 and specificity against the threshold (top); recall per ITA "
+                        "group (bottom, when groups are known). Solid line: the audit threshold; dotted: "
+                        "recalibrated thresholds.",
+}
+
+
+def _overall_table(overall: dict) -> dict:
+    rows = [("AUC", "auc"), ("Recall (sensitivity)", "recall"), ("Precision (PPV)", "precision"), ("F1", "f1"),
+            ("Accuracy", "accuracy"), ("Specificity", "specificity"), ("False-negative rate", "fnr"),
+            ("True positives (TP)", "tp"), ("False negatives (FN)", "fn"), ("True negatives (TN)", "tn"),
+            ("False positives (FP)", "fp"), ("Images (n)", "n")]
+    return _table("Overall performance (layout of the paper's Table 3)",
+                  [{"metric": label, "value": overall.get(key)} for label, key in rows if key in overall],
+                  columns=["metric", "value"], source="sections.overall")
+
+
+def _dataset_table(dataset: dict, n_scored: int) -> dict:
+    n = dataset.get("n")
+    mal = dataset.get("malignant")
+    ben = dataset.get("benign")
+    rows = [{"item": "images in the dataset", "value": n}, {"item": "benign", "value": ben},
+            {"item": "malignant", "value": mal},
+            {"item": "malignant share", "value": mal / n if isinstance(mal, int) and n else None},
+            {"item": "with a lesion mask", "value": dataset.get("with_mask")},
+            {"item": "excluded when loading", "value": dataset.get("excluded")},
+            {"item": "scored in this audit", "value": n_scored}]
+    return _table("Dataset composition (layout of the paper's Table 1)", rows, columns=["item", "value"],
+                  source="dataset")
+
+
+def _predictions_flags(pred: pd.DataFrame) -> list[dict]:
+    if "flags" not in pred.columns:
+        return []
+    rows = []
+    for rec in pred.to_dict(orient="records"):
+        flags = rec.get("flags")
+        if isinstance(flags, (list, tuple, np.ndarray)):
+            flags = [str(f) for f in flags]
+            text = ", ".join(flags)
+        else:
+            text = "" if _is_missing(flags) or flags is pd.NA else str(flags)
+        if text.strip():
+            rows.append({"image_id": rec["image_id"], "label": rec["label"], "score": rec["score"],
+                         "group": rec.get("group"), "flags": text})
+    return rows
+
+
+def build_context(result, *, figures_dir, rules: ReportRules | None = None, generated_at: str | None = None) -> dict:
+    """Everything the report templates show, as JSON-safe data; draws the figures.
+
+    Parameters
+    ----------
+    result : AuditResult
+        The audit. Its ``predictions`` (columns ``image_id, label, score, prediction``
+        and, when present, ``group``, ``ita``, ``flags``) feed the figures; its
+        ``sections`` feed every table, so every number comes from the same scores and
+        the one threshold ``result.config.threshold``.
+    figures_dir : path-like
+        Folder where the figure PNGs are written (created if needed).
+    rules : ReportRules, optional
+        Thresholds of the summary badges.
+    generated_at : str, optional
+        Date shown on the cover; default: now, UTC, ISO 8601 to the second.
+
+    Returns
+    -------
+    dict, JSON-serialisable: ``title, generated_at, threshold, model, dataset, config,
+    versions, hashes, badges, figures`` (name -> {file, src, caption, reason}),
+    ``overall, dataset_table, sections`` (id -> view with ``available, reason, parts,
+    figures, notes``), ``other_sections, checklist, skipped, flagged``. Figure ``src``
+    values are ``data:`` URIs.
+    """
+    from .audit import AuditResult
+
+    if not isinstance(result, AuditResult):
+        raise ConfigError(f"the report needs an AuditResult; got {type(result).__name__}")
+    rules = rules if rules is not None else ReportRules()
+    if not isinstance(rules, ReportRules):
+        raise ConfigError(f"the 'rules' parameter must be a ReportRules; got {type(rules).__name__}")
+    pred = result.predictions
+    missing = {"image_id", "label", "score"} - set(pred.columns)
+    if missing:
+        raise DataError(f"the predictions lack the column(s) {sorted(missing)} that the report needs")
+    if not len(pred):
+        raise DataError("the audit has no scored image to report on")
+    figures_dir = Path(figures_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    base = figures_dir.parent
+    threshold = float(result.config.threshold)
+
+    figures = {}
+    for name, (path, reason) in _computed_figures(result, figures_dir).items():
+        fig = _figure(name, path, caption=_FIGURE_CAPTIONS[name], base=base) if path else \
+            {"kind": "figure", "name": name, "caption": _FIGURE_CAPTIONS[name], "file": None, "src": None,
+             "reason": reason}
+        figures[name] = fig
+
+    titles = {"groups": "Composition by ITA group (layout of the paper's Table 7)",
+              "fairness": "Fairness across ITA groups (layout of the paper's Table 8)",
+              "skintone": "ITA estimator and its sensitivity", "recalibration": "Threshold recalibration",
+              "explanations": "Explanations (Grad-CAM++ triptychs, the paper's Fig. 8)",
+              "localisation": "Localisation of the explanation against the lesion, by ITA group",
+              "failure_modes": "Failure modes of the false negatives (layout of the paper's Table 6)"}
+    absent = {"explanations": "no model with an explainable layer was audited (scores only), so no Grad-CAM++",
+              "localisation": "no explanations were computed, so no localisation scores",
+              "failure_modes": "the failure-mode stage needs explanations and was not run",
+              "groups": "no skin-tone group per image in this audit",
+              "fairness": "no skin-tone group per image, so no comparison between groups",
+              "skintone": "skin tone (ITA) was not estimated in this audit",
+              "recalibration": "no recalibration was run in this audit"}
+    sections = {}
+    for sid, title in titles.items():
+        view = _section_view(sid, title, result.sections.get(sid), base=base, source=f"sections.{sid}")
+        if result.sections.get(sid) is None:
+            view["reason"] = absent[sid]
+        sections[sid] = view
+    other = [_section_view(k, _label(k), v, base=base, source=f"sections.{k}")
+             for k, v in sorted(result.sections.items()) if k not in _KNOWN_SECTIONS]
+
+    overall = result.sections.get("overall")
+    cfg = result.config.to_dict() if hasattr(result.config, "to_dict") else dataclasses.asdict(result.config)
+    model = {**dict.fromkeys(("name", "adapter", "path", "sha256", "arch")), **_json_safe(result.model or {})}
+    dataset = {**dict.fromkeys(("name", "n", "malignant", "benign", "with_mask", "excluded", "manifest_sha256",
+                                "source")), **_json_safe(result.dataset or {})}
+    hashes = [{"item": "model file", "sha256": model.get("sha256") or "n/a (no model file)"},
+              {"item": "dataset manifest", "sha256": dataset.get("manifest_sha256") or "n/a"}]
+    skipped = result.skipped if result.skipped is not None else pd.DataFrame(columns=["image_id", "reason"])
+    counts = _group_counts(pred)
+    small_groups = [] if counts is None else [
+        {"group": str(k), "n": int(r["size"]), "malignant": int(r["sum"])} for k, r in counts.iterrows()
+        if r["sum"] < rules.min_group_positives]
+    context = {
+        "title": "Skin-lesion classifier audit",
+        "generated_at": generated_at or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "threshold": threshold,
+        "skinaudit_version": _skinaudit_version(),
+        "model": model, "dataset": dataset, "config": cfg,
+        "model_table": _kv_table("Model", model, source="model"),
+        "dataset_info_table": _kv_table("Dataset", dataset, source="dataset"),
+        "config_table": _kv_table("Configuration", cfg, source="config"),
+        "versions": _versions(), "hashes": hashes,
+        "rules": dataclasses.asdict(rules),
+        "badges": summary_badges(result, rules=rules),
+        "figures": figures,
+        "overall_available": overall is not None,
+        "overall": _overall_table(overall) if overall is not None else None,
+        "dataset_table": _dataset_table(dataset, len(pred)),
+        "n_scored": len(pred), "n_skipped": len(skipped),
+        "small_groups": small_groups,
+        "sections": sections, "other_sections": other,
+        "checklist": [{"id": sid, "section": title, "model_card": mc, "tripod_ai": tr, "claim": cl}
+                      for sid, title, mc, tr, cl in CHECKLIST],
+        "skipped": _table("Images that could not be scored or were excluded",
+                          skipped.to_dict(orient="records"), columns=["image_id", "reason"], source="skipped"),
+        "flagged": _table("Scored images with quality flags", _predictions_flags(pred),
+                          columns=["image_id", "label", "score", "group", "flags"], source="predictions.flags"),
+    }
+    return _json_safe(context)
+
+
+def _skinaudit_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def render_html(result, *, out_dir, rules: ReportRules | None = None, generated_at: str | None = None) -> str:
+    """The report as one self-contained HTML string (figures embedded as ``data:`` URIs).
+
+    The figure PNGs are also written to ``out_dir/figures``.
+    """
+    context = build_context(result, figures_dir=Path(out_dir) / "figures", rules=rules, generated_at=generated_at)
+    return _environment().get_template(_MAIN_TEMPLATE).render(**context)
+
+
+def write_html(result, path, *, rules: ReportRules | None = None, generated_at: str | None = None) -> Path:
+    """Write the self-contained HTML report to ``path`` (figures drawn in a temporary
+    folder, embedded, then removed)."""
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="skinaudit-report-") as tmp:
+        html = render_html(result, out_dir=tmp, rules=rules, generated_at=generated_at)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def _weasyprint():
+    try:
+        import weasyprint
+    except ImportError as exc:  # also OSError-free: a missing system library raises OSError, kept as is
+        raise MissingDependencyError("weasyprint", "pdf", "Writing the PDF report") from exc
+    return weasyprint
+
+
+def html_to_pdf(html: str, path) -> Path:
+    """Render an HTML string to a PDF file with WeasyPrint (A4, print stylesheet).
+
+    Only ``data:`` URIs are fetched (the report embeds everything), so nothing is read from
+    the network or the disk while rendering.
+    """
+    weasyprint = _weasyprint()
+    fetcher_cls = getattr(weasyprint, "URLFetcher", None)
+    if fetcher_cls is not None:
+        fetcher = fetcher_cls(allowed_protocols=("data",))
+    else:  # WeasyPrint < 66
+        def fetcher(url, *args, **kwargs):
+            if not url.startswith("data:"):
+                raise ValueError(f"the report refuses to fetch {url}")
+            return weasyprint.default_url_fetcher(url, *args, **kwargs)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None).write_pdf(str(path))
+    return path
+
+
+def write_pdf(result, path, *, rules: ReportRules | None = None, generated_at: str | None = None) -> Path:
+    """Write the PDF report to ``path`` (same template as the HTML).
+
+    Raises
+    ------
+    MissingDependencyError
+        When WeasyPrint is not installed (``pip install 'skinaudit[pdf]'``).
+    """
+    _weasyprint()
+    with tempfile.TemporaryDirectory(prefix="skinaudit-report-") as tmp:
+        html = render_html(result, out_dir=tmp, rules=rules, generated_at=generated_at)
+    return html_to_pdf(html, path)
+
+
+def write_report(result, out_dir, *, pdf: bool = True, rules: ReportRules | None = None,
+                 generated_at: str | None = None) -> dict:
+    """Write ``report.html``, ``report.pdf`` (when ``pdf``) and ``figures/*.png`` into
+    ``out_dir``.
+
+    ``out_dir`` should be the staging folder of :class:`skinaudit.audit.atomic_output_dir`
+    so that the report appears atomically with the rest of the audit; this function
+    writes plain files into it.
+
+    Returns
+    -------
+    dict: ``html`` (Path), ``pdf`` (Path or None), ``figures`` (dict name -> Path).
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: the output path exists and is not a folder")
+    if pdf:
+        _weasyprint()  # fail before any work when the extra is missing
+    out.mkdir(parents=True, exist_ok=True)
+    html = render_html(result, out_dir=out, rules=rules, generated_at=generated_at)
+    html_path = out / "report.html"
+    html_path.write_text(html, encoding="utf-8")
+    pdf_path = html_to_pdf(html, out / "report.pdf") if pdf else None
+    figures = {p.stem: p for p in sorted((out / "figures").glob("*.png"))}
+    return {"html": html_path, "pdf": pdf_path, "figures": figures}

@@ -1,0 +1,394 @@
+"""The audit report: figures, context, HTML (escaped, self-contained, opens in Chromium), PDF."""
+from __future__ import annotations
+
+import html.parser
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skinaudit import figures as F
+from skinaudit import report
+from skinaudit.audit import AuditConfig, AuditResult
+from skinaudit.errors import ConfigError, DataError, MissingDependencyError
+from skinaudit.metrics import binary_metrics
+
+EVIL_ID = "<script>document.body.setAttribute('data-pwned','1')</script>"
+EVIL_NAME = "<script>document.title='pwned'</script>dataset"
+EVIL_NOTE = "<img src=x onerror=alert(1)> note from data"
+DATE = "2026-01-02T03:04:05+00:00"
+
+
+def make_result(*, sections=True, threshold=0.5, evil=True, n=120, seed=1) -> AuditResult:
+    """An AuditResult built directly: 120 images, two ITA groups, optional later sections."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.35).astype(int)
+    s = np.clip(0.35 * y + 0.65 * rng.random(n), 0, 1)
+    ita = rng.normal(35, 12, n)
+    g = np.where(ita > 28, "light", "dark")
+    ids = [f"img_{i:03d}" for i in range(n)]
+    flags = ["" if i % 17 else "b_nonpositive" for i in range(n)]
+    if evil:
+        ids[17] = EVIL_ID  # a flagged row, so it is listed in the report
+    pred = pd.DataFrame({"image_id": ids, "label": y, "score": s, "prediction": (s >= threshold).astype(int),
+                         "ita": ita, "group": g, "flags": flags})
+    secs = {"overall": binary_metrics(y, s, threshold=threshold)}
+    if sections:
+        secs["groups"] = {"scheme": {"name": "binary", "cut_points": [28.0]}, "tables": {"table7": [
+            {"group": k, "n": int((g == k).sum()), "benign": int(((g == k) & (y == 0)).sum()),
+             "malignant": int(((g == k) & (y == 1)).sum()), "share": float((g == k).mean())}
+            for k in ("light", "dark")]}}
+        secs["fairness"] = {"alpha": 0.05,
+                            "groups": {k: {"n": int((g == k).sum()), "recall": 0.8, "recall_ci": [0.7, 0.9]}
+                                       for k in ("light", "dark")},
+                            "verdicts": {"recall": "not significant", "auc": "not significant"},
+                            "paper_rule": {"auc": {"gap": 0.01, "significant": False}},
+                            "notes": [EVIL_NOTE]}
+        secs["recalibration"] = {"global": {"threshold": 0.38, "recall_after": 0.9}}
+        secs["failure_modes"] = {"tables": {"table6": [
+            {"mode": "artifact_distraction", "count": 3, "share": 0.5, "description": "attention on hair"},
+            {"mode": "low_contrast", "count": 3, "share": 0.5, "description": "low lesion-skin contrast"}]}}
+    ds = {"name": EVIL_NAME if evil else "phantoms", "n": n + 2, "malignant": int(y.sum()),
+          "benign": int(n - y.sum()), "with_mask": n, "excluded": 2, "manifest_sha256": "ab" * 32,
+          "source": "/data/<b>x</b>" if evil else "/data/x"}
+    model = {"name": "<script>alert('model')</script>" if evil else "colour_model", "adapter": "CallableModel",
+             "path": None, "sha256": None}
+    skipped = pd.DataFrame({"image_id": ["<script>alert('skip')</script>" if evil else "bad", "img_x"],
+                            "reason": ["unreadable", "missing file"]})
+    return AuditResult(config=AuditConfig(threshold=threshold, seed=3), dataset=ds, model=model, predictions=pred,
+                       sections=secs, skipped=skipped)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """The full report (HTML, PDF, figures) of :func:`make_result`, written once."""
+    out = tmp_path_factory.mktemp("report")
+    result = make_result()
+    paths = report.write_report(result, out, generated_at=DATE)
+    return result, paths
+
+
+class _Collector(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.captions, self.imgs, self._in_caption = [], [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "caption":
+            self._in_caption = True
+            self.captions.append("")
+        if tag == "img":
+            self.imgs.append(dict(attrs).get("src", ""))
+
+    def handle_endtag(self, tag):
+        if tag == "caption":
+            self._in_caption = False
+
+    def handle_data(self, data):
+        if self._in_caption:
+            self.captions[-1] += data
+
+
+def _parse(text: str) -> _Collector:
+    c = _Collector()
+    c.feed(text)
+    return c
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+def test_threshold_sweep_known_answer():
+    sw = F.threshold_sweep([1, 1, 0, 0], [0.9, 0.4, 0.6, 0.1], step=0.5)
+    np.testing.assert_allclose(sw["threshold"], [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(sw["recall"], [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(sw["specificity"], [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(sw["precision"][:2], [0.5, 0.5])
+    assert np.isnan(sw["precision"][2])  # nothing predicted malignant: undefined, not 0
+    np.testing.assert_allclose(sw["f1"], [2 / 3, 0.5, 0.0])
+
+
+def test_sweep_step_reaches_the_grid():
+    assert F.threshold_sweep([0, 1], [0.2, 0.8], step=0.25)["threshold"].size == 5
+    assert F.threshold_sweep([0, 1], [0.2, 0.8], step=0.1)["threshold"].size == 11
+
+
+def test_roc_points_undefined_with_one_class():
+    fpr, tpr, auc = F.roc_points([1, 1, 1], [0.2, 0.5, 0.9])
+    assert np.isnan(auc) and fpr.size == 0 and tpr.size == 0
+    assert F.roc_points([0, 1], [0.2, 0.9])[2] == 1.0
+
+
+def test_figures_are_deterministic_pngs(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 80)
+    s = rng.random(80)
+    g = np.where(rng.random(80) < 0.5, "light", "dark")
+    a = F.roc_png(y, s, tmp_path / "a.png", threshold=0.5, groups=g).read_bytes()
+    b = F.roc_png(y, s, tmp_path / "b.png", threshold=0.5, groups=g).read_bytes()
+    c = F.roc_png(y, s, tmp_path / "c.png", threshold=0.3, groups=g).read_bytes()
+    assert a[:8] == b"\x89PNG\r\n\x1a\n" and a == b and a != c
+    assert b"Software" not in a and b"matplotlib" not in a.lower()
+    h1 = F.ita_histogram_png(rng.normal(30, 10, 50), tmp_path / "h1.png", cut_points=[28]).read_bytes()
+    h2 = F.ita_histogram_png(rng.normal(30, 10, 50), tmp_path / "h2.png", cut_points=[28], bins=10).read_bytes()
+    assert h1 != h2  # the bins parameter reaches the drawing
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda p: F.roc_png([0, 1], [0.1, 0.9], p, threshold=1.5), ConfigError, "threshold"),
+    (lambda p: F.roc_png([0, 1], [0.1], p, threshold=0.5), DataError, "same length"),
+    (lambda p: F.roc_png([0, 2], [0.1, 0.9], p, threshold=0.5), DataError, "labels"),
+    (lambda p: F.roc_png([0, 1], [0.1, 0.9], p, threshold=0.5, groups=["a"]), DataError, "groups"),
+    (lambda p: F.confusion_png(1, -1, 2, 3, p, threshold=0.5), DataError, "non-negative"),
+    (lambda p: F.ita_histogram_png([1.0, 2.0], p, bins=1), ConfigError, "bins"),
+    (lambda p: F.threshold_curves_png([0, 1], [0.1, 0.9], p, threshold=0.5, step=0), ConfigError, "step"),
+])
+def test_figures_validate_inputs(tmp_path, call, exc, match):
+    with pytest.raises(exc, match=match):
+        call(tmp_path / "x.png")
+
+
+# -- formatting, templates, context -------------------------------------------------------------
+
+def test_formatting_filters():
+    assert report.fmt_num(0.888888) == "0.8889"
+    assert report.fmt_num(0.888888, 2) == "0.89"
+    assert report.fmt_num(1512) == "1,512"
+    assert report.fmt_num(None) == "n/a" and report.fmt_num(float("nan")) == "n/a"
+    assert report.fmt_num(True) == "yes"
+    assert report.fmt_pct(0.314) == "31.4%" and report.fmt_pct(None) == "n/a"
+    assert report.fmt_cell([0.1, 0.25]) == "[0.1000, 0.2500]"
+    assert report.fmt_cell([None, 0.25]) == "[n/a, 0.2500]"
+    assert report.fmt_cell(["hair", "ink"]) == "hair, ink"
+    assert report.fmt_cell(0.5, "pct") == "50.0%"
+    assert report.fmt_threshold(0.375) == "0.375" and report.fmt_threshold(0.5) == "0.5"
+
+
+def test_environment_autoescapes_and_is_strict():
+    import jinja2
+
+    env = report._environment()
+    assert env.from_string("{{ x }}").render(x="<b>") == "&lt;b&gt;"
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ nope }}").render()
+    with pytest.raises(ConfigError, match="plain file names"):
+        report._load_template("../pyproject.toml")
+
+
+def test_templates_load_from_the_package_not_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing relative to the working directory may be needed
+    html = report.render_html(make_result(evil=False, sections=False), out_dir=tmp_path / "out", generated_at=DATE)
+    assert "Overall performance" in html
+    src = Path(report.__file__).read_text(encoding="utf-8")
+    assert "__file__" not in src and "getcwd" not in src and "importlib" in src
+
+
+def test_context_is_json_safe_and_tables_come_from_the_sections(tmp_path):
+    result = make_result()
+    result.sections["overall"]["specificity"] = float("nan")  # undefined stays undefined
+    ctx = report.build_context(result, figures_dir=tmp_path / "figures", generated_at=DATE)
+    json.dumps(ctx, allow_nan=False)
+    values = {row[0]["v"]: row[1]["v"] for row in ctx["overall"]["rows"]}
+    o = result.sections["overall"]
+    assert values["Recall (sensitivity)"] == o["recall"] and values["False negatives (FN)"] == o["fn"]
+    assert values["Specificity"] is None
+    assert ctx["threshold"] == 0.5 and ctx["generated_at"] == DATE
+    assert sorted(p.name for p in (tmp_path / "figures").glob("*.png")) == [
+        "confusion.png", "ita_histogram.png", "roc.png", "roc_by_group.png", "threshold_curves.png"]
+    assert all(f["src"].startswith("data:image/png;base64,") for f in ctx["figures"].values())
+    table7 = [p for p in ctx["sections"]["groups"]["parts"] if p["source"].endswith("table7")][0]
+    assert [r[0]["v"] for r in table7["rows"]] == ["light", "dark"]
+
+
+def test_report_rules_reach_the_badges(tmp_path):
+    result = make_result(evil=False)
+
+    def status(check, **rules):
+        badges = report.summary_badges(result, rules=report.ReportRules(**rules))
+        return {b["check"]: b["status"] for b in badges}[check]
+
+    ctx = report.build_context(result, figures_dir=tmp_path, rules=report.ReportRules(min_recall=1.0))
+    assert {b["check"]: b["status"] for b in ctx["badges"]}["Recall"] == "FAIL"
+    assert ctx["rules"]["min_recall"] == 1.0
+
+    recall = result.sections["overall"]["recall"]
+    assert status("Recall", min_recall=recall) == "PASS"
+    assert status("Recall", min_recall=min(1.0, recall + 0.01)) == "FAIL"
+    assert status("ITA group sizes", min_group_positives=1) == "PASS"
+    assert status("ITA group sizes", min_group_positives=1000) == "WARN"
+    assert status("Images scored", max_skipped_share=0.5) == "PASS"
+    assert status("Images scored", max_skipped_share=0.0) == "WARN"
+
+
+@pytest.mark.parametrize("kwargs, match", [({"min_recall": 1.5}, "min_recall"),
+                                           ({"min_group_positives": 0}, "min_group_positives"),
+                                           ({"max_skipped_share": -0.1}, "max_skipped_share")])
+def test_report_rules_validate(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        report.ReportRules(**kwargs)
+
+
+def test_fairness_badges_read_the_verdicts():
+    result = make_result(evil=False)
+    result.sections["fairness"]["verdicts"]["auc"] = "significant"
+    result.sections["fairness"]["paper_rule"]["auc"]["significant"] = True
+    badges = {b["check"]: b for b in report.summary_badges(result)}
+    assert badges["Fairness, statistical tests"]["status"] == "FAIL"
+    assert "auc" in badges["Fairness, statistical tests"]["detail"]
+    assert badges["Fairness, paper heuristic"]["status"] == "WARN"
+    result.sections["fairness"]["verdicts"]["auc"] = "insufficient data"
+    badges = {b["check"]: b for b in report.summary_badges(result)}
+    assert badges["Fairness, statistical tests"]["status"] == "WARN"
+    del result.sections["fairness"]
+    badges = {b["check"]: b for b in report.summary_badges(result)}
+    assert badges["Fairness, statistical tests"]["status"] == "not run"
+    assert badges["Fairness, paper heuristic"]["status"] == "not run"
+
+
+def test_absent_sections_say_not_available(tmp_path):
+    result = make_result(sections=False, evil=False)
+    result.predictions = result.predictions.drop(columns=["group", "ita", "flags"])
+    html = report.render_html(result, out_dir=tmp_path, generated_at=DATE)
+    for sid in ("cover", "summary", "use", "dataset", "overall", "fairness", "skintone", "recalibration",
+                "explanations", "failure_modes", "checklist", "skipped", "appendix"):
+        assert f'id="{sid}"' in html
+    assert html.count("Not available:") >= 7
+    assert "no model with an explainable layer was audited" in html
+    assert "Figure not available: no skin-tone group per image" in html
+    assert "not run" in html
+
+
+def test_section_tables_figures_and_unknown_sections_are_rendered(tmp_path):
+    result = make_result(evil=False)
+    png = F.confusion_png(1, 2, 3, 4, tmp_path / "elsewhere" / "triptych_fn.png", threshold=0.5)
+    (tmp_path / "not_an_image.png").write_text("hello")
+    result.sections["explanations"] = {"figures": {"triptych_fn": str(png), "broken": str(tmp_path / "not_an_image.png"),
+                                                   "gone": str(tmp_path / "missing.png")}}
+    result.sections["localisation"] = {"available": False, "reason": "no lesion masks"}
+    result.sections["calibration_extra"] = {"brier": 0.12345}
+    html = report.render_html(result, out_dir=tmp_path / "out", generated_at=DATE)
+    assert html.count("data:image/png;base64,") == 6  # 5 computed figures + the triptych
+    assert "not a PNG or JPEG image" in html and "missing.png not found" in html
+    assert "Not available:</strong> no lesion masks" in html
+    assert "Other results" in html and "0.1235" in html
+
+
+# -- the written report ---------------------------------------------------------------------------
+
+def test_write_report_outputs(written):
+    _, paths = written
+    assert paths["html"].name == "report.html" and paths["pdf"].name == "report.pdf"
+    assert set(paths["figures"]) == {"roc", "confusion", "roc_by_group", "ita_histogram", "threshold_curves"}
+    assert all(p.parent.name == "figures" and p.stat().st_size > 1000 for p in paths["figures"].values())
+    assert paths["pdf"].read_bytes()[:5] == b"%PDF-"
+
+
+def test_html_is_self_contained_and_every_caption_states_the_threshold(written):
+    result, paths = written
+    text = paths["html"].read_text(encoding="utf-8")
+    parsed = _parse(text)
+    assert parsed.imgs and all(src.startswith("data:image/") for src in parsed.imgs)
+    assert "http://" not in text and "https://" not in text and "<link" not in text
+    assert parsed.tags.count("table") == len(parsed.captions) > 10
+    assert all("decision threshold 0.5;" in c for c in parsed.captions)
+
+
+def test_strings_from_data_are_escaped(written):
+    _, paths = written
+    text = paths["html"].read_text(encoding="utf-8")
+    assert "<script" not in text.lower() and "<img src=x" not in text
+    assert "&lt;script&gt;document.body.setAttribute(&#39;data-pwned&#39;,&#39;1&#39;)&lt;/script&gt;" in text
+    assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;dataset" in text
+    assert "&lt;script&gt;alert(&#39;model&#39;)&lt;/script&gt;" in text
+    assert "&lt;script&gt;alert(&#39;skip&#39;)&lt;/script&gt;" in text
+    assert "&lt;img src=x onerror=alert(1)&gt; note from data" in text
+    assert "/data/&lt;b&gt;x&lt;/b&gt;" in text
+
+
+def _poppler(tool):
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} (poppler-utils) is not installed; apt-get install poppler-utils")
+    return path
+
+
+def test_pdf_pages_are_not_blank_and_show_the_numbers(written, tmp_path):
+    from PIL import Image
+
+    result, paths = written
+    subprocess.run([_poppler("pdftoppm"), "-r", "30", "-png", str(paths["pdf"]), str(tmp_path / "page")],
+                   check=True, timeout=60)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) >= 5
+    for page in pages:
+        grey = np.asarray(Image.open(page).convert("L"))
+        assert (grey < 200).mean() > 0.003, f"{page.name} looks blank"
+    text = subprocess.run([_poppler("pdftotext"), "-layout", str(paths["pdf"]), "-"], check=True, timeout=60,
+                          capture_output=True, text=True).stdout
+    o = result.sections["overall"]
+    for key in ("auc", "recall", "precision", "f1", "specificity"):
+        assert report.fmt_num(o[key]) in text, key
+    assert "Overall performance (layout of the paper's Table 3)" in text
+    assert "<script>document.title='pwned'</script>dataset" in text  # shown as text in the PDF
+    assert "page 1 of" in text
+
+
+def test_html_opens_in_headless_chromium(written, tmp_path):
+    from PIL import Image
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian package 'chromium')")
+    _, paths = written
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}"]
+    url = paths["html"].resolve().as_uri()
+    shot = tmp_path / "shot.png"
+    subprocess.run([*base, f"--screenshot={shot}", "--window-size=1200,2000", url], check=True, timeout=90,
+                   capture_output=True)
+    grey = np.asarray(Image.open(shot).convert("L"))
+    assert grey.shape == (2000, 1200)
+    assert (grey < 200).mean() > 0.01 and grey.std() > 10, "the screenshot looks blank"
+    dom = subprocess.run([*base, "--dump-dom", url], check=True, timeout=90, capture_output=True, text=True).stdout
+    assert "Skin-lesion classifier audit" in dom
+    assert 'data-pwned="1"' not in dom and "<title>pwned" not in dom  # the injected scripts never ran
+
+
+def test_demo_result_renders(tmp_path):
+    from skinaudit.demo import run_demo
+
+    result = run_demo(tmp_path / "demo", n=30, seed=0)
+    paths = report.write_report(result, tmp_path / "demo", pdf=False, generated_at=DATE)
+    text = paths["html"].read_text(encoding="utf-8")
+    assert paths["pdf"] is None and not (tmp_path / "demo" / "report.pdf").exists()
+    assert report.fmt_num(result.overall["recall"]) in text
+    assert f"decision threshold {report.fmt_threshold(result.config.threshold)};" in text
+
+
+def test_missing_weasyprint_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "weasyprint", None)
+    result = make_result(evil=False, sections=False)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'skinaudit\[pdf\]'"):
+        report.write_pdf(result, tmp_path / "r.pdf")
+    with pytest.raises(MissingDependencyError, match="weasyprint"):
+        report.write_report(result, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    html = report.write_html(result, tmp_path / "only.html", generated_at=DATE)
+    assert html.exists() and not (tmp_path / "figures").exists()
+
+
+def test_build_context_validates_its_input(tmp_path):
+    with pytest.raises(ConfigError, match="AuditResult"):
+        report.build_context({"overall": {}}, figures_dir=tmp_path)
+    result = make_result(evil=False)
+    result.predictions = result.predictions.drop(columns=["score"])
+    with pytest.raises(DataError, match="score"):
+        report.build_context(result, figures_dir=tmp_path)
+    with pytest.raises(ConfigError, match="rules"):
+        report.build_context(make_result(evil=False), figures_dir=tmp_path, rules={"min_recall": 0.5})
