@@ -403,7 +403,8 @@ def recalibrate(cal_y, cal_score, cal_groups, test_y, test_score, test_groups, *
         ``section``: ``threshold, gamma, step, n_cal, n_test, random_state, methods`` where
         ``methods.<name>`` holds ``status`` ("ok" / "not run"), ``reason``, ``thresholds``,
         ``feasible``, ``randomized`` and the fields of :func:`threshold_change` (``fn_before``,
-        ``fn_after``, ``recall_gap_change_pct``, ``per_group`` ...); ``tables``:
+        ``fn_after``, ``recall_gap_change_pct``, ``per_group`` ...), ``notes`` and ``tables``
+        (``recalibration``: list of records); ``tables``:
         ``recalibration`` (one row per method x group) and ``threshold_curve`` (the global
         search's curve on the calibration split).
     """
@@ -451,9 +452,16 @@ def recalibrate(cal_y, cal_score, cal_groups, test_y, test_score, test_groups, *
         out[name] = {"status": "ok", "reason": None, **info, **res}
         for r in res["per_group"]:
             rows.append({"method": name, **r})
+    notes = [f"thresholds fitted on the calibration split ({cy.size} cases) and reported on the test split "
+             f"({ty.size} cases); 'before' is the audit threshold {t:g}"]
+    if any(out.get(k, {}).get("randomized") for k in ("tpr_parity", "equalized_odds")):
+        notes.append("fairness-constrained thresholds (fairlearn ThresholdOptimizer) randomise between two "
+                     "thresholds per group; the predictions shown are one draw fixed by random_state")
+    notes += [f"{k}: not run ({v['reason']})" for k, v in out.items() if v["status"] != "ok"]
     section = {"threshold": t, "gamma": float(gamma), "step": float(step), "n_cal": int(cy.size),
                "n_test": int(ty.size), "random_state": int(random_state), "fitted_on": "calibration split",
-               "reported_on": "test split", "methods": out}
+               "reported_on": "test split", "methods": out, "notes": notes,
+               "tables": {"recalibration": rows}}
     tables = {"recalibration": pd.DataFrame(rows)}
     if curve is not None:
         tables["threshold_curve"] = curve

@@ -339,3 +339,17 @@ def test_holm_for_primary_bh_for_exploratory():
     assert set(tests[tests.family == "exploratory"].correction) == {"fdr_bh"}
     with pytest.raises(ConfigError, match="primary"):
         fairness_report(y, s, g, threshold=0.5, n_boot=50, primary=("sensitivity",))
+
+
+def test_power_and_progress_reach_the_computation():
+    y, s, g = synthetic(500, seed=11)
+    calls = []
+
+    def progress(iterable, total=None, desc=None):
+        calls.append((total, desc))
+        return iterable
+
+    low = fairness_report(y, s, g, threshold=0.5, n_boot=50, power=0.5, progress=progress).section
+    high = fairness_report(y, s, g, threshold=0.5, n_boot=50, power=0.9).section
+    assert calls == [(1, "fairness tests")]
+    assert _recall_test(high)["mdd"] > _recall_test(low)["mdd"] and high["power"] == 0.9

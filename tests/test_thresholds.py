@@ -247,3 +247,18 @@ def test_recalibrate_records_a_method_that_cannot_run():
     assert m["status"] == "not run" and "both benign and malignant" in m["reason"]
     with pytest.raises(ConfigError, match="methods"):
         recalibrate(y, s, g, y, s, g, threshold=0.5, methods=("magic",))
+
+
+def test_recalibrate_gamma_step_and_seed_reach_the_search():
+    y, s, g = scenario(1000, seed=3)
+    cal = calibration_split(y, g, fraction=0.5, random_state=1)
+    args = (y[cal], s[cal], g[cal], y[~cal], s[~cal], g[~cal])
+    t = lambda **kw: recalibrate(*args, threshold=0.5, methods=("global",), n_boot=50, **kw).section  # noqa: E731
+    base = t(gamma=0.8)
+    assert t(gamma=0.95)["methods"]["global"]["thresholds"]["all"] < base["methods"]["global"]["thresholds"]["all"]
+    coarse = t(gamma=0.8, step=0.25)["methods"]["global"]["thresholds"]["all"]
+    assert coarse in (0.25, 0.5, 0.75, 1.0)
+    assert t(gamma=0.8, random_state=1)["methods"]["global"]["bootstrap"] != base["methods"]["global"]["bootstrap"]
+    _, narrow = bootstrap_threshold(y, s, n_boot=200, alpha=0.5)
+    _, wide = bootstrap_threshold(y, s, n_boot=200, alpha=0.05)
+    assert wide["recall_ci"][1] - wide["recall_ci"][0] > narrow["recall_ci"][1] - narrow["recall_ci"][0]
