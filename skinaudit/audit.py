@@ -183,7 +183,8 @@ def _as_model(model):
     raise ConfigError(f"the model must be a ScoreModel, a callable or PrecomputedScores; got {type(model).__name__}")
 
 
-def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *, progress=None) -> AuditResult:
+def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *, progress=None,
+              cache=None) -> AuditResult:
     """Audit ``model`` on ``dataset``.
 
     Parameters
@@ -194,12 +195,19 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
     config : AuditConfig, optional
     progress : callable, optional
         tqdm-like ``progress(iterable, total=, desc=)`` for long stages.
+    cache : ResultCache or path, optional
+        Per-image result cache (content-addressed; see :mod:`skinaudit.cache`).
     """
+    from .cache import ResultCache
+
+    if cache is not None and not isinstance(cache, ResultCache):
+        cache = ResultCache(cache)
     config = config or AuditConfig()
     if not isinstance(dataset, AuditDataset):
         raise ConfigError(f"the dataset must be an AuditDataset; got {type(dataset).__name__}")
     model = _as_model(model)
-    scored = score_dataset(model, dataset, batch_size=config.batch_size, strict=config.strict, progress=progress)
+    scored = score_dataset(model, dataset, batch_size=config.batch_size, strict=config.strict, progress=progress,
+                           cache=cache)
     table = dataset.table.set_index("image_id")
     labels = table.loc[scored["image_id"], "label"].to_numpy(int)
     ok = scored["status"].eq("ok").to_numpy()

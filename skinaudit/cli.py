@@ -44,6 +44,9 @@ MalignantOpt = Annotated[Optional[str], typer.Option(
                         "SCC too for isic-archive).")]
 OutsideOpt = Annotated[bool, typer.Option(
     "--allow-outside-root", help="manifest: allow paths that leave the manifest's folder.")]
+CacheOpt = Annotated[Optional[Path], typer.Option(
+    "--cache", help="Per-image result cache folder (default $SKINAUDIT_CACHE or ~/.cache/skinaudit).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the per-image cache.")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Audit only the first N images.")]
 
 
@@ -75,6 +78,12 @@ def _progress():
                     file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
 
     return wrap
+
+
+def _cache(folder, disabled):
+    from .cache import ResultCache, default_cache_dir
+
+    return None if disabled else ResultCache(folder or default_cache_dir())
 
 
 def load_dataset(kind: DataKind, *, images=None, labels=None, metadata=None, manifest=None, masks=None,
@@ -129,7 +138,8 @@ def run(
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
     masks: MasksOpt = None, mask_pattern: MaskPatternOpt = "{id}_segmentation.png", malignant: MalignantOpt = None,
-    allow_outside_root: OutsideOpt = False, limit: LimitOpt = None,
+    allow_outside_root: OutsideOpt = False, limit: LimitOpt = None, cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
 ):
     """Audit a model (or precomputed scores) on a dataset; write predictions.csv and metrics.json."""
     from .audit import AuditConfig, run_audit
@@ -143,7 +153,7 @@ def run(
                       limit=limit)
     scorer = (PrecomputedScores.from_csv(scores) if scores is not None else
               load_model(model, arch=arch, image_size=image_size, positive_index=positive_index, device=device))
-    result = run_audit(scorer, ds, config, progress=_progress())
+    result = run_audit(scorer, ds, config, progress=_progress(), cache=_cache(cache, no_cache))
     result.write(out)
     typer.echo(_summary_line(result))
     if len(result.skipped):
@@ -174,8 +184,15 @@ def version():
     typer.echo(__version__)
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # same clean path as Ctrl-C: staging folder removed, old outputs kept
+
+
 def main():  # console-script entry point
+    import signal
+
     logging.basicConfig(level=logging.WARNING, format="skinaudit: %(levelname)s: %(message)s")
+    signal.signal(signal.SIGTERM, _terminate)
     app()
 
 

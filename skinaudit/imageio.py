@@ -42,7 +42,9 @@ def _open(path: Path) -> Image.Image:
     img = None
     try:
         with warnings.catch_warnings():
-            # PIL warns above its own limit; treat that as the error it is.
+            # PIL's warnings about damaged metadata are noise here: the file either decodes or is
+            # reported; above its pixel limit PIL warns, which we treat as the error it is.
+            warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
             w, h = img.size
@@ -60,8 +62,8 @@ def _open(path: Path) -> Image.Image:
             raise ImageError(path, f"refused as a possible decompression bomb ({exc})") from None
         if isinstance(exc, UnidentifiedImageError):
             raise ImageError(path, "not a readable image (unknown or corrupt format)") from None
-        if isinstance(exc, (OSError, SyntaxError, ValueError)):
-            raise ImageError(path, f"corrupt or truncated image ({exc})") from None
+        if isinstance(exc, Exception):  # decoders raise many types on damaged data
+            raise ImageError(path, f"corrupt or truncated image ({type(exc).__name__}: {exc})") from None
         raise
     return img
 
@@ -93,10 +95,15 @@ def read_image(path) -> np.ndarray:
     path = Path(path)
     with _open(path) as img:
         try:
-            oriented = ImageOps.exif_transpose(img)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                oriented = ImageOps.exif_transpose(img)
         except Exception as exc:  # malformed EXIF must not kill the audit  # noqa: BLE001
             raise ImageError(path, f"unreadable EXIF orientation ({exc})") from None
-        arr = _to_rgb_array(oriented, path)
+        try:
+            arr = _to_rgb_array(oriented, path)
+        except Exception as exc:  # noqa: BLE001 - unusual modes that PIL cannot convert
+            raise ImageError(path, f"cannot convert image mode {oriented.mode!r} to RGB ({exc})") from None
     h, w = arr.shape[:2]
     if min(h, w) < MIN_IMAGE_SIDE:
         raise ImageError(path, f"image is {w}x{h} px, smaller than the {MIN_IMAGE_SIDE} px minimum")

@@ -120,6 +120,20 @@ def _check_scores(scores, n: int, name: str) -> np.ndarray:
     return s
 
 
+def _file_model_identity(model) -> dict | None:
+    """Model file hash + preprocessing + head reading, or None for in-memory models."""
+    if not getattr(model, "path", None):
+        return None
+    if getattr(model, "_sha256", None) is None:
+        from .imageio import file_sha256
+
+        model._sha256 = file_sha256(model.path)
+    import dataclasses
+
+    return {"model_sha256": model._sha256, "preprocess": dataclasses.asdict(model.preprocess),
+            "positive_index": model.positive_index, "arch": getattr(model, "arch", None)}
+
+
 class CallableModel:
     """Wrap ``fn(images: list of (H, W, 3) uint8) -> (n,) P(malignant)`` as a ScoreModel."""
 
@@ -175,6 +189,10 @@ class TorchModel:
         self.arch = arch
         self.is_scripted = isinstance(module, torch.jit.ScriptModule)
 
+    def cache_params(self) -> dict | None:
+        """Identity of this model for the per-image score cache (None: not cacheable)."""
+        return _file_model_identity(self)
+
     def forward_logits(self, images) -> np.ndarray:
         torch = _torch()
         x = torch.from_numpy(self.preprocess(images)).to(self.device)
@@ -216,6 +234,9 @@ class OnnxModel:
         self.positive_index = positive_index
         self.name = Path(path).name
         self.path = str(path)
+
+    def cache_params(self) -> dict | None:
+        return _file_model_identity(self)
 
     def predict_proba(self, images):
         out = self.session.run(None, {self.input_name: self.preprocess(images)})[0]
@@ -411,13 +432,16 @@ def load_model(path, *, arch: str | None = None, image_size: int = 299, positive
                       name=f"{path.name} ({arch})", path=path, arch=arch)
 
 
-def score_dataset(model, dataset, *, batch_size: int = 16, strict: bool = False, progress=None) -> pd.DataFrame:
+def score_dataset(model, dataset, *, batch_size: int = 16, strict: bool = False, progress=None,
+                  cache=None) -> pd.DataFrame:
     """Score every image of ``dataset`` with ``model``.
 
     Returns a DataFrame ``image_id, score, status`` in the dataset's order; ``status`` is
     ``"ok"`` or the reason an image could not be scored (unreadable, too small, ...), in
     which case ``score`` is NaN. ``strict=True`` raises on the first such image instead.
     ``progress`` is an optional tqdm-like wrapper ``progress(iterable, total=, desc=)``.
+    ``cache`` (a :class:`~skinaudit.cache.ResultCache`) reuses scores of file-backed models
+    keyed by image bytes, model file hash and preprocessing.
     """
     from .errors import ImageError
     from .imageio import read_image
@@ -429,15 +453,33 @@ def score_dataset(model, dataset, *, batch_size: int = 16, strict: bool = False,
         return pd.DataFrame({"image_id": ids, "score": model.lookup(ids), "status": "ok"})
     if not isinstance(model, ScoreModel):
         raise ConfigError(f"the model must be a ScoreModel (with predict_proba); got {type(model).__name__}")
+    identity = model.cache_params() if cache is not None and hasattr(model, "cache_params") else None
     scores = np.full(len(ids), np.nan)
     status = ["ok"] * len(ids)
+    keys: list[str | None] = [None] * len(ids)
     paths = dataset.image_paths
-    starts = range(0, len(ids), batch_size)
+    todo = list(range(len(ids)))
+    if identity is not None:
+        from .cache import image_digest
+
+        todo = []
+        for k, path in enumerate(paths):
+            try:
+                keys[k] = cache.key(image_digest(path), "score", identity)
+            except OSError:
+                todo.append(k)
+                continue
+            hit = cache.get(keys[k])
+            if hit is not None:
+                scores[k] = float(hit["score"])
+            else:
+                todo.append(k)
+    starts = range(0, len(todo), batch_size)
     if progress is not None:
         starts = progress(starts, total=len(starts), desc=f"scoring ({model.name})")
     for start in starts:
         batch, where = [], []
-        for k in range(start, min(start + batch_size, len(ids))):
+        for k in todo[start:start + batch_size]:
             try:
                 batch.append(read_image(paths[k]))
                 where.append(k)
@@ -447,4 +489,7 @@ def score_dataset(model, dataset, *, batch_size: int = 16, strict: bool = False,
                 status[k] = exc.reason
         if batch:
             scores[where] = model.predict_proba(batch)
+            for k in where:
+                if keys[k] is not None:
+                    cache.put(keys[k], {"score": scores[k]})
     return pd.DataFrame({"image_id": ids, "score": scores, "status": status})

@@ -1,0 +1,109 @@
+"""Interruption, the per-image cache, and determinism."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from skinaudit.audit import AuditConfig, run_audit
+from skinaudit.cache import ResultCache
+from skinaudit.data import load_manifest
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def scripted_model(tmp_path_factory):
+    from skinaudit.models import build_torchvision_model
+
+    torch.manual_seed(3)
+    path = tmp_path_factory.mktemp("model") / "m.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(build_torchvision_model("resnet18", num_outputs=2).eval()), str(path))
+    return path
+
+
+def test_cache_hits_and_never_stale(phantom_dataset, scripted_model, tmp_path):
+    from skinaudit.models import load_model
+
+    ds = phantom_dataset.head(6)
+    cache = ResultCache(tmp_path / "cache")
+    model = load_model(scripted_model, image_size=64)
+    first = run_audit(model, ds, cache=cache)
+    assert cache.misses == 6 and cache.hits == 0
+    second = run_audit(model, ds, cache=cache)
+    assert cache.hits == 6
+    assert first.to_json() == second.to_json()
+    # Change one image's bytes: its entry must not be served.
+    table = ds.table.copy()
+    changed = tmp_path / "changed.png"
+    img = np.asarray(Image.open(table.loc[0, "image_path"])).copy()
+    img[:20] = 0
+    Image.fromarray(img).save(changed)
+    table.loc[0, "image_path"] = str(changed)
+    from skinaudit.data import AuditDataset
+
+    cache.hits = cache.misses = 0
+    third = run_audit(model, AuditDataset(table), cache=cache)
+    assert cache.misses == 1 and cache.hits == 5
+    assert third.predictions["score"].iloc[0] != first.predictions["score"].iloc[0]
+    # Change a parameter (input size): every key differs.
+    cache.hits = cache.misses = 0
+    run_audit(load_model(scripted_model, image_size=96), ds, cache=cache)
+    assert cache.hits == 0 and cache.misses == 6
+
+
+def test_corrupt_cache_entry_is_recomputed(tmp_path):
+    cache = ResultCache(tmp_path)
+    key = cache.key("abc", "score", {"p": 1})
+    cache.put(key, {"score": 0.25})
+    assert cache.get(key)["score"] == 0.25
+    next(tmp_path.rglob("*.npz")).write_bytes(b"garbage")
+    assert cache.get(key) is None
+
+
+def test_same_inputs_same_bytes(phantom_dataset, tmp_path):
+    from skinaudit.demo import fit_colour_model
+    from skinaudit.imageio import read_image
+
+    ds = phantom_dataset
+    model = fit_colour_model([read_image(p) for p in ds.image_paths[:20]], ds.labels[:20], seed=0)
+    a = run_audit(model, ds, AuditConfig(seed=5))
+    b = run_audit(model, ds, AuditConfig(seed=5))
+    a.write(tmp_path / "a")
+    b.write(tmp_path / "b")
+    assert (tmp_path / "a" / "audit.json").read_bytes() == (tmp_path / "b" / "audit.json").read_bytes()
+
+
+@pytest.mark.slow
+def test_sigterm_mid_run_keeps_previous_outputs(phantom_dataset, scripted_model, tmp_path):
+    rows = pd.DataFrame({"image_id": [f"x{i}" for i in range(300)],
+                         "image_path": [phantom_dataset.image_paths[i % 10] for i in range(300)],
+                         "label": [i % 2 for i in range(300)]})
+    manifest = tmp_path / "m.csv"
+    rows.to_csv(manifest, index=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"previous": true}')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skinaudit.cli", "run", "--model", str(scripted_model), "--image-size", "384",
+         "--data", "manifest", "--manifest", str(manifest), "--allow-outside-root", "--no-cache",
+         "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    time.sleep(12)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert (out / "metrics.json").read_text() == '{"previous": true}'
+    assert not any(p.name.startswith(".out.partial") for p in tmp_path.iterdir())
