@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .imageio import file_sha256 as image_digest  # SHA-256 of a file's bytes (hex)
+
 __all__ = ["ResultCache", "image_digest", "default_cache_dir"]
 
 log = logging.getLogger(__name__)
@@ -30,15 +32,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ["SKINAUDIT_CACHE"])
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "skinaudit"
-
-
-def image_digest(path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _canonical(params: dict) -> str:
