@@ -159,17 +159,41 @@ def fmt_threshold(value) -> str:
 
 
 def fmt_cell(value, kind: str = "auto") -> str:
-    """A table cell: ``kind`` "pct" formats a share, "thr" a threshold; "auto" picks by
-    type. A pair of numbers is an interval "[lo, hi]"; other lists
+    """A table cell. ``kind``: "pct" a share in [0, 1] as a percentage, "percent" a value
+    already in percent, "thr" a threshold, "p" a p-value, "est_ci" ``[estimate, low,
+    high]`` as "0.8000 [0.7000, 0.9000]", "change" ``[before, after]`` as "3 -> 1";
+    "auto" picks by type. A pair of numbers is an interval "[lo, hi]"; other lists
     are joined with ", "; a dict becomes "key: value; ..."."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == "pct":
         return fmt_pct(value)
-    if kind == "thr" and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if kind == "percent" and number:
+        return f"{value:.1f}%"
+    if kind == "thr" and number:
         return fmt_threshold(value)
+    if kind == "thr" and isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return ", ".join(fmt_threshold(v) for v in value) if value else "none"
+    if kind == "thr" and isinstance(value, dict):
+        # per-group thresholds; a randomised (fairlearn) group lists each threshold it mixes
+        parts = []
+        for k, v in value.items():
+            if isinstance(v, dict):
+                leaves = [x for path, x in _walk(v) if path and path[-1] == "threshold" and not _is_missing(x)]
+                parts.append(f"{k}: {' or '.join(fmt_threshold(x) for x in leaves) or 'n/a'}")
+            else:
+                parts.append(f"{k}: {fmt_cell(v, 'thr')}")
+        return "; ".join(parts)
+    if kind == "change" and isinstance(value, (list, tuple)) and len(value) == 2:
+        return f"{fmt_cell(value[0])} \u2192 {fmt_cell(value[1])}"
+    if kind == "p" and number:
+        return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
+    if kind == "est_ci" and isinstance(value, (list, tuple)) and len(value) == 3:
+        return f"{fmt_num(value[0])} {fmt_cell(list(value[1:]))}"
     if isinstance(value, (list, tuple)):
         if len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None
                                    for v in value):
-            return f"[{fmt_num(value[0] if value[0] is None else float(value[0]))}, " \
+            return f"[{fmt_num(value[0] if value[0] is None else float(value[0]))},\u00a0" \
                    f"{fmt_num(value[1] if value[1] is None else float(value[1]))}]"
         return ", ".join(fmt_cell(v) for v in value) if value else "none"
     if isinstance(value, dict):
@@ -212,16 +236,60 @@ def _label(key) -> str:
     return str(key).replace("_", " ")
 
 
+_COUNT_NAMES = {"n", "n_pos", "n_neg", "tp", "fn", "tn", "fp", "count", "fn_before", "fn_after", "fp_before",
+                "fp_after", "delta_fn", "delta_fp"}
+_LOW_SUFFIXES = (("_lo", "_hi"), ("_low", "_high"))
+
+
 def _column_kind(key: str) -> str:
     k = str(key).lower()
     if "share" in k or k.endswith("pct") or k.startswith("pct"):
-        return "pct"
-    return "thr" if "threshold" in k else "auto"
+        return "pct" if "change" not in k else "percent"
+    if k == "percent" or k.endswith("_percent") or k.endswith("change pct"):
+        return "percent"
+    if "threshold" in k or "cut" in k:
+        return "thr"
+    if k.startswith("p_") or k in ("p value", "p adjusted", "p permutation"):
+        return "p"
+    return "auto"
 
 
-def _table(caption: str, records: list, *, columns=None, source: str = "") -> dict:
+def _merge_intervals(columns: list, records: list) -> tuple[list, list]:
+    """Merge ``X_lo``/``X_hi`` (or ``_low``/``_high``) column pairs: into ``X`` as
+    ``[estimate, low, high]`` when ``X`` is a column, else into a new interval column ``X``
+    (``[low, high]``) at the place of ``X_lo``."""
+    merged, cols, recs = {}, list(columns), [dict(r) for r in records]
+    for c in list(cols):
+        for lo_s, hi_s in _LOW_SUFFIXES:
+            if str(c).endswith(lo_s) and f"{str(c)[:-len(lo_s)]}{hi_s}" in cols:
+                merged[str(c)[:-len(lo_s)]] = (c, f"{str(c)[:-len(lo_s)]}{hi_s}")
+    for base, (lo, hi) in merged.items():
+        if base in cols:
+            for r in recs:
+                est = r.get(base)
+                if isinstance(est, (int, float)) and not isinstance(est, bool) or est is None:
+                    r[base] = {"_est_ci": [est, r.get(lo), r.get(hi)]}
+            cols = [c for c in cols if c not in (lo, hi)]
+        else:
+            name = base or "interval"
+            for r in recs:
+                r[name] = [r.get(lo), r.get(hi)]
+            cols = [name if c == lo else c for c in cols if c != hi]
+    return cols, recs
+
+
+def _cell(value, kind: str) -> dict:
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("_est_ci", "_change"):
+        key = next(iter(value))
+        return {"v": _json_safe(value[key]), "k": key[1:]}
+    return {"v": _json_safe(value), "k": kind}
+
+
+def _table(caption: str, records: list, *, columns=None, source: str = "", labels=None) -> dict:
     """A renderable table: ``caption``, ``columns`` [{key, label, kind}], ``rows`` (lists
-    of raw JSON values), ``source`` (where the numbers come from)."""
+    of cells ``{v: raw JSON value, k: format kind}``), ``source`` (where the numbers come
+    from). Interval column pairs are merged (see :func:`_merge_intervals`); in a row whose
+    ``metric`` or ``item`` is a count (FN, n ...), integral floats are shown as integers."""
     records = [r if isinstance(r, dict) else {"value": r} for r in records]
     if columns is None:
         columns = []
@@ -229,13 +297,26 @@ def _table(caption: str, records: list, *, columns=None, source: str = "") -> di
             for k in r:
                 if k not in columns:
                     columns.append(k)
-    cols = [{"key": str(k), "label": _label(k), "kind": _column_kind(k)} for k in columns]
+    columns, records = _merge_intervals([str(c) for c in columns], records)
+    labels = labels or {}
+    cols = [{"key": k, "label": labels.get(k, _label(k)), "kind": _column_kind(k)} for k in columns]
     rows = []
     for r in records:
-        row_kind = _column_kind(r.get("item") or r.get("metric") or "")
-        rows.append([{"v": _json_safe(r.get(c["key"])), "k": c["kind"] if c["kind"] != "auto" or c["key"] != "value"
-                      else row_kind} for c in cols])
-    return {"kind": "table", "caption": caption, "columns": cols, "rows": rows, "source": source}
+        row_name = str(r.get("item") or r.get("metric") or "")
+        row_kind = _column_kind(row_name)
+        is_count = row_name.replace(" ", "_") in _COUNT_NAMES
+        cells = []
+        for c in cols:
+            v = r.get(c["key"])
+            if is_count and isinstance(v, float) and v.is_integer():
+                v = int(v)
+            kind = c["kind"] if c["kind"] != "auto" or c["key"] != "value" else row_kind
+            if c["key"] in _COUNT_NAMES and isinstance(v, float) and v.is_integer():
+                v = int(v)
+            cells.append(_cell(v, kind))
+        rows.append(cells)
+    return {"kind": "table", "caption": caption, "columns": cols, "rows": rows, "source": source,
+            "wide": len(cols) > 7}
 
 
 def _kv_table(caption: str, mapping: dict, *, source: str = "") -> dict:
@@ -243,15 +324,23 @@ def _kv_table(caption: str, mapping: dict, *, source: str = "") -> dict:
                   columns=["item", "value"], source=source)
 
 
-def _flatten(record: dict, prefix: str = "") -> dict:
+def _is_flat(value) -> bool:
+    """A dict whose values are scalars, lists of scalars, or dicts of those (one level)."""
+    def leaf(x):
+        return isinstance(x, _SCALAR) or (isinstance(x, list) and all(isinstance(y, _SCALAR) for y in x))
+
+    return isinstance(value, dict) and all(
+        leaf(x) or (isinstance(x, dict) and all(leaf(y) for y in x.values())) for x in value.values())
+
+
+def _flatten(record: dict) -> dict:
+    """One level of nested dicts becomes dotted column names (``ci.recall``)."""
     out = {}
     for k, v in record.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v and all(isinstance(x, _SCALAR) or isinstance(x, list) for x in v.values()) \
-                and prefix == "":
-            out.update(_flatten(v, prefix=f"{key}."))
+        if isinstance(v, dict) and v:
+            out.update({f"{k}.{k2}": v2 for k2, v2 in v.items()})
         else:
-            out[key] = v
+            out[k] = v
     return out
 
 
@@ -259,33 +348,28 @@ def _is_records(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-def _is_dict_of_records(value) -> bool:
-    return isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values())
-
-
-def _generic_parts(name: str, value, *, source: str, depth: int = 0) -> list:
-    """Render any JSON value as tables: records -> a table; dict of dicts -> one row per
-    key; dict of scalars -> item/value table; deeper nesting recurses (to depth 3), and
-    beyond that the value is shown as text."""
-    caption = _label(name)
+def _generic_parts(name: str, value, *, source: str, depth: int = 0, caption: str | None = None) -> list:
+    """Render any JSON value as tables: records -> a table; the flat dicts among a dict's
+    values -> one table with a row per key; scalars -> an item/value table; anything
+    deeper recurses (to depth 3; beyond, the value is shown as text)."""
+    caption = caption or _label(name)
     if _is_records(value):
-        return [_table(caption, [_flatten(r) for r in value], source=source)]
-    if _is_dict_of_records(value) and all(
-            all(isinstance(x, _SCALAR) or isinstance(x, list) or (isinstance(x, dict) and all(
-                isinstance(y, _SCALAR) or isinstance(y, list) for y in x.values())) for x in v.values())
-            for v in value.values()):
-        return [_table(caption, [{"name": k, **_flatten(v)} for k, v in value.items()], source=source)]
+        return [_table(caption, [_flatten(r) if _is_flat(r) else r for r in value], source=source)]
     if isinstance(value, dict):
         scalars = {k: v for k, v in value.items() if isinstance(v, _SCALAR) or (
             isinstance(v, list) and all(isinstance(x, _SCALAR) for x in v))}
+        flat = {k: v for k, v in value.items() if k not in scalars and isinstance(v, dict) and v and _is_flat(v)}
         parts = [_kv_table(caption, scalars, source=source)] if scalars else []
+        if flat:
+            parts.append(_table(caption if not scalars else f"{caption}: by name",
+                                [{"name": k, **_flatten(v)} for k, v in flat.items()], source=source))
         for k, v in value.items():
-            if k in scalars:
+            if k in scalars or k in flat:
                 continue
             if depth >= 3:
                 parts.append(_kv_table(f"{caption}: {_label(k)}", {"value": str(v)}, source=source))
             else:
-                parts.extend(_generic_parts(f"{name} / {k}", v, source=source, depth=depth + 1))
+                parts.extend(_generic_parts(f"{name} / {k}", v, source=f"{source}.{k}", depth=depth + 1))
         return parts
     if isinstance(value, list):
         return [_table(caption, [{"value": v} for v in value], columns=["value"], source=source)] if value else []
@@ -319,11 +403,139 @@ def _figure(name: str, path, *, caption: str, base: Path) -> dict:
     return {"kind": "figure", "name": name, "caption": caption, "file": shown, "src": src, "reason": reason}
 
 
+_TABLE_CAPTIONS = {
+    "table7": "Images per ITA group (layout of the paper's Table 7)",
+    "table8": "Metrics per ITA group (layout of the paper's Table 8): gap = max - min over the groups; "
+              "significant paper rule = the paper's fixed-gap heuristic, not a statistical test",
+    "table6": "False negatives per failure mode (layout of the paper's Table 6)",
+}
+#: Interval shown per metric in the per-group fairness table (as computed by skinaudit.fairness).
+_GROUP_INTERVALS = (("auc", "delong"), ("recall", "wilson"), ("precision", "wilson"), ("f1", "bootstrap"),
+                    ("specificity", "wilson"), ("fnr", "wilson"))
+
+
+def _interval(entry) -> list:
+    if isinstance(entry, dict):
+        return [entry.get("low"), entry.get("high")]
+    if isinstance(entry, list) and len(entry) == 2:
+        return entry
+    return [None, None]
+
+
+def _fairness_parts(sec: dict, source: str):
+    """Curated view of :func:`skinaudit.fairness.fairness_report`'s section: settings, the
+    per-group table with intervals, the tests with verdicts, max - min gaps and the paper's
+    heuristic. Returns (parts, keys used) or None when the layout is not that one."""
+    groups, tests = sec.get("groups"), sec.get("tests")
+    if not (isinstance(groups, dict) and groups and all(isinstance(g, dict) for g in groups.values())
+            and _is_records(tests)):
+        return None
+    settings = ("threshold", "alpha", "n_boot", "n_perm", "random_state", "reference", "min_positives",
+                "max_ci_width", "power", "primary")
+    parts = [_kv_table("Statistical settings", {k: sec[k] for k in settings if k in sec}, source=source)]
+    rows = []
+    for name, g in groups.items():
+        ci = g.get("ci") or {}
+        row = {"ITA group": name, "n": g.get("n"), "malignant": g.get("n_pos")}
+        for met, method in _GROUP_INTERVALS:
+            row[met] = {"_est_ci": [g.get(met), *_interval((ci.get(met) or {}).get(method))]}
+        row.update(fn=g.get("fn"), fp=g.get("fp"))
+        undefined = g.get("undefined") or {}
+        if undefined:
+            row["undefined"] = "; ".join(f"{k}: {v}" for k, v in undefined.items())
+        rows.append(row)
+    parts.append(_table("Metrics per ITA group with 1 - alpha intervals (AUC: DeLong; recall, precision, "
+                        "specificity, FNR: Wilson; F1: stratified bootstrap percentile)", rows,
+                        source=f"{source}.groups"))
+    keep = ("metric", "group", "difference", "ci_low", "ci_high", "p_value", "p_adjusted", "verdict", "reason",
+            "mdd")
+    refs = sorted({str(t.get("reference")) for t in tests if t.get("reference") is not None})
+    test_rows = []
+    for t in tests:
+        row = {k: t.get(k) for k in keep if k in t}
+        row["method"] = " / ".join(_label(t[k]) for k in ("test", "ci_method", "correction") if t.get(k))
+        test_rows.append(row)
+    parts.append(_table(f"Tests of each ITA group against the reference ({', '.join(refs) or 'n/a'}): verdict "
+                        "'significant' only when the adjusted p < alpha and the interval excludes 0; mdd: the "
+                        "smallest difference detectable at the stated power; method: test / interval / "
+                        "multiplicity correction", test_rows, source=f"{source}.tests",
+                        columns=["metric", "group", "difference", "ci_low", "ci_high", "p_value", "p_adjusted",
+                                 "verdict", "mdd", "method", "reason"],
+                        labels={"ci": "interval of the difference"}))
+    used = {"groups", "tests", "verdicts", "gaps", *settings}
+    max_min = sec.get("max_min")
+    if isinstance(max_min, dict) and all(isinstance(v, dict) for v in max_min.values()):
+        parts.append(_table("Max - min over the ITA groups, with a stratified bootstrap interval",
+                            [{"metric": k, **{c: v.get(c) for c in ("value", "boot_low", "boot_high", "paper_flag")}}
+                             for k, v in max_min.items()], source=f"{source}.max_min",
+                            labels={"boot": "bootstrap interval", "paper_flag": "above the paper's fixed gap"}))
+        used.add("max_min")
+    rule = sec.get("paper_rule")
+    if isinstance(rule, dict) and isinstance(rule.get("flags"), dict):
+        flags = rule["flags"]
+        parts.append(_table(f"Paper heuristic ({rule.get('label') or 'fixed gap'}): gap against the reference "
+                            "above the fixed limit", [{"metric": m, **(f if isinstance(f, dict) else {"flag": f})}
+                                                      for m, f in flags.items()], source=f"{source}.paper_rule"))
+        used.add("paper_rule")
+    return parts, used
+
+
+def _recalibration_parts(sec: dict, source: str):
+    """Curated view of :func:`skinaudit.fairness.recalibrate`'s section: settings, the
+    thresholds of each method, their effect on the test split (before -> after), then per
+    group. Returns (parts, keys used) or None when the layout is not that one."""
+    methods = sec.get("methods")
+    if not (isinstance(methods, dict) and methods and all(isinstance(m, dict) for m in methods.values())):
+        return None
+    settings = ("threshold", "gamma", "step", "n_cal", "n_test", "random_state", "fitted_on", "reported_on")
+    parts = [_kv_table("Recalibration settings (threshold: the audit threshold, the 'before' of every row)",
+                       {k: sec[k] for k in settings if k in sec}, source=source)]
+    parts.append(_table("Thresholds of each method, fitted on the calibration split",
+                        [{"method": name, **{c: m.get(c) for c in ("status", "thresholds", "feasible", "fallback",
+                                                                   "randomized", "reason")}}
+                         for name, m in methods.items()], source=f"{source}.methods"))
+
+    def change(m, key):
+        return {"_change": [m.get(f"{key}_before"), m.get(f"{key}_after")]}
+
+    effect = [{"method": name, "FN": change(m, "fn"), "FP": change(m, "fp"), "recall": change(m, "recall"),
+               "precision": change(m, "precision"), "recall gap (max - min)": change(m, "recall_gap"),
+               "recall_gap_change_pct": m.get("recall_gap_change_pct")}
+              for name, m in methods.items() if m.get("status", "ok") == "ok"]
+    if effect:
+        parts.append(_table("Effect on the test split, before \u2192 after (all images)", effect,
+                            source=f"{source}.methods", labels={"recall_gap_change_pct": "recall gap change"}))
+    per_group = []
+    for name, m in methods.items():
+        for r in m.get("per_group") or []:
+            if isinstance(r, dict):
+                per_group.append({"method": name, "group": r.get("group"), "n": r.get("n"),
+                                  "malignant": r.get("n_pos"), "FN": change(r, "fn"), "FP": change(r, "fp"),
+                                  "recall": change(r, "recall"), "precision": change(r, "precision")})
+    if per_group:
+        parts.append(_table("Per ITA group, before \u2192 after each recalibration (test split)", per_group,
+                            source=f"{source}.methods.*.per_group"))
+    boot = (methods.get("global") or {}).get("bootstrap")
+    if isinstance(boot, dict):
+        parts.extend(_generic_parts("bootstrap", boot, source=f"{source}.methods.global.bootstrap",
+                                    caption="Bootstrap of the global threshold search (spread of t* and of the "
+                                            "recall it reaches)"))
+    method_notes = [f"{name}: {m['note']}" for name, m in methods.items() if isinstance(m.get("note"), str)]
+    if method_notes:
+        parts.append(_table("Notes on the methods", [{"note": n} for n in method_notes], columns=["note"],
+                            source=f"{source}.methods"))
+    return parts, {"methods", *settings, "tables:recalibration"}
+
+
+_SPECIAL_VIEWS = {"fairness": _fairness_parts, "recalibration": _recalibration_parts}
+
+
 def _section_view(sid: str, title: str, sec, *, base: Path, source: str) -> dict:
     """A section of ``result.sections`` as {id, title, available, reason, parts, figures,
     notes}. Keys ``tables`` (name -> records), ``figures`` (name -> image path) and
     ``notes`` (list of str) are rendered as such; ``available: False`` with ``reason``
-    marks a section that could not run; every other key is rendered generically."""
+    marks a section that could not run; the fairness and recalibration layouts of
+    :mod:`skinaudit.fairness` get a curated view; every other key is rendered generically."""
     view = {"id": sid, "title": title, "available": sec is not None, "reason": None, "parts": [], "figures": [],
             "notes": []}
     if sec is None:
@@ -337,8 +549,6 @@ def _section_view(sid: str, title: str, sec, *, base: Path, source: str) -> dict
         view["reason"] = str(sec.get("reason") or "the stage reported no result")
     notes = sec.get("notes") or []
     view["notes"] = [str(n) for n in (notes if isinstance(notes, list) else [notes])]
-    for name, records in (sec.get("tables") or {}).items():
-        view["parts"].extend(_generic_parts(name, records, source=f"{source}.tables.{name}"))
     for name, path in sorted((sec.get("figures") or {}).items()):
         if isinstance(path, list):
             view["figures"].extend(_figure(f"{name} {i + 1}", p, caption=f"{_label(name)} {i + 1}", base=base)
@@ -346,8 +556,24 @@ def _section_view(sid: str, title: str, sec, *, base: Path, source: str) -> dict
         else:
             view["figures"].append(_figure(name, path, caption=_label(name), base=base))
     rest = {k: v for k, v in sec.items() if k not in ("tables", "figures", "notes", "available", "reason")}
+    special = _SPECIAL_VIEWS.get(sid)
+    curated = special(rest, source) if special else None
+    used = set()
+    if curated is not None:
+        parts, used = curated
+        view["parts"].extend(parts)
+        rest = {k: v for k, v in rest.items() if k not in used}
+    tables = sec.get("tables") if isinstance(sec.get("tables"), dict) else {}
+    table_parts = []
+    for name, records in tables.items():
+        if f"tables:{name}" not in used:
+            table_parts.extend(_generic_parts(name, records, source=f"{source}.tables.{name}",
+                                              caption=_TABLE_CAPTIONS.get(name)))
+    # the paper-layout tables (Tables 6, 7, 8) lead their section
+    view["parts"][:0] = table_parts
     if rest:
-        view["parts"][:0] = _generic_parts(title, rest, source=source)
+        view["parts"].extend(_generic_parts(title, rest, source=source,
+                                            caption="Other values" if curated is not None else None))
     return view
 
 
@@ -388,22 +614,30 @@ def _badge(check, status, value, rule, detail=""):
 
 
 def _verdicts(sec) -> list[tuple[str, str]]:
-    """(where, verdict) for every verdict string of a fairness section (keys named
-    ``verdict`` or anything under ``verdicts``)."""
-    out = []
-    for path, v in _walk(sec):
-        if isinstance(v, str) and ("verdicts" in path or (path and path[-1] == "verdict")):
-            out.append((".".join(p for p in path if p not in ("verdicts", "verdict")), v.strip().lower()))
-    return out
+    """(where, verdict) for every verdict of a fairness section: from ``verdicts``
+    (metric -> group -> verdict) when present, else from the ``verdict`` of each record of
+    ``tests``."""
+    if not isinstance(sec, dict):
+        return []
+    if isinstance(sec.get("verdicts"), (dict, list)):
+        return [(".".join(path), v.strip().lower()) for path, v in _walk(sec["verdicts"]) if isinstance(v, str)]
+    return [(f"{t.get('metric')}.{t.get('group')}", t["verdict"].strip().lower()) for t in sec.get("tests") or []
+            if isinstance(t, dict) and isinstance(t.get("verdict"), str)]
 
 
 def _paper_flags(sec) -> list[tuple[str, bool]]:
-    """(where, flagged) for every boolean under a fairness section's ``paper_rule``."""
+    """(where, flagged) for the paper's fixed-gap heuristic in a fairness section: the
+    booleans under ``paper_rule.flags`` when present (metric -> group -> flag), else every
+    boolean under ``paper_rule`` whose key names a flag or significance."""
     rule = sec.get("paper_rule") if isinstance(sec, dict) else None
+    if not isinstance(rule, dict):
+        return []
+    if isinstance(rule.get("flags"), dict):
+        return [(".".join(path), v) for path, v in _walk(rule["flags"]) if isinstance(v, bool)]
     out = []
-    for path, v in _walk(rule or {}):
-        if isinstance(v, bool) and (not path or "signific" in path[-1] or "flag" in path[-1] or "exceed" in path[-1]):
-            out.append((".".join(path[:-1]) or "gap", v))
+    for path, v in _walk(rule):
+        if isinstance(v, bool) and any(w in p for p in path for w in ("signific", "flag", "exceed")):
+            out.append((".".join(p for p in path if "signific" not in p and "flag" not in p) or "gap", v))
         elif isinstance(v, str) and v.strip().lower() in ("significant", "not significant"):
             out.append((".".join(path), v.strip().lower() == "significant"))
     return out
@@ -510,14 +744,20 @@ def _scheme_cut_points(result) -> tuple[list[float], str]:
 
 
 def _threshold_marks(result) -> dict:
-    """Named thresholds found in the recalibration section (``<name>.threshold``)."""
+    """Global thresholds found in the recalibration section: ``methods.<name>.thresholds.all``
+    (the layout of :func:`skinaudit.fairness.recalibrate`) or ``<name>.threshold``."""
     sec = result.sections.get("recalibration")
     marks = {}
-    if isinstance(sec, dict):
-        for name, sub in sec.items():
-            t = _find_number(sub, "threshold", "threshold_")
-            if t is not None and 0 <= t <= 1 and not math.isclose(t, result.config.threshold):
-                marks[_label(name)] = float(t)
+    if not isinstance(sec, dict):
+        return marks
+    holders = sec["methods"] if isinstance(sec.get("methods"), dict) else sec
+    for name, sub in holders.items():
+        if not isinstance(sub, dict):
+            continue
+        t = _find_number(sub.get("thresholds"), "all") if isinstance(sub.get("thresholds"), dict) else None
+        t = t if t is not None else _find_number(sub, "threshold")
+        if t is not None and 0 <= t <= 1 and not math.isclose(t, result.config.threshold):
+            marks[_label(name)] = float(t)
     return marks
 
 

@@ -64,6 +64,13 @@ def make_result(*, sections=True, threshold=0.5, evil=True, n=120, seed=1) -> Au
                        sections=secs, skipped=skipped)
 
 
+@pytest.fixture
+def no_figures(monkeypatch):
+    """Skip drawing (for tests about tables and badges): every computed figure is absent."""
+    monkeypatch.setattr(report, "_computed_figures",
+                        lambda result, figures_dir: {k: (None, "not drawn in this test") for k in report._FIGURE_CAPTIONS})
+
+
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """The full report (HTML, PDF, figures) of :func:`make_result`, written once."""
@@ -162,8 +169,10 @@ def test_formatting_filters():
     assert report.fmt_num(None) == "n/a" and report.fmt_num(float("nan")) == "n/a"
     assert report.fmt_num(True) == "yes"
     assert report.fmt_pct(0.314) == "31.4%" and report.fmt_pct(None) == "n/a"
-    assert report.fmt_cell([0.1, 0.25]) == "[0.1000, 0.2500]"
-    assert report.fmt_cell([None, 0.25]) == "[n/a, 0.2500]"
+    assert report.fmt_cell([0.1, 0.25]) == "[0.1000,\u00a00.2500]"  # no break inside an interval
+    assert report.fmt_cell([None, 0.25]) == "[n/a,\u00a00.2500]"
+    assert report.fmt_cell([0.8, 0.7, 0.9], "est_ci") == "0.8000 [0.7000,\u00a00.9000]"
+    assert report.fmt_cell(12.345, "percent") == "12.3%" and report.fmt_cell(0.00001, "p") == "< 0.0001"
     assert report.fmt_cell(["hair", "ink"]) == "hair, ink"
     assert report.fmt_cell(0.5, "pct") == "50.0%"
     assert report.fmt_threshold(0.375) == "0.375" and report.fmt_threshold(0.5) == "0.5"
@@ -178,14 +187,6 @@ def test_environment_autoescapes_and_is_strict():
         env.from_string("{{ nope }}").render()
     with pytest.raises(ConfigError, match="plain file names"):
         report._load_template("../pyproject.toml")
-
-
-def test_templates_load_from_the_package_not_the_working_directory(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # nothing relative to the working directory may be needed
-    html = report.render_html(make_result(evil=False, sections=False), out_dir=tmp_path / "out", generated_at=DATE)
-    assert "Overall performance" in html
-    src = Path(report.__file__).read_text(encoding="utf-8")
-    assert "__file__" not in src and "getcwd" not in src and "importlib" in src
 
 
 def test_context_is_json_safe_and_tables_come_from_the_sections(tmp_path):
@@ -205,7 +206,7 @@ def test_context_is_json_safe_and_tables_come_from_the_sections(tmp_path):
     assert [r[0]["v"] for r in table7["rows"]] == ["light", "dark"]
 
 
-def test_report_rules_reach_the_badges(tmp_path):
+def test_report_rules_reach_the_badges(tmp_path, no_figures):
     result = make_result(evil=False)
 
     def status(check, **rules):
@@ -250,10 +251,13 @@ def test_fairness_badges_read_the_verdicts():
     assert badges["Fairness, paper heuristic"]["status"] == "not run"
 
 
-def test_absent_sections_say_not_available(tmp_path):
+def test_absent_sections_say_not_available(tmp_path, monkeypatch):
     result = make_result(sections=False, evil=False)
     result.predictions = result.predictions.drop(columns=["group", "ita", "flags"])
-    html = report.render_html(result, out_dir=tmp_path, generated_at=DATE)
+    monkeypatch.chdir(tmp_path)  # templates come from the package, never from the working directory
+    html = report.render_html(result, out_dir=tmp_path / "out", generated_at=DATE)
+    src = Path(report.__file__).read_text(encoding="utf-8")
+    assert "__file__" not in src and "getcwd" not in src and "resources.files" in src
     for sid in ("cover", "summary", "use", "dataset", "overall", "fairness", "skintone", "recalibration",
                 "explanations", "failure_modes", "checklist", "skipped", "appendix"):
         assert f'id="{sid}"' in html
@@ -392,3 +396,29 @@ def test_build_context_validates_its_input(tmp_path):
         report.build_context(result, figures_dir=tmp_path)
     with pytest.raises(ConfigError, match="rules"):
         report.build_context(make_result(evil=False), figures_dir=tmp_path, rules={"min_recall": 0.5})
+
+
+def test_fairness_and_recalibration_sections_of_skinaudit_fairness(tmp_path, no_figures):
+    from skinaudit.fairness import fairness_report, recalibrate
+
+    result = make_result(evil=False)
+    p = result.predictions
+    y, s, g = p["label"].to_numpy(), p["score"].to_numpy(), p["group"].to_numpy()
+    fair = fairness_report(y, s, g, threshold=0.5, n_boot=200, random_state=0).section
+    cal = np.arange(y.size) % 3 == 0
+    recal = recalibrate(y[cal], s[cal], g[cal], y[~cal], s[~cal], g[~cal], threshold=0.5, gamma=0.85,
+                        n_boot=100, methods=("global", "per_group")).section
+    result.sections.update(fairness=fair, recalibration=recal)
+    ctx = report.build_context(result, figures_dir=tmp_path, generated_at=DATE)
+    html = report._environment().get_template("report.html.j2").render(**ctx)
+    # every test verdict of the section is in the tests table, and the badge counts them
+    n_verdicts = sum(len(v) for v in fair["verdicts"].values())
+    badge = {b["check"]: b for b in ctx["badges"]}["Fairness, statistical tests"]
+    assert badge["value"].endswith(f"{n_verdicts} verdicts")
+    tests_table = [t for t in ctx["sections"]["fairness"]["parts"] if t["source"].endswith(".tests")][0]
+    assert [r[0]["v"] for r in tests_table["rows"]] == [t["metric"] for t in fair["tests"]]
+    assert ctx["sections"]["fairness"]["parts"][0]["source"].endswith("tables.table8")
+    # before -> after comes from the section's own numbers
+    m = recal["methods"]["global"]
+    assert f"{m['fn_before']} \u2192 {m['fn_after']}" in html
+    assert report._threshold_marks(result) == {"global": m["thresholds"]["all"]}
