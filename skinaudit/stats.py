@@ -217,20 +217,37 @@ def _auc_from_counts(P: np.ndarray, N: np.ndarray) -> np.ndarray:
         return np.where((m > 0) & (n > 0), (P * below2).sum(1) / (2.0 * m * n), np.nan)
 
 
-def _replicate_metrics(pos_idx, neg_idx, pred, rank, n_ranks) -> dict:
-    """Every metric of :data:`BOOT_METRICS` per replicate, from (B, m) and (B, n) index matrices."""
-    B = pos_idx.shape[0]
-    tp = pred[pos_idx].sum(1) if pos_idx.shape[1] else np.zeros(B, dtype=np.int64)
-    fp = pred[neg_idx].sum(1) if neg_idx.shape[1] else np.zeros(B, dtype=np.int64)
-    fn = pos_idx.shape[1] - tp
-    tn = neg_idx.shape[1] - fp
+_CHUNK_CELLS = 1 << 22  # replicates x distinct scores per block: bounds memory (~32 MB per count matrix)
+
+
+def _chunks(n_rows: int, n_ranks: int):
+    step = max(1, _CHUNK_CELLS // max(n_ranks, 1))
+    return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
+
+
+def _replicate_parts(pos_idx, neg_idx, pred, rank, n_ranks):
+    """Per replicate: TP and FP counts (B,) and rank counts of positives / negatives (B, U)."""
+    tp = pred[pos_idx].sum(1)
+    fp = pred[neg_idx].sum(1)
+    return tp, fp, _rank_counts(pos_idx, rank, n_ranks), _rank_counts(neg_idx, rank, n_ranks)
+
+
+def _metrics_from_parts(tp, fp, P, N) -> dict:
+    """Every metric of :data:`BOOT_METRICS` per replicate from :func:`_replicate_parts`."""
+    fn = P.sum(1) - tp
+    tn = N.sum(1) - fp
     out = rates_from_counts(tp, fn, tn, fp)
-    if pos_idx.shape[1] and neg_idx.shape[1]:
-        out["auc"] = _auc_from_counts(_rank_counts(pos_idx, rank, n_ranks), _rank_counts(neg_idx, rank, n_ranks))
-    else:
-        out["auc"] = np.full(B, np.nan)
+    out["auc"] = _auc_from_counts(P, N)
     out.update(tp=tp.astype(float), fn=fn.astype(float), tn=tn.astype(float), fp=fp.astype(float))
     return out
+
+
+def _replicate_metrics(pos_idx, neg_idx, pred, rank, n_ranks) -> dict:
+    """Every metric of :data:`BOOT_METRICS` per replicate, from (B, m) and (B, n) index matrices,
+    computed in blocks of replicates so memory stays bounded."""
+    blocks = [_metrics_from_parts(*_replicate_parts(pos_idx[sl], neg_idx[sl], pred, rank, n_ranks))
+              for sl in _chunks(pos_idx.shape[0], n_ranks)]
+    return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
 
 
 def _prepare(y_true, y_score, groups, threshold):
@@ -340,20 +357,31 @@ def permutation_test(y_true, y_score, groups, group, reference, *, threshold: fl
     strata = _strata(y, codes, len(names))
     rng = np.random.default_rng(random_state)
     rank, u = _dense_rank(s, (codes == gi) | (codes == ri))
-    perm = {}
+    # permute within each label; count only the smaller group, the other is the pool minus it
+    small = gi if codes[codes == gi].size <= codes[codes == ri].size else ri
+    side = {}
     for li in (0, 1):
         pool = np.concatenate([strata[gi][li], strata[ri][li]])
-        k = strata[gi][li].size
+        k = strata[small][li].size
         mat = rng.permuted(np.tile(pool, (n_perm, 1)), axis=1) if pool.size else np.empty((n_perm, 0), np.int64)
-        perm[li] = (mat[:, :k], mat[:, k:])
+        side[li] = mat[:, :k]
+    pool_pos = np.concatenate([strata[gi][0], strata[ri][0]])[None, :]
+    pool_neg = np.concatenate([strata[gi][1], strata[ri][1]])[None, :]
+    parts_pool = _replicate_parts(pool_pos, pool_neg, pred, rank, u)
+    diffs = {m: [] for m in metrics}
+    for sl in _chunks(n_perm, u):
+        parts_small = _replicate_parts(side[0][sl], side[1][sl], pred, rank, u)
+        parts_other = tuple(a - b for a, b in zip(parts_pool, parts_small))
+        rep_small, rep_other = _metrics_from_parts(*parts_small), _metrics_from_parts(*parts_other)
+        rep_g, rep_r = (rep_small, rep_other) if small == gi else (rep_other, rep_small)
+        for m in metrics:
+            diffs[m].append(rep_g[m] - rep_r[m])
     obs_g = _replicate_metrics(strata[gi][0][None, :], strata[gi][1][None, :], pred, rank, u)
     obs_r = _replicate_metrics(strata[ri][0][None, :], strata[ri][1][None, :], pred, rank, u)
-    rep_g = _replicate_metrics(perm[0][0], perm[1][0], pred, rank, u)
-    rep_r = _replicate_metrics(perm[0][1], perm[1][1], pred, rank, u)
     out = {}
     for m in metrics:
         d_obs = float(obs_g[m][0] - obs_r[m][0])
-        d = rep_g[m] - rep_r[m]
+        d = np.concatenate(diffs[m])
         ok = np.isfinite(d)
         if not math.isfinite(d_obs) or not ok.any():
             out[m] = {"difference": d_obs, "p_value": _NAN, "n_defined": int(ok.sum())}
