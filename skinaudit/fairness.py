@@ -20,8 +20,8 @@ from scipy import stats as _st
 from .errors import ConfigError, DataError
 from .metrics import (COUNT_COLUMNS, PAPER_GAP_RULE, RATE_METRICS, _as_binary, check_threshold, choose_reference,
                       group_metrics, paper_rule, paper_table)
-from .stats import (adjust_pvalues, delong_auc, delong_unpaired, min_detectable_difference, newcombe_interval,
-                    percentile_interval, permutation_test, proportion_test, stratified_bootstrap, verdict,
+from .stats import (_alpha, _count_param, adjust_pvalues, delong_auc, delong_unpaired, min_detectable_difference,
+                    newcombe_interval, percentile_interval, permutation_test, proportion_test, stratified_bootstrap, verdict,
                     wilson_interval)
 from .thresholds import (FairlearnThresholds, GroupRecallThresholds, RecallConstrainedThreshold, bootstrap_threshold,
                          evaluate_thresholds)
@@ -125,8 +125,6 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
         ``fairness_gaps``, ``fairness_tests`` (DataFrames). See docs/statistics.md.
     """
     t = check_threshold(threshold)
-    from .stats import _alpha, _count_param
-
     alpha = _alpha(alpha)
     n_boot = _count_param(n_boot, "n_boot")
     n_perm = n_boot if n_perm is None else _count_param(n_perm, "n_perm")
@@ -321,8 +319,10 @@ def threshold_change(y_true, y_score, groups, *, before: float, after: float) ->
     -------
     dict
         ``before, after, fn_before, fn_after, fp_before, fp_after, recall_gap_before,
-        recall_gap_after, recall_gap_change_pct, per_group`` (list of records from
-        :func:`_before_after`). The recall gap is max - min recall over the groups;
+        recall_gap_after, recall_gap_change_pct, recall_before, recall_after, precision_before,
+        precision_after, per_group`` (records: ``group, n, n_pos, fn_before, fn_after, fp_before,
+        fp_after, recall_before, recall_after, precision_before, precision_after, delta_fn,
+        delta_fp``; the last record is ``all``). The recall gap is max - min recall over the groups;
         ``recall_gap_change_pct = 100 (after - before) / before`` (NaN when the gap was 0).
     """
     y, s = _as_binary(y_true, y_score)
