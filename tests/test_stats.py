@@ -353,3 +353,13 @@ def test_power_and_progress_reach_the_computation():
     high = fairness_report(y, s, g, threshold=0.5, n_boot=50, power=0.9).section
     assert calls == [(1, "fairness tests")]
     assert _recall_test(high)["mdd"] > _recall_test(low)["mdd"] and high["power"] == 0.9
+
+
+def test_numeric_core_imports_no_torch_or_jinja2():
+    import subprocess
+    import sys
+
+    code = ("import sys, skinaudit.metrics, skinaudit.stats, skinaudit.thresholds, skinaudit.fairness; "
+            "print(sorted(m for m in ('torch', 'jinja2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
