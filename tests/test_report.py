@@ -256,6 +256,7 @@ def test_absent_sections_say_not_available(tmp_path, monkeypatch):
     result.predictions = result.predictions.drop(columns=["group", "ita", "flags"])
     monkeypatch.chdir(tmp_path)  # templates come from the package, never from the working directory
     html = report.render_html(result, out_dir=tmp_path / "out", generated_at=DATE)
+    assert report.render_html(result, out_dir=tmp_path / "again", generated_at=DATE) == html  # deterministic
     src = Path(report.__file__).read_text(encoding="utf-8")
     assert "__file__" not in src and "getcwd" not in src and "resources.files" in src
     for sid in ("cover", "summary", "use", "dataset", "overall", "fairness", "skintone", "recalibration",
