@@ -363,3 +363,21 @@ def test_numeric_core_imports_no_torch_or_jinja2():
             "print(sorted(m for m in ('torch', 'jinja2') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.realdata
+def test_real_isic_composition_gives_insufficient_data_for_the_dark_group(shared_data):
+    # HAM10000 (= ISIC 2018 training) with Kinyanjui et al.'s published ITA: only 23 images at
+    # ITA <= 28, 5 of them malignant. Whatever the scores, no honest verdict is possible there.
+    import pandas as pd
+
+    root = shared_data("ham10000-224")
+    d = pd.read_csv(root / "HAM10000_metadata.csv").merge(pd.read_csv(root / "skin_tone_reference.csv"), on="image_id")
+    d = d[d["kinyanjui_ita"].notna()]
+    y = d["dx"].isin(["mel", "bcc", "akiec"]).to_numpy().astype(int)
+    g = np.where(d["kinyanjui_ita"] <= 28, "dark", "light")
+    assert (g == "dark").sum() == 23 and y[g == "dark"].sum() == 5
+    s = np.clip(np.random.default_rng(0).normal(0.3 + 0.4 * y, 0.2), 0, 1)   # stand-in scores
+    sec = fairness_report(y, s, g, threshold=0.5, n_boot=200, n_perm=200).section
+    assert sec["reference"] == "light" and sec["verdicts"]["recall"]["dark"] == "insufficient data"
+    assert _recall_test(sec)["mdd"] > 0.4
