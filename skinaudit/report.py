@@ -325,12 +325,10 @@ def _kv_table(caption: str, mapping: dict, *, source: str = "") -> dict:
 
 
 def _is_flat(value) -> bool:
-    """A dict whose values are scalars, lists of scalars, or dicts of those (one level)."""
-    def leaf(x):
-        return isinstance(x, _SCALAR) or (isinstance(x, list) and all(isinstance(y, _SCALAR) for y in x))
-
+    """A dict whose values are scalars or lists of scalars."""
     return isinstance(value, dict) and all(
-        leaf(x) or (isinstance(x, dict) and all(leaf(y) for y in x.values())) for x in value.values())
+        isinstance(x, _SCALAR) or (isinstance(x, list) and all(isinstance(y, _SCALAR) for y in x))
+        for x in value.values())
 
 
 def _flatten(record: dict) -> dict:
@@ -349,24 +347,35 @@ def _is_records(value) -> bool:
 
 
 def _generic_parts(name: str, value, *, source: str, depth: int = 0, caption: str | None = None) -> list:
-    """Render any JSON value as tables: records -> a table; the flat dicts among a dict's
-    values -> one table with a row per key; scalars -> an item/value table; anything
-    deeper recurses (to depth 3; beyond, the value is shown as text)."""
+    """Render any JSON value as tables.
+
+    Records (a list of dicts) -> one table. A dict -> its scalars in an item/value table;
+    its flat-dict values that share one key set -> one table with a row per key (e.g.
+    ``{"light": {"n": .., "recall": ..}, "dark": {...}}``); other flat dicts -> their own
+    item/value table; a nested ``tables`` dict -> one table per name; anything deeper
+    recurses (to depth 3; beyond, the value is shown as text)."""
     caption = caption or _label(name)
     if _is_records(value):
-        return [_table(caption, [_flatten(r) if _is_flat(r) else r for r in value], source=source)]
+        return [_table(caption, [_flatten(r) for r in value], source=source)]
     if isinstance(value, dict):
         scalars = {k: v for k, v in value.items() if isinstance(v, _SCALAR) or (
             isinstance(v, list) and all(isinstance(x, _SCALAR) for x in v))}
         flat = {k: v for k, v in value.items() if k not in scalars and isinstance(v, dict) and v and _is_flat(v)}
         parts = [_kv_table(caption, scalars, source=source)] if scalars else []
-        if flat:
+        if len(flat) >= 2 and len({tuple(v) for v in flat.values()}) == 1:
             parts.append(_table(caption if not scalars else f"{caption}: by name",
-                                [{"name": k, **_flatten(v)} for k, v in flat.items()], source=source))
+                                [{"name": k, **v} for k, v in flat.items()], source=source))
+        else:
+            parts.extend(_kv_table(f"{caption}: {_label(k)}" if depth or scalars else _label(k), v,
+                                   source=f"{source}.{k}") for k, v in flat.items())
         for k, v in value.items():
             if k in scalars or k in flat:
                 continue
-            if depth >= 3:
+            if k == "tables" and isinstance(v, dict):
+                for tname, records in v.items():
+                    parts.extend(_generic_parts(tname, records, source=f"{source}.tables.{tname}",
+                                                caption=_TABLE_CAPTIONS.get(tname, _label(tname))))
+            elif depth >= 3:
                 parts.append(_kv_table(f"{caption}: {_label(k)}", {"value": str(v)}, source=source))
             else:
                 parts.extend(_generic_parts(f"{name} / {k}", v, source=f"{source}.{k}", depth=depth + 1))
@@ -381,25 +390,36 @@ def _read_figure(path) -> tuple[str | None, str | None]:
     p = Path(path)
     if not p.is_file():
         return None, f"figure file {p.name} not found"
-    data = p.read_bytes()
+    return _data_uri(p.read_bytes(), p.name)
+
+
+def _data_uri(data: bytes, name: str) -> tuple[str | None, str | None]:
     if data.startswith(_PNG):
         mime = "image/png"
     elif data.startswith(_JPEG):
         mime = "image/jpeg"
     else:
-        return None, f"figure file {p.name} is not a PNG or JPEG image"
+        return None, f"figure file {name} is not a PNG or JPEG image"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}", None
 
 
-def _figure(name: str, path, *, caption: str, base: Path) -> dict:
+def _figure(name: str, path, *, caption: str, base: Path, blobs: dict | None = None) -> dict:
+    """A figure to embed. A relative path whose file stem names an entry of ``blobs``
+    (``AuditResult.figures``: name -> PNG bytes) is taken from memory; otherwise the file is
+    read (relative paths from ``base``, the output folder)."""
     p = Path(path)
-    if not p.is_absolute():
-        p = base / p
-    src, reason = _read_figure(p)
-    try:
-        shown = str(p.relative_to(base))
-    except ValueError:
-        shown = p.name
+    blob = (blobs or {}).get(p.stem) if not p.is_absolute() else None
+    if isinstance(blob, (bytes, bytearray)):
+        src, reason = _data_uri(bytes(blob), p.name)
+        shown = str(p)
+    else:
+        if not p.is_absolute():
+            p = base / p
+        src, reason = _read_figure(p)
+        try:
+            shown = str(p.relative_to(base))
+        except ValueError:
+            shown = p.name
     return {"kind": "figure", "name": name, "caption": caption, "file": shown, "src": src, "reason": reason}
 
 
@@ -422,7 +442,7 @@ def _interval(entry) -> list:
     return [None, None]
 
 
-def _fairness_parts(sec: dict, source: str):
+def _fairness_parts(sec: dict, source: str, result=None):
     """Curated view of :func:`skinaudit.fairness.fairness_report`'s section: settings, the
     per-group table with intervals, the tests with verdicts, max - min gaps and the paper's
     heuristic. Returns (parts, keys used) or None when the layout is not that one."""
@@ -480,7 +500,7 @@ def _fairness_parts(sec: dict, source: str):
     return parts, used
 
 
-def _recalibration_parts(sec: dict, source: str):
+def _recalibration_parts(sec: dict, source: str, result=None):
     """Curated view of :func:`skinaudit.fairness.recalibrate`'s section: settings, the
     thresholds of each method, their effect on the test split (before -> after), then per
     group. Returns (parts, keys used) or None when the layout is not that one."""
@@ -527,10 +547,46 @@ def _recalibration_parts(sec: dict, source: str):
     return parts, {"methods", *settings, "tables:recalibration"}
 
 
-_SPECIAL_VIEWS = {"fairness": _fairness_parts, "recalibration": _recalibration_parts}
+def _groups_parts(sec: dict, source: str, result):
+    """Table 7 from a groups section ``{"scheme", "intervals": {group: text},
+    "groups": {group: {n, benign, malignant, share}}}``; None for another layout."""
+    groups = sec.get("groups")
+    if not (isinstance(groups, dict) and groups and all(_is_flat(g) for g in groups.values())):
+        return None
+    intervals = sec.get("intervals") if isinstance(sec.get("intervals"), dict) else {}
+    rows = [{"ITA group": name, **({"ITA interval (degrees)": intervals.get(name)} if intervals else {}), **g}
+            for name, g in groups.items()]
+    parts = [_table(_TABLE_CAPTIONS["table7"] + (f"; scheme {sec['scheme']}" if isinstance(sec.get("scheme"), str)
+                                                 else ""), rows, source=f"{source}.groups")]
+    return parts, {"groups", "intervals", "scheme"} if isinstance(sec.get("scheme"), str) else {"groups", "intervals"}
 
 
-def _section_view(sid: str, title: str, sec, *, base: Path, source: str) -> dict:
+def _failure_parts(sec: dict, source: str, result):
+    """Failure modes: Table 6 comes from the section's ``tables``; the ``summary`` (the same
+    counts) is not repeated; example cases come from the section (``cases`` or ``examples``
+    records) or else from the run's ``failure_modes`` table (up to
+    :data:`EXAMPLES_PER_MODE` per mode, in table order)."""
+    used = {"summary"} if sec.get("summary") is not None else set()
+    for key in ("cases", "examples"):
+        if _is_records(sec.get(key)):
+            return [], used
+    table = (getattr(result, "tables", None) or {}).get("failure_modes")
+    if not isinstance(table, pd.DataFrame) or not {"image_id", "mode"} <= set(table.columns) or table.empty:
+        return [], used
+    cols = [c for c in ("image_id", "case", "mode", "evidence") if c in table.columns]
+    examples = table.groupby("mode", sort=False, group_keys=False).head(EXAMPLES_PER_MODE)[cols]
+    return [_table(f"Example cases, up to {EXAMPLES_PER_MODE} per mode, with the evidence for their mode",
+                   examples.to_dict(orient="records"), source="tables.failure_modes")], used
+
+
+#: Example cases per failure mode shown in the report.
+EXAMPLES_PER_MODE = 3
+
+_SPECIAL_VIEWS = {"fairness": _fairness_parts, "recalibration": _recalibration_parts, "groups": _groups_parts,
+                  "failure_modes": _failure_parts}
+
+
+def _section_view(sid: str, title: str, sec, *, base: Path, source: str, result=None) -> dict:
     """A section of ``result.sections`` as {id, title, available, reason, parts, figures,
     notes}. Keys ``tables`` (name -> records), ``figures`` (name -> image path) and
     ``notes`` (list of str) are rendered as such; ``available: False`` with ``reason``
@@ -538,6 +594,7 @@ def _section_view(sid: str, title: str, sec, *, base: Path, source: str) -> dict
     :mod:`skinaudit.fairness` get a curated view; every other key is rendered generically."""
     view = {"id": sid, "title": title, "available": sec is not None, "reason": None, "parts": [], "figures": [],
             "notes": []}
+    blobs = getattr(result, "figures", None) if isinstance(getattr(result, "figures", None), dict) else {}
     if sec is None:
         view["reason"] = "this stage did not run in this audit"
         return view
@@ -551,13 +608,13 @@ def _section_view(sid: str, title: str, sec, *, base: Path, source: str) -> dict
     view["notes"] = [str(n) for n in (notes if isinstance(notes, list) else [notes])]
     for name, path in sorted((sec.get("figures") or {}).items()):
         if isinstance(path, list):
-            view["figures"].extend(_figure(f"{name} {i + 1}", p, caption=f"{_label(name)} {i + 1}", base=base)
-                                   for i, p in enumerate(path))
+            view["figures"].extend(_figure(f"{name} {i + 1}", p, caption=f"{_label(name)} {i + 1}", base=base,
+                                           blobs=blobs) for i, p in enumerate(path))
         else:
-            view["figures"].append(_figure(name, path, caption=_label(name), base=base))
+            view["figures"].append(_figure(name, path, caption=_label(name), base=base, blobs=blobs))
     rest = {k: v for k, v in sec.items() if k not in ("tables", "figures", "notes", "available", "reason")}
     special = _SPECIAL_VIEWS.get(sid)
-    curated = special(rest, source) if special else None
+    curated = special(rest, source, result) if special else None
     used = set()
     if curated is not None:
         parts, used = curated
@@ -740,6 +797,18 @@ def _scheme_cut_points(result) -> tuple[list[float], str]:
                     finite = [float(v) for v in val if math.isfinite(float(v))]
                     if finite:
                         return finite, f"{sid} section"
+    for name in (getattr(result.config, "scheme", None), (result.sections.get("groups") or {}).get("scheme")
+                 if isinstance(result.sections.get("groups"), dict) else None):
+        if name is None or not isinstance(name, (str, list, tuple)):
+            continue
+        try:
+            from .skintone import get_scheme
+        except ImportError:  # pragma: no cover - skintone ships with the package
+            break
+        try:
+            return [float(c) for c in get_scheme(name).cuts], f"scheme {name}"
+        except ConfigError:
+            log.warning("unknown ITA scheme %r in the result; the histogram shows the paper's cut at 28", name)
     return [28.0], "the paper's binary scheme (light > 28, dark <= 28); no scheme stated in the result"
 
 
@@ -911,11 +980,12 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
               "recalibration": "no recalibration was run in this audit"}
     sections = {}
     for sid, title in titles.items():
-        view = _section_view(sid, title, result.sections.get(sid), base=base, source=f"sections.{sid}")
+        view = _section_view(sid, title, result.sections.get(sid), base=base, source=f"sections.{sid}",
+                             result=result)
         if result.sections.get(sid) is None:
             view["reason"] = absent[sid]
         sections[sid] = view
-    other = [_section_view(k, _label(k), v, base=base, source=f"sections.{k}")
+    other = [_section_view(k, _label(k), v, base=base, source=f"sections.{k}", result=result)
              for k, v in sorted(result.sections.items()) if k not in _KNOWN_SECTIONS]
 
     overall = result.sections.get("overall")

@@ -268,16 +268,18 @@ def test_absent_sections_say_not_available(tmp_path, monkeypatch):
     assert "not run" in html
 
 
-def test_section_tables_figures_and_unknown_sections_are_rendered(tmp_path):
+def test_section_tables_figures_and_unknown_sections_are_rendered(tmp_path, no_figures):
     result = make_result(evil=False)
     png = F.confusion_png(1, 2, 3, 4, tmp_path / "elsewhere" / "triptych_fn.png", threshold=0.5)
     (tmp_path / "not_an_image.png").write_text("hello")
+    result.figures = {"triptych_tp": png.read_bytes()}  # AuditResult.figures: name -> PNG bytes
     result.sections["explanations"] = {"figures": {"triptych_fn": str(png), "broken": str(tmp_path / "not_an_image.png"),
-                                                   "gone": str(tmp_path / "missing.png")}}
+                                                   "gone": str(tmp_path / "missing.png"),
+                                                   "triptych_tp": "figures/triptych_tp.png"}}
     result.sections["localisation"] = {"available": False, "reason": "no lesion masks"}
     result.sections["calibration_extra"] = {"brier": 0.12345}
     html = report.render_html(result, out_dir=tmp_path / "out", generated_at=DATE)
-    assert html.count("data:image/png;base64,") == 6  # 5 computed figures + the triptych
+    assert html.count("data:image/png;base64,") == 2  # the triptych from disk and the one from memory
     assert "not a PNG or JPEG image" in html and "missing.png not found" in html
     assert "Not available:</strong> no lesion masks" in html
     assert "Other results" in html and "0.1235" in html
@@ -365,18 +367,26 @@ def test_html_opens_in_headless_chromium(written, tmp_path):
     assert 'data-pwned="1"' not in dom and "<title>pwned" not in dom  # the injected scripts never ran
 
 
-def test_demo_result_renders(tmp_path):
-    from skinaudit.demo import run_demo
+def test_report_of_a_real_audit_of_phantoms(tmp_path, phantom_dataset):
+    """The whole pipeline (run_audit on 40 phantoms, a callable model) into the report."""
+    import dataclasses
 
-    result = run_demo(tmp_path / "demo", n=30, seed=0)
-    paths = report.write_report(result, tmp_path / "demo", pdf=False, generated_at=DATE)
+    from skinaudit.audit import run_audit
+
+    fast = {"n_boot": 200, "sensitivity_sample": 0, "n_jobs": 1}  # options of the full pipeline, when present
+    names = {f.name for f in dataclasses.fields(AuditConfig)}
+    config = AuditConfig(threshold=0.45, **{k: v for k, v in fast.items() if k in names})
+    result = run_audit(lambda batch: np.array([1.0 - im.mean() / 255.0 for im in batch]), phantom_dataset, config)
+    paths = report.write_report(result, tmp_path / "out", pdf=False, generated_at=DATE)
     text = paths["html"].read_text(encoding="utf-8")
-    assert paths["pdf"] is None and not (tmp_path / "demo" / "report.pdf").exists()
-    assert report.fmt_num(result.overall["recall"]) in text
-    assert f"decision threshold {report.fmt_threshold(result.config.threshold)};" in text
+    assert paths["pdf"] is None and not (tmp_path / "out" / "report.pdf").exists()
+    assert report.fmt_num(result.overall["recall"]) in text and report.fmt_num(result.overall["auc"]) in text
+    assert "decision threshold 0.45;" in text and "decision threshold 0.5;" not in text
+    for sid in result.sections:  # every section the pipeline produced is in the report
+        assert f'id="{sid}"' in text or report._label(sid) in text
 
 
-def test_missing_weasyprint_names_the_extra(tmp_path, monkeypatch):
+def test_missing_weasyprint_names_the_extra(tmp_path, monkeypatch, no_figures):
     monkeypatch.setitem(sys.modules, "weasyprint", None)
     result = make_result(evil=False, sections=False)
     with pytest.raises(MissingDependencyError, match=r"pip install 'skinaudit\[pdf\]'"):
