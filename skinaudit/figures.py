@@ -76,6 +76,13 @@ def _groups(groups, n):
                     dtype=object)
 
 
+def _plain(text) -> str:
+    """Text from data, safe for matplotlib: '$' would start mathtext (and can fail to parse),
+    a leading '_' hides a legend entry; both are neutralised."""
+    text = str(text).replace("$", r"\$")
+    return f" {text}" if text.startswith("_") else text
+
+
 def _group_order(g) -> list:
     """Groups in order of first appearance after sorting by name (stable, deterministic)."""
     return sorted(set(g.tolist()))
@@ -132,15 +139,15 @@ def roc_png(y_true, y_score, path, *, threshold: float, groups=None, title: str 
             fpr, tpr, auc = roc_points(y[sel], s[sel])
             n_pos = int(y[sel].sum())
             if np.isnan(auc):
-                ax.plot([], [], color=colour, label=f"{name} (n={int(sel.sum())}, malignant={n_pos}): AUC undefined")
+                ax.plot([], [], color=colour, label=f"{_plain(name)} (n={int(sel.sum())}, malignant={n_pos}): AUC undefined")
                 continue
             ax.plot(fpr, tpr, color=colour, lw=1.6,
-                    label=f"{name} (n={int(sel.sum())}, malignant={n_pos}): AUC {auc:.3f}")
+                    label=f"{_plain(name)} (n={int(sel.sum())}, malignant={n_pos}): AUC {auc:.3f}")
             pred = s[sel] >= t
             yy = y[sel]
             ax.plot([np.mean(pred[yy == 0])], [np.mean(pred[yy == 1])], "o", color=colour, ms=5, mec="black", mew=0.6)
         ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="false-positive rate (1 - specificity)",
-               ylabel="true-positive rate (recall)", title=f"{title} (dots: threshold {t:g})")
+               ylabel="true-positive rate (recall)", title=f"{_plain(title)} (dots: threshold {t:g})")
         ax.legend(loc="lower right")
         fig.tight_layout()
         return _save(fig, path)
@@ -221,14 +228,14 @@ def ita_histogram_png(ita, path, *, cut_points=(28.0,), groups=None, bins: int =
             names = _group_order(g[ok]) if ok.any() else []
             ax.hist([finite[g[ok] == k] for k in names] or [finite], bins=edges, stacked=True,
                     color=[_PALETTE[i % len(_PALETTE)] for i in range(max(len(names), 1))],
-                    edgecolor="white", lw=0.4, label=names or ["images"])
+                    edgecolor="white", lw=0.4, label=[_plain(k) for k in names] or ["images"])
         for c in cuts:
             ax.axvline(c, color="black", lw=1.0, ls="--")
             ax.annotate(f"{c:g}\u00b0", (c, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -10),
                         textcoords="offset points", fontsize=8)
         missing = int((~ok).sum())
         ax.set(xlabel="ITA (degrees); dashed lines: the scheme's cut points", ylabel="images",
-               title=title + (f" ({missing} without an ITA value, not shown)" if missing else ""))
+               title=_plain(title) + (f" ({missing} without an ITA value, not shown)" if missing else ""))
         ax.legend(loc="upper left")
         fig.tight_layout()
         return _save(fig, path)
@@ -302,12 +309,12 @@ def threshold_curves_png(y_true, y_score, path, *, threshold: float, groups=None
                 sel = g == name
                 sw = threshold_sweep(y[sel], s[sel], step=step)
                 axes[1].plot(sw["threshold"], sw["recall"], color=_PALETTE[i % len(_PALETTE)], lw=1.5,
-                             label=f"{name} (malignant={int(y[sel].sum())})")
+                             label=f"{_plain(name)} (malignant={int(y[sel].sum())})")
             axes[1].set(ylabel="recall per group", ylim=(-0.02, 1.02), xlim=(0, 1))
         for a in axes:
             a.axvline(t, color="black", lw=1.2, label=f"audit threshold {t:g}")
             for j, (name, v) in enumerate(sorted(marks.items())):
-                a.axvline(v, color="#555555", lw=1.0, ls=(0, (1 + j, 2)), label=f"{name} {v:g}")
+                a.axvline(v, color="#555555", lw=1.0, ls=(0, (1 + j, 2)), label=f"{_plain(name)} {v:g}")
             a.legend(loc="lower left", ncol=2)
         axes[-1].set_xlabel("threshold (predicted malignant when score >= threshold)")
         fig.tight_layout()

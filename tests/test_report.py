@@ -21,6 +21,8 @@ from skinaudit.metrics import binary_metrics
 EVIL_ID = "<script>document.body.setAttribute('data-pwned','1')</script>"
 EVIL_NAME = "<script>document.title='pwned'</script>dataset"
 EVIL_NOTE = "<img src=x onerror=alert(1)> note from data"
+EVIL_GROUP = "<i>dark</i> $_{x}$"  # markup for the HTML, mathtext for matplotlib
+EVIL_META = "<script>alert('metadata')</script>"
 DATE = "2026-01-02T03:04:05+00:00"
 
 
@@ -30,7 +32,7 @@ def make_result(*, sections=True, threshold=0.5, evil=True, n=120, seed=1) -> Au
     y = (rng.random(n) < 0.35).astype(int)
     s = np.clip(0.35 * y + 0.65 * rng.random(n), 0, 1)
     ita = rng.normal(35, 12, n)
-    g = np.where(ita > 28, "light", "dark")
+    g = np.where(ita > 28, "light", EVIL_GROUP if evil else "dark")
     ids = [f"img_{i:03d}" for i in range(n)]
     flags = ["" if i % 17 else "b_nonpositive" for i in range(n)]
     if evil:
@@ -42,10 +44,10 @@ def make_result(*, sections=True, threshold=0.5, evil=True, n=120, seed=1) -> Au
         secs["groups"] = {"scheme": {"name": "binary", "cut_points": [28.0]}, "tables": {"table7": [
             {"group": k, "n": int((g == k).sum()), "benign": int(((g == k) & (y == 0)).sum()),
              "malignant": int(((g == k) & (y == 1)).sum()), "share": float((g == k).mean())}
-            for k in ("light", "dark")]}}
+            for k in ("light", EVIL_GROUP if evil else "dark")]}}
         secs["fairness"] = {"alpha": 0.05,
                             "groups": {k: {"n": int((g == k).sum()), "recall": 0.8, "recall_ci": [0.7, 0.9]}
-                                       for k in ("light", "dark")},
+                                       for k in ("light", EVIL_GROUP if evil else "dark")},
                             "verdicts": {"recall": "not significant", "auc": "not significant"},
                             "paper_rule": {"auc": {"gap": 0.01, "significant": False}},
                             "notes": [EVIL_NOTE]}
@@ -55,7 +57,7 @@ def make_result(*, sections=True, threshold=0.5, evil=True, n=120, seed=1) -> Au
             {"mode": "low_contrast", "count": 3, "share": 0.5, "description": "low lesion-skin contrast"}]}}
     ds = {"name": EVIL_NAME if evil else "phantoms", "n": n + 2, "malignant": int(y.sum()),
           "benign": int(n - y.sum()), "with_mask": n, "excluded": 2, "manifest_sha256": "ab" * 32,
-          "source": "/data/<b>x</b>" if evil else "/data/x"}
+          "source": "/data/<b>x</b>" if evil else "/data/x", "metadata": {"site": EVIL_META if evil else "a"}}
     model = {"name": "<script>alert('model')</script>" if evil else "colour_model", "adapter": "CallableModel",
              "path": None, "sha256": None}
     skipped = pd.DataFrame({"image_id": ["<script>alert('skip')</script>" if evil else "bad", "img_x"],
@@ -203,7 +205,7 @@ def test_context_is_json_safe_and_tables_come_from_the_sections(tmp_path):
         "confusion.png", "ita_histogram.png", "roc.png", "roc_by_group.png", "threshold_curves.png"]
     assert all(f["src"].startswith("data:image/png;base64,") for f in ctx["figures"].values())
     table7 = [p for p in ctx["sections"]["groups"]["parts"] if p["source"].endswith("table7")][0]
-    assert [r[0]["v"] for r in table7["rows"]] == ["light", "dark"]
+    assert [r[0]["v"] for r in table7["rows"]] == ["light", EVIL_GROUP]
 
 
 def test_report_rules_reach_the_badges(tmp_path, no_figures):
@@ -315,6 +317,8 @@ def test_strings_from_data_are_escaped(written):
     assert "&lt;script&gt;alert(&#39;skip&#39;)&lt;/script&gt;" in text
     assert "&lt;img src=x onerror=alert(1)&gt; note from data" in text
     assert "/data/&lt;b&gt;x&lt;/b&gt;" in text
+    assert "&lt;script&gt;alert(&#39;metadata&#39;)&lt;/script&gt;" in text
+    assert "&lt;i&gt;dark&lt;/i&gt; $_{x}$" in text and "<i>dark" not in text
 
 
 def _poppler(tool):
