@@ -380,7 +380,8 @@ def recalibrate(cal_y, cal_score, cal_groups, test_y, test_score, test_groups, *
     (F1-max subject to recall >= gamma), with :func:`~skinaudit.thresholds.bootstrap_threshold`
     (``n_boot`` replicates) evaluated on the test split for the spread of t*.
     ``per_group``: :class:`~skinaudit.thresholds.GroupRecallThresholds`, one threshold per group
-    reaching the same gamma. ``tpr_parity`` / ``equalized_odds``: fairlearn's
+    reaching the same gamma (a test group with no calibration case gets the global threshold,
+    stated in ``fallback``). ``tpr_parity`` / ``equalized_odds``: fairlearn's
     ThresholdOptimizer (randomised predictions; fixed by ``random_state``).
 
     Parameters
@@ -433,9 +434,14 @@ def recalibrate(cal_y, cal_score, cal_groups, test_y, test_score, test_groups, *
                 after = est.predict(ts)
             elif name == "per_group":
                 est = GroupRecallThresholds(gamma=gamma, step=step, grid=grid).fit(cy, cs, cg)
-                info = {"thresholds": est.thresholds_, "feasible": est.feasible_, "fallback": est.fallback_,
-                        "randomized": False}
-                after = est.predict(ts, tg)
+                thr, feas, fall = dict(est.thresholds_), dict(est.feasible_), dict(est.fallback_)
+                for u in sorted(set(tg) - set(thr)):   # a test group absent from calibration
+                    thr[u], feas[u] = est.global_.threshold_, False
+                    fall[u] = (f"group '{u}' has no calibration case; it gets the global threshold "
+                               f"{est.global_.threshold_:g}")
+                    log.warning(fall[u])
+                info = {"thresholds": thr, "feasible": feas, "fallback": fall, "randomized": False}
+                after = (ts >= np.array([thr[x] for x in tg], dtype=float)).astype(int)
             else:
                 cons = "true_positive_rate_parity" if name == "tpr_parity" else "equalized_odds"
                 est = FairlearnThresholds(cons, objective=objective, random_state=fair_seed).fit(cy, cs, cg)

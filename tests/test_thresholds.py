@@ -262,3 +262,15 @@ def test_recalibrate_gamma_step_and_seed_reach_the_search():
     _, narrow = bootstrap_threshold(y, s, n_boot=200, alpha=0.5)
     _, wide = bootstrap_threshold(y, s, n_boot=200, alpha=0.05)
     assert wide["recall_ci"][1] - wide["recall_ci"][0] > narrow["recall_ci"][1] - narrow["recall_ci"][0]
+
+
+def test_per_group_recalibration_handles_a_group_missing_from_calibration():
+    y, s, g = scenario(600)
+    g = g.astype(object)
+    g[:2] = "rare"
+    cal = np.ones(y.size, bool)
+    cal[:2] = False
+    res = recalibrate(y[cal], s[cal], g[cal], y, s, g, threshold=0.5, methods=("global", "per_group"), n_boot=20)
+    m = res.section["methods"]["per_group"]
+    assert m["status"] == "ok" and m["thresholds"]["rare"] == res.section["methods"]["global"]["thresholds"]["all"]
+    assert "no calibration case" in m["fallback"]["rare"] and m["feasible"]["rare"] is False
