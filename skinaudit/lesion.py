@@ -1,0 +1,473 @@
+"""Lesion segmentation and artifact masks for dermoscopy and clinical photos, without weights.
+
+Everything runs on a small working copy of the image (long side :attr:`LesionParams.work_size`
+pixels, box-averaged), which keeps one 600x450 image at a few milliseconds; masks returned by
+the public functions are resized back to the image's full size.
+
+Segmentation (:func:`segment_lesion`)
+    1. Hair removal: per-channel grey closing (a "DullRazor"-like fill, Lee et al. 1997);
+       pixels whose closing minus original luminance exceeds ``hair_contrast`` take the
+       closed value.
+    2. Field of view: dark pixels (luminance < ``dark_level``) connected to the image border
+       (dermatoscope vignette, black frame) and vivid coloured patches touching the border
+       (ISIC stickers, chroma C*ab > ``patch_chroma``) are removed from the analysis.
+    3. Blue channel (the channel with the best lesion/skin contrast here, measured in
+       ``docs/skintone.md``), Otsu threshold (Otsu 1979) over the field of view, shifted by
+       ``skin_bias`` of the way towards the skin median because human outlines include the
+       faint lesion periphery.
+    4. The connected component with the largest centre-weighted area, holes filled, closed.
+
+Artifacts (:func:`detect_artifacts`) each give a pixel mask (excluded from the skin sample)
+and an image-level flag (:func:`artifact_flags`), with thresholds in :class:`ArtifactParams`:
+
+=============  ======================================================  =====================
+name           pixel rule                                              image flag
+=============  ======================================================  =====================
+hair           black-hat (closing - luminance) > ``hair_contrast``,    area > ``hair_min_frac``
+               thin elongated components (Bevan & Atapour-Abarghouei   of the image
+               2022 use a 17x17 black-hat at full resolution)
+ruler          dark thin straight components (major axis >=            any such component
+               ``ruler_min_len`` of the long side, low width)
+ink            violet-blue hue 250-290 deg, saturation >= 0.39,        area > ``ink_min_frac``
+               value >= 0.24 (Bevan 2022, HSV [125,100,60]-[145,255,
+               255] on OpenCV's 0-180 scale)
+dark_corner    luminance < ``dark_level`` connected to the border      area > ``dark_corner_min_frac``
+gel_bubble     specular highlights and bubble rims: near-white         area > ``bubble_min_frac``
+               (value > ``specular_value``, saturation <
+               ``specular_saturation``) or white top-hat >
+               ``bubble_contrast``
+gel_border     a bright, low-texture band along the border whose       area > ``gel_border_min_frac``
+               luminance exceeds the skin median by
+               ``gel_border_contrast``
+patches        vivid colour (C*ab > ``patch_chroma``) touching the     area > ``patch_min_frac``
+               border, large
+=============  ======================================================  =====================
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage as ndi
+
+from .errors import ConfigError, ImageError
+
+__all__ = [
+    "ARTIFACT_NAMES",
+    "LesionParams",
+    "ArtifactParams",
+    "segment_lesion",
+    "detect_artifacts",
+    "artifact_flags",
+    "analyse_masks",
+    "WorkingImage",
+]
+
+#: Artifact names, in output column order.
+ARTIFACT_NAMES = ("hair", "ruler", "ink", "dark_corner", "gel_bubble", "gel_border", "patches")
+
+
+@dataclass(frozen=True)
+class LesionParams:
+    """Parameters of :func:`segment_lesion` (intensities on a 0-1 scale).
+
+    Attributes
+    ----------
+    work_size : int
+        Long side, in pixels, of the working copy (default 128). Smaller is faster.
+    hair_kernel : int
+        Side of the square grey closing used to remove hair at working size (pixels, odd).
+    hair_contrast : float
+        Closing minus luminance above which a pixel is hair (0-1 scale).
+    dark_level : float
+        Mean RGB below which a border-connected pixel is vignette / black frame (0-1).
+    patch_chroma : float
+        CIELAB chroma above which a border-connected region is a coloured patch.
+    skin_bias : float
+        Fraction of the way from the Otsu threshold to the skin median where the lesion
+        threshold is placed (0 = plain Otsu; tuned on isic-uda1, see docs/skintone.md).
+    """
+
+    work_size: int = 128
+    hair_kernel: int = 5
+    hair_contrast: float = 0.06
+    dark_level: float = 0.12
+    patch_chroma: float = 50.0
+    skin_bias: float = 0.25
+
+    def __post_init__(self):
+        _check(self.work_size >= 32, "work_size", "must be at least 32", self.work_size)
+        _check(self.hair_kernel >= 3 and self.hair_kernel % 2 == 1, "hair_kernel", "must be an odd integer >= 3",
+               self.hair_kernel)
+        _check(0 < self.hair_contrast < 1, "hair_contrast", "must be in (0, 1)", self.hair_contrast)
+        _check(0 <= self.dark_level < 1, "dark_level", "must be in [0, 1)", self.dark_level)
+        _check(self.patch_chroma > 0, "patch_chroma", "must be positive", self.patch_chroma)
+        _check(-1 < self.skin_bias < 1, "skin_bias", "must be in (-1, 1)", self.skin_bias)
+
+
+@dataclass(frozen=True)
+class ArtifactParams:
+    """Image-level flag thresholds of :func:`detect_artifacts` (areas as image fractions).
+
+    The pixel rules share ``hair_contrast``, ``dark_level`` and ``patch_chroma`` with
+    :class:`LesionParams`. Thresholds were set on the even-numbered half of
+    isic-uda1/artifacts.csv; ``benchmarks/bench_artifacts.py`` reports both halves.
+    """
+
+    hair_size: int = 256
+    hair_kernel: int = 7
+    hair_contrast: float = 0.05
+    hair_min_len: float = 15.0
+    hair_max_width: float = 5.0
+    hair_min_frac: float = 0.0003
+    ruler_min_len: float = 0.25
+    ruler_max_width: float = 2.5
+    ruler_band: float = 0.2
+    ruler_min_ticks: int = 5
+    dark_corner_ratio: float = 0.5
+    ink_min_frac: float = 0.001
+    specular_value: float = 0.92
+    specular_saturation: float = 0.12
+    bubble_contrast: float = 0.12
+    bubble_min_frac: float = 0.002
+    gel_border_contrast: float = 0.1
+    gel_border_min_frac: float = 0.05
+    patch_min_frac: float = 0.005
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            _check(value >= 0, name, "must be non-negative", value)
+        _check(self.hair_size >= 32, "hair_size", "must be at least 32", self.hair_size)
+        _check(self.hair_kernel >= 3 and self.hair_kernel % 2 == 1, "hair_kernel", "must be an odd integer >= 3",
+               self.hair_kernel)
+
+
+def _check(ok: bool, name: str, rule: str, value) -> None:
+    if not ok:
+        raise ConfigError(f"the '{name}' parameter {rule}; got {value!r}")
+
+
+def _validate_image(image) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ImageError("<array>", f"expected an (H, W, 3) RGB array; got shape {arr.shape}")
+    if arr.shape[0] < 8 or arr.shape[1] < 8:
+        raise ImageError("<array>", f"image is {arr.shape[1]}x{arr.shape[0]} px, too small to analyse")
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and np.nanmin(arr) >= 0 and np.nanmax(arr) <= 1:
+            arr = np.round(arr * 255).astype(np.uint8)
+        else:
+            raise ImageError("<array>", f"expected a uint8 array (or floats in [0, 1]); got {arr.dtype}")
+    return arr
+
+
+def _resize_mask(mask: np.ndarray, shape: tuple[int, int], *, conservative: bool = False) -> np.ndarray:
+    """Resize a bool mask to ``shape`` (H, W); ``conservative`` keeps any touched pixel."""
+    if mask.shape == tuple(shape):
+        return mask.copy()
+    img = Image.fromarray(mask.astype(np.uint8) * 255)
+    if conservative:
+        out = np.asarray(img.resize((shape[1], shape[0]), Image.BOX)) > 0
+    else:
+        out = np.asarray(img.resize((shape[1], shape[0]), Image.BILINEAR)) > 127
+    return out
+
+
+def _border_labels(labels: np.ndarray) -> np.ndarray:
+    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    u = np.unique(edge)
+    return u[u > 0]
+
+
+class WorkingImage:
+    """The working copy of one image and the intermediate maps every stage shares.
+
+    Built once per image by :func:`analyse_masks`; attributes are ``(h, w)`` arrays at working
+    size: ``rgb`` (float32 0-1, hair-filled), ``raw`` (float32 0-1, box-averaged), ``sample``
+    (float32 0-1, nearest pixels, for colour statistics), ``hair_response``, ``field`` (bool
+    field of view).
+    """
+
+    def __init__(self, image: np.ndarray, params: LesionParams):
+        from skimage import color
+
+        image = _validate_image(image)
+        self.shape = image.shape[:2]
+        h, w = self.shape
+        s = min(1.0, params.work_size / max(h, w))
+        hs, ws = max(8, round(h * s)), max(8, round(w * s))
+        self.scale = s
+        small = image if (hs, ws) == (h, w) else np.asarray(Image.fromarray(image).resize((ws, hs), Image.BOX))
+        raw = small.astype(np.float32) / 255.0
+        self.raw = raw
+        # actual pixels (no averaging) on the working grid, for colour statistics: averaging
+        # sRGB values biases L* of textured skin (0.3 L* units measured on phantoms)
+        nearest = image if (hs, ws) == (h, w) else np.asarray(Image.fromarray(image).resize((ws, hs), Image.NEAREST))
+        self.sample = nearest.astype(np.float32) / 255.0
+        lum = raw.mean(axis=2)
+        k = params.hair_kernel
+        closed = ndi.grey_closing(raw, size=(k, k, 1))
+        self.hair_response = closed.mean(axis=2) - lum
+        hairy = self.hair_response > params.hair_contrast
+        self.hair_pixels = hairy
+        self.rgb = np.where(hairy[..., None], closed, raw)
+        self.lab_filled = color.rgb2lab(self.rgb)
+        lum_f = self.rgb.mean(axis=2)
+        self.lum = lum_f
+        dark = lum_f < params.dark_level
+        lab_d, _ = ndi.label(dark)
+        self.dark_corner = np.isin(lab_d, _border_labels(lab_d))
+        self.image = image
+        L, a, b = self.lab_filled[..., 0], self.lab_filled[..., 1], self.lab_filled[..., 2]
+        chroma = np.hypot(a, b)
+        hue = np.degrees(np.arctan2(b, a))
+        lesion_like = (hue > -10) & (hue < 50) & (L < 60)
+        vivid = (chroma > params.patch_chroma) & ~lesion_like
+        vivid |= (chroma > 0.7 * params.patch_chroma) & ((hue > 100) | (hue < -60))  # green, cyan, blue
+        lab_v, n = ndi.label(ndi.binary_opening(vivid))
+        patches = np.zeros((hs, ws), dtype=bool)
+        if n:
+            sizes = ndi.sum_labels(np.ones((hs, ws)), lab_v, np.arange(1, n + 1))
+            big = np.arange(1, n + 1)[sizes > 0.005 * hs * ws]
+            patches = np.isin(lab_v, big[np.isin(big, _border_labels(lab_v))])
+        self.patches = patches
+        field = ~ndi.binary_dilation(self.dark_corner | patches, iterations=2)
+        if field.sum() < 0.2 * hs * ws:  # almost all dark: analyse everything rather than nothing
+            field = np.ones((hs, ws), dtype=bool)
+        self.field = field
+        yy, xx = np.mgrid[0:hs, 0:ws]
+        self.centre_weight = np.clip(1.2 - np.hypot((yy - hs / 2) / (hs / 2), (xx - ws / 2) / (ws / 2)), 0.05, None)
+
+
+def _segment_small(wi: WorkingImage, params: LesionParams) -> np.ndarray:
+    from skimage.filters import threshold_otsu
+
+    s = wi.rgb[..., 2]
+    vals = s[wi.field]
+    h, w = s.shape
+    if vals.size < 16 or np.ptp(vals) == 0:
+        return np.zeros((h, w), dtype=bool)
+    t = threshold_otsu(vals)
+    skin = vals[vals > t]
+    if skin.size:
+        t = t + params.skin_bias * (float(np.median(skin)) - t)
+    lesion = ndi.binary_opening((s < t) & wi.field)
+    labels, n = ndi.label(lesion)
+    if n == 0:
+        return np.zeros((h, w), dtype=bool)
+    idx = np.arange(1, n + 1)
+    score = ndi.sum_labels(wi.centre_weight, labels, idx)
+    m = labels == idx[int(np.argmax(score))]
+    return ndi.binary_fill_holes(ndi.binary_closing(m, iterations=2, border_value=0))
+
+
+def segment_lesion(image, *, params: LesionParams = LesionParams()) -> np.ndarray:
+    """Segment the lesion of a dermoscopy image (classical, no trained weights).
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3), uint8
+        sRGB image.
+    params : LesionParams
+        Segmentation parameters (see the module docstring for the algorithm).
+
+    Returns
+    -------
+    ndarray, shape (H, W), bool
+        True = lesion. All False when no lesion-like region is found.
+    """
+    wi = WorkingImage(image, params)
+    return _resize_mask(_segment_small(wi, params), wi.shape)
+
+
+def _hair_ruler_small(wi: WorkingImage, ap: ArtifactParams, lesion: np.ndarray):
+    """Hair and ruler masks from a black-hat at ``ap.hair_size`` (thin dark curvilinear marks).
+
+    Components of ``closing - luminance > hair_contrast`` (and darker than the image median by
+    as much) are kept when thin (2 x largest distance to background <= ``hair_max_width`` px) and at least ``hair_min_len`` px long; long straight ones
+    (major axis >= ``ruler_min_len`` x long side, minor axis <= 6% of it) are ruler marks.
+    Returns masks at working size.
+    """
+    from skimage.measure import regionprops
+
+    h, w = wi.shape
+    s = min(1.0, ap.hair_size / max(h, w))
+    hs, ws = max(8, round(h * s)), max(8, round(w * s))
+    img = wi.image if (hs, ws) == (h, w) else np.asarray(Image.fromarray(wi.image).resize((ws, hs), Image.BOX))
+    g = img.astype(np.float32).mean(axis=2) / 255.0
+    k = ap.hair_kernel
+    blackhat = ndi.grey_closing(g, size=(k, k)) - g
+    dark_corner = ndi.binary_dilation(_resize_mask(wi.dark_corner_rel, (hs, ws)), iterations=k)
+    # hair is darker than the skin around it; this keeps the insides of bright gel-bubble rims out
+    darker = g < float(np.median(g)) - ap.hair_contrast
+    thin = (blackhat > ap.hair_contrast) & darker & ~dark_corner
+    labels, n = ndi.label(thin, structure=np.ones((3, 3)))
+    hair = np.zeros((hs, ws), dtype=bool)
+    ruler = np.zeros((hs, ws), dtype=bool)
+    long_side = max(hs, ws)
+    # thickness of each component = 2 x its largest distance to the background (a hair
+    # network that crosses itself stays thin, unlike a blob)
+    edt = ndi.distance_transform_edt(thin)
+    thickness = 2.0 * np.asarray(ndi.maximum(edt, labels, np.arange(1, n + 1))) if n else np.zeros(0)
+    ticks = {side: [] for side in range(4)}  # top, bottom, left, right
+    band = ap.ruler_band * min(hs, ws)
+    for rp in regionprops(labels):
+        if rp.area < 3:
+            continue
+        major = rp.axis_major_length
+        width = rp.area / max(major, 1.0)
+        if thickness[rp.label - 1] > ap.hair_max_width:
+            continue
+        sl = labels[rp.slice] == rp.label
+        if (major >= ap.ruler_min_len * long_side and width <= ap.ruler_max_width
+                and rp.axis_minor_length <= 0.06 * long_side):
+            ruler[rp.slice] |= sl
+            continue
+        cy, cx = rp.centroid
+        vertical = abs(np.cos(rp.orientation)) > 0.9  # skimage: angle between row axis and major axis
+        for side, near, ok in ((0, cy < band, vertical), (1, cy > hs - band, vertical),
+                               (2, cx < band, not vertical), (3, cx > ws - band, not vertical)):
+            if near and ok and major <= 0.15 * long_side:
+                ticks[side].append((cx if side < 2 else cy, rp.slice, sl))
+        if major >= ap.hair_min_len:
+            hair[rp.slice] |= sl
+    for side, items in ticks.items():
+        if _regular_ticks([it[0] for it in items], ap.ruler_min_ticks):
+            for _, sli, sl in items:
+                ruler[sli] |= sl
+                hair[sli] &= ~sl
+    small = wi.raw.shape[:2]
+    return _resize_mask(hair, small, conservative=True), _resize_mask(ruler, small, conservative=True)
+
+
+def _regular_ticks(positions, min_ticks: int) -> bool:
+    """True when at least ``min_ticks`` positions are spaced regularly (a ruler's graduation):
+    60% of the gaps within 35% of the median gap."""
+    if len(positions) < min_ticks:
+        return False
+    gaps = np.diff(np.sort(np.asarray(positions, dtype=float)))
+    gaps = gaps[gaps > 1.0]
+    if gaps.size < min_ticks - 1:
+        return False
+    med = float(np.median(gaps))
+    return bool(np.mean(np.abs(gaps - med) <= 0.35 * med) >= 0.6)
+
+
+def _corner_ratio(lum: np.ndarray, lesion: np.ndarray) -> float:
+    """Darkest corner patch (10% of the short side) median luminance / central skin median."""
+    h, w = lum.shape
+    c = max(2, int(0.1 * min(h, w)))
+    corners = [lum[:c, :c], lum[:c, -c:], lum[-c:, :c], lum[-c:, -c:]]
+    centre = (slice(h // 4, 3 * h // 4), slice(w // 4, 3 * w // 4))
+    skin = ~lesion[centre]
+    ref = float(np.median(lum[centre][skin])) if skin.any() else float(np.median(lum))
+    if ref <= 0:
+        return float("nan")
+    return float(min(np.median(x) for x in corners) / ref)
+
+
+def analyse_masks(image, *, lesion_mask=None, params: LesionParams = LesionParams(),
+                  artifact_params: ArtifactParams = ArtifactParams()):
+    """Working-size lesion and artifact masks of one image (shared by segmentation and ITA).
+
+    Returns
+    -------
+    wi : WorkingImage
+    lesion : ndarray (h, w) bool, at working size
+    masks : dict name -> ndarray (h, w) bool, at working size, one per :data:`ARTIFACT_NAMES`
+    """
+    wi = WorkingImage(image, params)
+    if lesion_mask is None:
+        lesion = _segment_small(wi, params)
+    else:
+        lm = np.asarray(lesion_mask).astype(bool)
+        if lm.shape != tuple(wi.shape):
+            raise ImageError("<mask>", f"lesion mask shape {lm.shape} differs from the image's {tuple(wi.shape)}")
+        lesion = _resize_mask(lm, wi.rgb.shape[:2], conservative=True)
+    masks = _artifacts_small(wi, params, artifact_params, lesion)
+    return wi, lesion, masks
+
+
+def _artifacts_small(wi: WorkingImage, params: LesionParams, ap: ArtifactParams, lesion: np.ndarray) -> dict:
+    from skimage.color import rgb2hsv
+
+    h, w = wi.lum.shape
+    lum = wi.raw.mean(axis=2)
+    # dark corner: pixels darker than dark_corner_ratio x the skin median, connected to the
+    # border; the image flag uses the darkest corner patch's ratio (stored as a 0-size hint)
+    ratio = _corner_ratio(lum, lesion)
+    skin_level = float(np.median(lum[~lesion])) if (~lesion).any() else float(np.median(lum))
+    lab_d, _ = ndi.label(lum < ap.dark_corner_ratio * skin_level)
+    dark_rel = np.isin(lab_d, _border_labels(lab_d)) | wi.dark_corner
+    if not ratio < ap.dark_corner_ratio:
+        dark_rel = wi.dark_corner & np.zeros_like(wi.dark_corner)
+    wi.dark_corner_rel = dark_rel
+    hair, ruler = _hair_ruler_small(wi, ap, lesion)
+    hsv = rgb2hsv(wi.raw)
+    hue_deg = hsv[..., 0] * 360.0
+    ink = (hue_deg >= 250) & (hue_deg <= 290) & (hsv[..., 1] >= 100 / 255) & (hsv[..., 2] >= 60 / 255)
+    ink = ndi.binary_opening(ink) & ~wi.dark_corner
+    skin_lum = float(np.median(lum[~lesion])) if (~lesion).any() else float(np.median(lum))
+    brighter = lum > skin_lum + ap.bubble_contrast
+    specular = (hsv[..., 2] > ap.specular_value) & (hsv[..., 1] < ap.specular_saturation) & brighter
+    tophat = lum - ndi.grey_opening(lum, size=(5, 5))
+    bubble = (specular | ((tophat > ap.bubble_contrast) & brighter)) & wi.field
+    # gel border: a bright smooth band along the border, clearly brighter than the skin
+    skin_ref = wi.field & ~lesion & ~bubble
+    gel_border = np.zeros((h, w), dtype=bool)
+    if skin_ref.sum() > 16:
+        med = float(np.median(lum[skin_ref]))
+        bright = ndi.binary_opening(lum > med + ap.gel_border_contrast, iterations=2) & wi.field & ~lesion
+        lab_b, n = ndi.label(bright)
+        if n:
+            gel_border = np.isin(lab_b, _border_labels(lab_b))
+    return {"hair": hair, "ruler": ruler, "ink": ink, "dark_corner": dark_rel, "gel_bubble": bubble,
+            "gel_border": gel_border, "patches": wi.patches}
+
+
+def artifact_flags(masks: dict, *, lesion_mask=None, params: ArtifactParams = ArtifactParams()) -> dict:
+    """Image-level flags from artifact masks (all of one resolution): name -> bool.
+
+    A flag is raised when the mask covers more than its ``*_min_frac`` of the image; the
+    ruler and dark-corner flags by any pixel of their mask. Hair is counted outside the
+    lesion (dilated by 4 px) when ``lesion_mask`` is given, because pigment network inside a
+    lesion answers the black-hat too.
+    """
+    masks = dict(masks)
+    if lesion_mask is not None and "hair" in masks:
+        masks["hair"] = masks["hair"] & ~ndi.binary_dilation(np.asarray(lesion_mask, dtype=bool), iterations=4)
+    frac = {k: float(np.mean(v)) if np.size(v) else 0.0 for k, v in masks.items()}
+    return {
+        "hair": frac.get("hair", 0) > params.hair_min_frac,
+        "ruler": frac.get("ruler", 0) > 0,
+        "ink": frac.get("ink", 0) > params.ink_min_frac,
+        "dark_corner": frac.get("dark_corner", 0) > 0,
+        "gel_bubble": frac.get("gel_bubble", 0) > params.bubble_min_frac,
+        "gel_border": frac.get("gel_border", 0) > params.gel_border_min_frac,
+        "patches": frac.get("patches", 0) > params.patch_min_frac,
+    }
+
+
+def detect_artifacts(image, *, lesion_mask=None, params: LesionParams = LesionParams(),
+                     artifact_params: ArtifactParams = ArtifactParams()) -> dict:
+    """Pixel masks of the artifacts of one image.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3), uint8
+        sRGB image.
+    lesion_mask : ndarray, shape (H, W), bool, optional
+        The lesion (estimated with :func:`segment_lesion` when omitted); used to keep lesion
+        structure out of the gel-border rule.
+    params, artifact_params : LesionParams, ArtifactParams
+
+    Returns
+    -------
+    dict
+        ``name -> (H, W) bool`` for every name in :data:`ARTIFACT_NAMES` (all-False masks for
+        absent artifacts). Image-level flags: :func:`artifact_flags` on this dict.
+    """
+    wi, lesion, masks = analyse_masks(image, lesion_mask=lesion_mask, params=params,
+                                      artifact_params=artifact_params)
+    return {k: _resize_mask(v, wi.shape) for k, v in masks.items()}

@@ -1,0 +1,94 @@
+"""Lesion segmentation and artifact masks: phantoms with known masks, then real images."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skinaudit import lesion as le
+from skinaudit.errors import ConfigError, ImageError
+from skinaudit.phantoms import PhantomSpec, make_phantom
+
+
+def jaccard(a, b):
+    u = np.logical_or(a, b).sum()
+    return np.logical_and(a, b).sum() / u if u else 1.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_segmentation_recovers_phantom_lesions(seed):
+    ph = make_phantom(PhantomSpec(seed=seed, hair=5, dark_corner=True))
+    m = le.segment_lesion(ph.image)
+    assert m.shape == ph.mask.shape and m.dtype == bool
+    assert jaccard(m, ph.mask) > 0.85
+
+
+def test_skin_bias_reaches_segmentation():
+    ph = make_phantom(PhantomSpec(seed=3, size=160))
+    small = le.segment_lesion(ph.image, params=le.LesionParams(skin_bias=-0.5)).sum()
+    large = le.segment_lesion(ph.image, params=le.LesionParams(skin_bias=0.9)).sum()
+    assert large > small
+
+
+@pytest.mark.parametrize("name,spec", [
+    ("hair", dict(hair=7)), ("ink", dict(ink=True)), ("dark_corner", dict(dark_corner=True)),
+    ("gel_bubble", dict(gel_bubble=3)), ("ruler", dict(ruler=True)),
+])
+def test_artifact_flags_match_phantom_truth(name, spec):
+    ph = make_phantom(PhantomSpec(seed=4, **spec))
+    masks = le.detect_artifacts(ph.image, lesion_mask=ph.mask)
+    assert set(masks) == set(le.ARTIFACT_NAMES)
+    assert all(m.shape == ph.mask.shape and m.dtype == bool for m in masks.values())
+    flags = le.artifact_flags(masks, lesion_mask=ph.mask)
+    assert flags[name]
+    truth = ph.artifact_masks[name]
+    # the detected pixels overlap the drawn ones
+    assert np.logical_and(masks[name], truth).sum() > 0.3 * min(truth.sum(), masks[name].sum())
+    clean = le.artifact_flags(le.detect_artifacts(make_phantom(PhantomSpec(seed=4)).image))
+    assert not clean[name]
+
+
+def test_flag_thresholds_reach_the_rule():
+    ph = make_phantom(PhantomSpec(seed=4, ink=True))
+    masks = le.detect_artifacts(ph.image, lesion_mask=ph.mask)
+    assert le.artifact_flags(masks)["ink"]
+    assert not le.artifact_flags(masks, params=le.ArtifactParams(ink_min_frac=0.5))["ink"]
+
+
+@pytest.mark.parametrize("kw,match", [({"work_size": 8}, "work_size"), ({"hair_kernel": 4}, "hair_kernel"),
+                                      ({"skin_bias": 1.5}, "skin_bias")])
+def test_bad_lesion_params_raise(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        le.LesionParams(**kw)
+
+
+def test_bad_artifact_params_raise():
+    with pytest.raises(ConfigError, match="hair_min_frac"):
+        le.ArtifactParams(hair_min_frac=-1)
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ImageError):
+        le.segment_lesion(np.zeros((4, 4, 3), dtype=np.uint8))
+    with pytest.raises(ImageError, match="shape"):
+        le.detect_artifacts(np.zeros((64, 64, 3), dtype=np.uint8), lesion_mask=np.zeros((10, 10), bool))
+
+
+@pytest.mark.realdata
+def test_real_isic_masks_and_flags(shared_data):
+    from skinaudit import skintone as st
+    from skinaudit.imageio import read_image, read_mask
+
+    root = shared_data("isic-uda1")
+    art = pd.read_csv(root / "artifacts.csv").set_index("isic_id")
+    ids = ["ISIC_0000001", "ISIC_0000004", "ISIC_0000006", "ISIC_0000013", "ISIC_0000019", "ISIC_0000022"]
+    scores = []
+    for i in ids:
+        img = read_image(root / "images" / f"{i}.jpg")
+        truth = read_mask(root / "masks" / f"{i}_segmentation.png", shape=img.shape[:2])
+        scores.append(jaccard(le.segment_lesion(img), truth))
+        row = st.analyse_image(img)
+        assert np.isnan(row["ita"]) or -60 <= row["ita"] <= 75
+        if i in art.index:
+            assert row["dark_corner"] == bool(art.loc[i, "dark_corner"])
+    assert np.mean(scores) > 0.7
