@@ -62,11 +62,15 @@ class ReportRules:
         about +-0.15 wide or more.
     max_skipped_share : share of images that could not be scored above which the
         coverage badge WARNs.
+    min_pointing_game : pointing-game hit rate (share of explained images whose CAM maximum
+        falls in the lesion) below which an ITA group's localisation WARNs; 0.5 means the
+        explanation misses the lesion more often than it finds it.
     """
 
     min_recall: float = 0.80
     min_group_positives: int = 30
     max_skipped_share: float = 0.05
+    min_pointing_game: float = 0.5
 
     def __post_init__(self):
         if not 0.0 <= float(self.min_recall) <= 1.0:
@@ -75,6 +79,8 @@ class ReportRules:
             raise ConfigError(f"the 'min_group_positives' parameter must be at least 1; got {self.min_group_positives}")
         if not 0.0 <= float(self.max_skipped_share) <= 1.0:
             raise ConfigError(f"the 'max_skipped_share' parameter must be in [0, 1]; got {self.max_skipped_share}")
+        if not 0.0 <= float(self.min_pointing_game) <= 1.0:
+            raise ConfigError(f"the 'min_pointing_game' parameter must be in [0, 1]; got {self.min_pointing_game}")
 
 
 #: Where each report section answers reporting guidelines: Model Cards (Mitchell et al.
@@ -777,7 +783,24 @@ def summary_badges(result, *, rules: ReportRules | None = None) -> list[dict]:
         badges.append(_badge("Fairness, paper heuristic", "WARN" if flagged else "PASS",
                              f"{len(flagged)} of {len(flags)} gaps above the fixed threshold", paper_rule,
                              ("above: " + ", ".join(flagged)) if flagged else ""))
+    badges.append(_localisation_badge(result.sections.get("localisation"), rules))
     return badges
+
+
+def _localisation_badge(sec, rules: ReportRules) -> dict:
+    rule = f"pointing-game hit rate >= {fmt_num(rules.min_pointing_game, 2)} in every ITA group"
+    if not isinstance(sec, dict) or sec.get("available") is False:
+        reason = sec.get("reason") if isinstance(sec, dict) else None
+        return _badge("Explanations on the lesion", "not run", "n/a", rule, reason or "no localisation section")
+    records = sec.get("groups") if _is_records(sec.get("groups")) else []
+    rates = [(str(r.get("group")), r.get("pointing_game")) for r in records if str(r.get("group")) != "all"]
+    rates = [(g, v) for g, v in rates if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    if not rates:
+        return _badge("Explanations on the lesion", "not run", "n/a", rule, "no pointing-game rate per group")
+    low = [g for g, v in rates if v < rules.min_pointing_game]
+    return _badge("Explanations on the lesion", "WARN" if low else "PASS",
+                  ", ".join(f"{g}: {fmt_num(float(v), 2)}" for g, v in rates), rule,
+                  ("the CAM maximum misses the lesion too often in: " + ", ".join(low)) if low else "")
 
 
 def _scheme_cut_points(result) -> tuple[list[float], str]:

@@ -226,11 +226,18 @@ def test_report_rules_reach_the_badges(tmp_path, no_figures):
     assert status("ITA group sizes", min_group_positives=1000) == "WARN"
     assert status("Images scored", max_skipped_share=0.5) == "PASS"
     assert status("Images scored", max_skipped_share=0.0) == "WARN"
+    assert status("Explanations on the lesion") == "not run"
+    result.sections["localisation"] = {"groups": [{"group": "light", "pointing_game": 0.6},
+                                                  {"group": "dark", "pointing_game": 0.4},
+                                                  {"group": "all", "pointing_game": 0.55}]}
+    assert status("Explanations on the lesion", min_pointing_game=0.4) == "PASS"
+    assert status("Explanations on the lesion", min_pointing_game=0.5) == "WARN"
 
 
 @pytest.mark.parametrize("kwargs, match", [({"min_recall": 1.5}, "min_recall"),
                                            ({"min_group_positives": 0}, "min_group_positives"),
-                                           ({"max_skipped_share": -0.1}, "max_skipped_share")])
+                                           ({"max_skipped_share": -0.1}, "max_skipped_share"),
+                                           ({"min_pointing_game": 2}, "min_pointing_game")])
 def test_report_rules_validate(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         report.ReportRules(**kwargs)
