@@ -381,3 +381,28 @@ def test_real_isic_composition_gives_insufficient_data_for_the_dark_group(shared
     sec = fairness_report(y, s, g, threshold=0.5, n_boot=200, n_perm=200).section
     assert sec["reference"] == "light" and sec["verdicts"]["recall"]["dark"] == "insufficient data"
     assert _recall_test(sec)["mdd"] > 0.4
+
+
+def test_count_based_auc_equals_the_kernel_on_expanded_data():
+    # the bootstrap engine's AUC from per-score counts == the Mann-Whitney kernel on the cases
+    # those counts stand for (score u repeated P_u times as malignant, N_u times as benign)
+    from hypothesis import given, settings
+    from hypothesis import strategies as hs
+
+    from skinaudit.stats import _auc_from_counts
+
+    @settings(max_examples=30, deadline=None, database=None)
+    @given(hs.lists(hs.tuples(hs.integers(0, 3), hs.integers(0, 3)), min_size=2, max_size=12))
+    def check(cells):
+        P = np.array([[c[0] for c in cells]])
+        N = np.array([[c[1] for c in cells]])
+        got = _auc_from_counts(P, N)[0]
+        if P.sum() == 0 or N.sum() == 0:
+            assert np.isnan(got)
+            return
+        u = np.arange(len(cells), dtype=float)
+        x, z = np.repeat(u, P[0]), np.repeat(u, N[0])
+        expected = ((x[:, None] > z[None, :]) + 0.5 * (x[:, None] == z[None, :])).mean()
+        assert got == pytest.approx(expected)
+
+    check()
