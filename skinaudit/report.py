@@ -199,8 +199,9 @@ def fmt_cell(value, kind: str = "auto") -> str:
     if isinstance(value, (list, tuple)):
         if len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None
                                    for v in value):
-            return f"[{fmt_num(value[0] if value[0] is None else float(value[0]))},\u00a0" \
-                   f"{fmt_num(value[1] if value[1] is None else float(value[1]))}]"
+            ints = all(isinstance(v, int) for v in value)  # a count interval stays in counts
+            lo, hi = (v if v is None or ints else float(v) for v in value)
+            return f"[{fmt_num(lo)},\u00a0{fmt_num(hi)}]"
         return ", ".join(fmt_cell(v) for v in value) if value else "none"
     if isinstance(value, dict):
         return "; ".join(f"{k}: {fmt_cell(v)}" for k, v in value.items())
@@ -284,6 +285,17 @@ def _merge_intervals(columns: list, records: list) -> tuple[list, list]:
     return cols, recs
 
 
+def _intify(value):
+    """Integral floats of a count (and of its interval or before/after pair) as integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_intify(v) for v in value]
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("_est_ci", "_change"):
+        return {k: _intify(v) for k, v in value.items()}
+    return value
+
+
 def _cell(value, kind: str) -> dict:
     if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("_est_ci", "_change"):
         key = next(iter(value))
@@ -314,11 +326,9 @@ def _table(caption: str, records: list, *, columns=None, source: str = "", label
         cells = []
         for c in cols:
             v = r.get(c["key"])
-            if is_count and isinstance(v, float) and v.is_integer():
-                v = int(v)
+            if is_count or c["key"] in _COUNT_NAMES:
+                v = _intify(v)
             kind = c["kind"] if c["kind"] != "auto" or c["key"] != "value" else row_kind
-            if c["key"] in _COUNT_NAMES and isinstance(v, float) and v.is_integer():
-                v = int(v)
             cells.append(_cell(v, kind))
         rows.append(cells)
     return {"kind": "table", "caption": caption, "columns": cols, "rows": rows, "source": source,

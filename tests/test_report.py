@@ -173,6 +173,7 @@ def test_formatting_filters():
     assert report.fmt_pct(0.314) == "31.4%" and report.fmt_pct(None) == "n/a"
     assert report.fmt_cell([0.1, 0.25]) == "[0.1000,\u00a00.2500]"  # no break inside an interval
     assert report.fmt_cell([None, 0.25]) == "[n/a,\u00a00.2500]"
+    assert report.fmt_cell([0, 6]) == "[0,\u00a06]" and report.fmt_cell([0, 0.5]) == "[0.0000,\u00a00.5000]"
     assert report.fmt_cell([0.8, 0.7, 0.9], "est_ci") == "0.8000 [0.7000,\u00a00.9000]"
     assert report.fmt_cell(12.345, "percent") == "12.3%" and report.fmt_cell(0.00001, "p") == "< 0.0001"
     assert report.fmt_cell(["hair", "ink"]) == "hair, ink"
