@@ -130,6 +130,11 @@ def _train(args):
     log = train_cv(config, ds, out_dir=args.out, device=device, weights=args.weights, resume=args.resume,
                    num_workers=args.num_workers, amp=False if args.no_amp else None,
                    progress=_progress(True))
+    import torch.distributed as tdist
+
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.barrier()
+        tdist.destroy_process_group()
     if "rank" in log:
         return
     thr = log["thresholds"]

@@ -377,6 +377,27 @@ def init_distributed() -> DistInfo:
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local)
 
 
+def _sync_buffers(model, dist: DistInfo) -> None:
+    """DDP broadcasts buffers before each forward, so after the last training step every rank
+    holds its own BatchNorm statistics; copy rank 0's before evaluating."""
+    if dist.world_size > 1:
+        import torch.distributed as tdist
+
+        for b in _unwrap(model).buffers():
+            tdist.broadcast(b, src=0)
+
+
+def _from_rank0(value: float, dist: DistInfo, device) -> float:
+    """Rank 0's value on every rank, so all ranks take the same early-stopping decision."""
+    if dist.world_size <= 1:
+        return value
+    import torch.distributed as tdist
+
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    tdist.broadcast(t, src=0)
+    return float(t.item())
+
+
 @dataclass
 class FoldResult:
     """The outcome of one fold: the best model (eval mode), its epoch log, and the
@@ -453,8 +474,10 @@ def fit_fold(config, train_ds, val_ds, *, fold: int = 0, device="cpu", weights=N
             train_loader.sampler.set_epoch(epoch)
         tr = train_one_epoch(train_model, train_loader, loss_fn, optimizer, device=device, amp=amp,
                              channels_last=channels_last, progress=progress)
+        _sync_buffers(model, dist)
         ev = evaluate(model, val_loader, loss_fn, device=device, amp=amp, channels_last=channels_last,
                       progress=progress)
+        ev["loss"] = _from_rank0(ev["loss"], dist, device)
         lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
         if scheduler is not None:
             scheduler.step()

@@ -363,6 +363,23 @@ def test_train_cv_writes_the_outputs(trained):
     assert set(val["fold"]) == {0} and len(val) == sum(np.array(saved["folds"]["sizes"])[[0]])
 
 
+def test_resume_continues_from_the_checkpoint(trained, tiny, tmp_path):
+    """An interrupted fold (checkpoint, no best_state) resumes at the next epoch; with every
+    epoch done it only restores the best weights, so the scores are those of the first run."""
+    import shutil
+
+    from reference_model.pipeline import train_cv
+
+    sub, out, log = trained
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    (copy / "fold0" / "best_state.pt").unlink()
+    (copy / "fold0" / "val_scores.csv").unlink()
+    again = train_cv(tiny_config(), sub, out_dir=copy, images=tiny[1], resume=True)
+    assert again["history"] == log["history"]  # restored from the checkpoint, no new epoch
+    pd.testing.assert_frame_equal(pd.read_csv(copy / "val_scores.csv"), pd.read_csv(out / "val_scores.csv"))
+
+
 def test_exported_models_score_like_the_in_memory_model(trained):
     """skinaudit.models.load_model + score_dataset on the exported files reproduce the
     validation scores the in-memory model produced during training."""
