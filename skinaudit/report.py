@@ -1068,12 +1068,19 @@ def _skinaudit_version() -> str:
     return __version__
 
 
-def render_html(result, *, out_dir, rules: ReportRules | None = None, generated_at: str | None = None) -> str:
+def render_html(result, *, out_dir, rules: ReportRules | None = None, generated_at: str | None = None,
+                name_files: bool = True) -> str:
     """The report as one self-contained HTML string (figures embedded as ``data:`` URIs).
 
-    The figure PNGs are also written to ``out_dir/figures``.
+    The figure PNGs are also written to ``out_dir/figures``; ``name_files`` shows each
+    figure's file name (relative to ``out_dir``) in its caption.
     """
     context = build_context(result, figures_dir=Path(out_dir) / "figures", rules=rules, generated_at=generated_at)
+    if not name_files:
+        for fig in [*context["figures"].values(),
+                    *(f for view in [*context["sections"].values(), *context["other_sections"]]
+                      for f in view["figures"])]:
+            fig["file"] = None
     return _environment().get_template(_MAIN_TEMPLATE).render(**context)
 
 
@@ -1082,7 +1089,7 @@ def write_html(result, path, *, rules: ReportRules | None = None, generated_at: 
     folder, embedded, then removed)."""
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="skinaudit-report-") as tmp:
-        html = render_html(result, out_dir=tmp, rules=rules, generated_at=generated_at)
+        html = render_html(result, out_dir=tmp, rules=rules, generated_at=generated_at, name_files=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     return path
@@ -1127,7 +1134,7 @@ def write_pdf(result, path, *, rules: ReportRules | None = None, generated_at: s
     """
     _weasyprint()
     with tempfile.TemporaryDirectory(prefix="skinaudit-report-") as tmp:
-        html = render_html(result, out_dir=tmp, rules=rules, generated_at=generated_at)
+        html = render_html(result, out_dir=tmp, rules=rules, generated_at=generated_at, name_files=False)
     return html_to_pdf(html, path)
 
 

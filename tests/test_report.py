@@ -408,6 +408,7 @@ def test_missing_weasyprint_names_the_extra(tmp_path, monkeypatch, no_figures):
     assert not (tmp_path / "out").exists()
     html = report.write_html(result, tmp_path / "only.html", generated_at=DATE)
     assert html.exists() and not (tmp_path / "figures").exists()
+    assert "figures/" not in html.read_text(encoding="utf-8")  # no caption names a file that is not there
 
 
 def test_build_context_validates_its_input(tmp_path):
