@@ -32,26 +32,76 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AuditConfig:
-    """Every choice of an audit (immutable; recorded in the report's appendix).
+    """Every choice of an audit (immutable; recorded in audit.json and the report's appendix).
 
-    threshold : decision threshold; a case is predicted malignant when score >= threshold.
-    batch_size : images per model call.
-    strict : turn per-image problems (unreadable image, ...) into errors instead of
-        flagged rows.
-    seed : seed of every random step (bootstrap, splits).
+    Scoring: ``threshold`` (a case is predicted malignant when score >= threshold),
+    ``batch_size``, ``strict`` (per-image problems become errors instead of flagged rows),
+    ``seed`` (every random step: bootstrap, permutations, splits, CAM sample).
+
+    Skin tone: ``skin_tone`` (estimate ITA from the images; a manifest's ``ita`` / ``group``
+    columns override it), ``scheme`` (``binary``, ``del_bino``, ``kinyanjui`` or cut points
+    such as ``"10,28,41"``), ``n_jobs`` (processes for image analysis), ``sensitivity_sample``
+    (images re-analysed under every ITA estimator variant; 0 = off).
+
+    Statistics: ``alpha``, ``n_boot``, ``min_positives``, ``reference`` (the comparison
+    group; default the largest).
+
+    Recalibration: ``calibration_fraction`` (stratified share of the audited images used to
+    fit thresholds when no separate calibration file is given; the rest reports them),
+    ``gamma`` (recall target), ``step`` (threshold grid step).
+
+    Explanations (eager PyTorch models only): ``explain`` (``"auto"`` or ``"off"``),
+    ``target_layer`` (dotted path; default per architecture), ``keep_top`` (share of the CAM
+    kept when sharpening), ``cases_per_kind`` (TP/TN/FN/FP triptych rows), ``cam_sample``
+    (random images whose CAMs measure localisation by group), ``explain_fp`` (classify false
+    positives too).
     """
 
     threshold: float = 0.5
     batch_size: int = 16
     strict: bool = False
     seed: int = 0
+    skin_tone: bool = True
+    scheme: str = "binary"
+    n_jobs: int = 2
+    sensitivity_sample: int = 200
+    alpha: float = 0.05
+    n_boot: int = 2000
+    min_positives: int = 10
+    reference: str | None = None
+    calibration_fraction: float = 0.3
+    gamma: float = 0.85
+    step: float = 0.02
+    explain: str = "auto"
+    target_layer: str | None = None
+    keep_top: float = 0.25
+    cases_per_kind: int = 2
+    cam_sample: int = 100
+    explain_fp: bool = False
 
     def __post_init__(self):
         check_threshold(self.threshold)
-        if int(self.batch_size) < 1:
-            raise ConfigError(f"the 'batch_size' parameter must be at least 1; got {self.batch_size}")
-        if int(self.seed) < 0:
-            raise ConfigError(f"the 'seed' parameter must be a non-negative integer; got {self.seed}")
+        for name in ("batch_size", "n_jobs", "n_boot"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"the '{name}' parameter must be at least 1; got {getattr(self, name)}")
+        for name in ("seed", "sensitivity_sample", "min_positives", "cases_per_kind", "cam_sample"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"the '{name}' parameter must be a non-negative integer; got {getattr(self, name)}")
+        if not 0.0 < float(self.alpha) < 1.0:
+            raise ConfigError(f"the 'alpha' parameter must be in (0, 1); got {self.alpha}")
+        if not 0.0 < float(self.calibration_fraction) < 1.0:
+            raise ConfigError(f"the 'calibration_fraction' parameter must be in (0, 1); got {self.calibration_fraction}")
+        if not 0.0 < float(self.gamma) <= 1.0:
+            raise ConfigError(f"the 'gamma' parameter must be in (0, 1]; got {self.gamma}")
+        if not 0.0 < float(self.step) <= 0.5:
+            raise ConfigError(f"the 'step' parameter must be in (0, 0.5]; got {self.step}")
+        if not 0.0 < float(self.keep_top) <= 1.0:
+            raise ConfigError(f"the 'keep_top' parameter must be in (0, 1]; got {self.keep_top}")
+        if self.explain not in ("auto", "off"):
+            raise ConfigError(f"the 'explain' parameter must be 'auto' or 'off'; got {self.explain!r}")
+        from .skintone import get_scheme
+
+        get_scheme(self.scheme)  # validates names and cut points
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -101,8 +151,13 @@ def _model_info(model) -> dict:
 
 @dataclass
 class AuditResult:
-    """Everything one audit found. ``sections`` are JSON-ready dicts (``overall``, later
-    ``groups``, ``fairness``, ...); ``tables`` are DataFrames written as CSV."""
+    """Everything one audit found.
+
+    ``sections`` are JSON-ready dicts (``overall``, ``groups``, ``skintone``, ``fairness``,
+    ``recalibration``, ``localisation``, ``failure_modes``, ``explanations``); a stage that
+    could not run is ``{"available": False, "reason": ...}``. ``tables`` are DataFrames
+    written as CSV; ``figures`` are PNG bytes written under ``figures/``.
+    """
 
     config: AuditConfig
     dataset: dict
@@ -111,6 +166,7 @@ class AuditResult:
     sections: dict = field(default_factory=dict)
     tables: dict = field(default_factory=dict)
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["image_id", "reason"]))
+    figures: dict = field(default_factory=dict)
 
     @property
     def overall(self) -> dict:
@@ -130,18 +186,42 @@ class AuditResult:
     def to_json(self) -> str:
         return _dump_json(self.to_dict())
 
-    def write(self, out_dir) -> Path:
-        """Write ``predictions.csv``, ``metrics.json``, ``audit.json`` and the CSV tables
-        into ``out_dir`` atomically (all files appear together or none change)."""
+    def _write_files(self, folder: Path) -> None:
+        self.predictions.to_csv(folder / "predictions.csv", index=False)
+        (folder / "metrics.json").write_text(_dump_json(self.metrics_dict()), encoding="utf-8")
+        (folder / "audit.json").write_text(self.to_json(), encoding="utf-8")
+        for name, table in self.tables.items():
+            table.to_csv(folder / f"{name}.csv", index=False)
+        if len(self.skipped):
+            self.skipped.to_csv(folder / "skipped.csv", index=False)
+        if self.figures:
+            (folder / "figures").mkdir(exist_ok=True)
+            for name, png in self.figures.items():
+                (folder / "figures" / f"{name}.png").write_bytes(png)
+
+    def write(self, out_dir, *, report: bool = True, pdf: bool = True) -> Path:
+        """Write the audit into ``out_dir`` atomically: ``predictions.csv``, ``metrics.json``,
+        ``audit.json``, the CSV tables, figures, and (``report``) ``report.html`` plus
+        (``pdf``) ``report.pdf``. All files appear together, or none change."""
         with atomic_output_dir(out_dir) as tmp:
-            self.predictions.to_csv(tmp / "predictions.csv", index=False)
-            (tmp / "metrics.json").write_text(_dump_json(self.metrics_dict()), encoding="utf-8")
-            (tmp / "audit.json").write_text(self.to_json(), encoding="utf-8")
-            for name, table in self.tables.items():
-                table.to_csv(tmp / f"{name}.csv", index=False)
-            if len(self.skipped):
-                self.skipped.to_csv(tmp / "skipped.csv", index=False)
+            self._write_files(tmp)
+            if report:
+                from .report import write_report
+
+                write_report(self, tmp, pdf=pdf)
         return Path(out_dir)
+
+    def to_html(self, path) -> Path:
+        """Write the self-contained HTML report to ``path``."""
+        from .report import write_html
+
+        return write_html(self, path)
+
+    def to_pdf(self, path) -> Path:
+        """Write the PDF report to ``path`` (needs the ``[pdf]`` extra)."""
+        from .report import write_pdf
+
+        return write_pdf(self, path)
 
 
 class atomic_output_dir:
@@ -183,9 +263,348 @@ def _as_model(model):
     raise ConfigError(f"the model must be a ScoreModel, a callable or PrecomputedScores; got {type(model).__name__}")
 
 
+def _unavailable(reason: str, **extra) -> dict:
+    return {"available": False, "reason": reason, **extra}
+
+
+# ----------------------------------------------------------------------------- stages
+def _score_stage(model, dataset, config, progress, cache):
+    scored = score_dataset(model, dataset, batch_size=config.batch_size, strict=config.strict, progress=progress,
+                           cache=cache)
+    labels = dataset.table.set_index("image_id").loc[scored["image_id"], "label"].to_numpy(int)
+    ok = scored["status"].eq("ok").to_numpy()
+    skipped = pd.DataFrame({"image_id": scored["image_id"][~ok], "reason": scored["status"][~ok]})
+    if not ok.any():
+        raise DataError(f"no image of dataset '{dataset.name}' could be scored "
+                        f"(e.g. {skipped['image_id'].iloc[0]}: {skipped['reason'].iloc[0]})")
+    pred = pd.DataFrame({"image_id": scored["image_id"][ok], "label": labels[ok], "score": scored["score"][ok]})
+    pred["prediction"] = (pred["score"] >= config.threshold).astype(int)
+    return pred.reset_index(drop=True), skipped
+
+
+def _inspect_cached(dataset, config, progress, cache):
+    """skintone.inspect_dataset with the per-image cache (key: image bytes, mask bytes, scheme,
+    estimator parameters and the skinaudit version)."""
+    from .cache import image_digest
+    from .skintone import inspect_dataset
+
+    if cache is None:
+        return inspect_dataset(dataset, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress,
+                               strict=config.strict)
+    params = {"scheme": config.scheme, "version": __version__}
+    keys, rows, todo = {}, {}, []
+    for r in dataset.table.itertuples(index=False):
+        try:
+            digest = image_digest(r.image_path) + (image_digest(r.mask_path) if r.mask_path else "")
+        except OSError:
+            todo.append(r.image_id)
+            continue
+        keys[r.image_id] = cache.key(digest, "inspect", params)
+        hit = cache.get(keys[r.image_id])
+        if hit is None:
+            todo.append(r.image_id)
+        else:
+            rows[r.image_id] = json.loads(hit["row"])
+    if todo:
+        fresh = inspect_dataset(dataset.subset(todo), scheme=config.scheme, n_jobs=config.n_jobs, progress=progress,
+                                strict=config.strict)
+        for rec in json.loads(fresh.to_json(orient="records")):
+            rows[rec["image_id"]] = rec
+            if rec.get("status") == "ok" and rec["image_id"] in keys:
+                cache.put(keys[rec["image_id"]], {"row": json.dumps(rec, sort_keys=True)})
+    out = pd.DataFrame([rows[i] for i in dataset.table["image_id"]])
+    # the dataset's own ita / group columns override (re-applied: cached rows hold the estimate)
+    from .skintone import assign_groups
+
+    if "ita" in dataset.table.columns:
+        given = pd.to_numeric(dataset.table["ita"], errors="coerce").to_numpy()
+        has = ~np.isnan(given)
+        out.loc[has, "ita"] = given[has]
+        out.loc[has, "method"] = "given"
+        out.loc[has, "group"] = assign_groups(given[has], config.scheme)
+    if "group" in dataset.table.columns:
+        g = dataset.table["group"].to_numpy(dtype=object)
+        has = pd.notna(g)
+        out.loc[has, "group"] = g[has].astype(str)
+        out.loc[has, "method"] = "given_group"
+    return out
+
+
+def _skin_tone_stage(dataset, pred, config, progress, cache, result_tables, sections):
+    from .skintone import UNKNOWN, get_scheme, sensitivity_table
+
+    scheme = get_scheme(config.scheme)
+    if not config.skin_tone:
+        given = [c for c in ("group", "ita") if c in dataset.table.columns]
+        if not given:
+            sections["groups"] = _unavailable("skin-tone estimation was switched off and the dataset gives no "
+                                              "ita or group column")
+            return pred
+    insp = _inspect_cached(dataset, config, progress, cache) if config.skin_tone else pd.DataFrame(
+        {"image_id": dataset.table["image_id"], "ita": dataset.table.get("ita"), "group": dataset.table.get("group")})
+    if "group" not in insp or insp["group"].isna().all():
+        from .skintone import assign_groups
+
+        insp["group"] = assign_groups(insp["ita"], scheme)
+    insp["group"] = insp["group"].fillna(UNKNOWN).astype(str)
+    keep = [c for c in ("ita", "group", "flags") if c in insp.columns]
+    pred = pred.merge(insp[["image_id", *keep]], on="image_id", how="left")
+    pred["group"] = pred["group"].fillna(UNKNOWN)
+    # Table 7: per group N, benign, malignant, share
+    order = [g for g in (*reversed(scheme.labels), UNKNOWN) if g in set(pred["group"])]
+    order += sorted(set(pred["group"]) - set(order))
+    rows = {}
+    for g in order:
+        sel = pred["group"] == g
+        rows[g] = {"n": int(sel.sum()), "benign": int((sel & (pred["label"] == 0)).sum()),
+                   "malignant": int((sel & (pred["label"] == 1)).sum()), "share": float(sel.mean())}
+    intervals = dict(zip(scheme.labels, scheme.intervals))
+    sections["groups"] = {"scheme": scheme.name, "intervals": intervals, "groups": rows,
+                          "notes": ["ITA groups are a colorimetric proxy for skin tone, not Fitzpatrick types.",
+                                    "Bins are half-open (lower, upper]: a value equal to a cut point belongs to "
+                                    "the darker bin."]}
+    result_tables["groups"] = pd.DataFrame([{"group": g, "interval": intervals.get(g, ""), **r}
+                                            for g, r in rows.items()])
+    if config.skin_tone:
+        result_tables["skin_tone"] = insp
+        flagged = insp["flags"].fillna("").astype(str).str.len().gt(0) if "flags" in insp else pd.Series(False)
+        skin = {"scheme": scheme.name, "method": str(insp["method"].mode().iloc[0]) if "method" in insp and
+                insp["method"].notna().any() else None,
+                "n_unknown": int((insp["group"] == UNKNOWN).sum()), "n_flagged": int(flagged.sum()),
+                "mask_source": {str(k): int(v) for k, v in insp.get("mask_source", pd.Series(dtype=str))
+                                .value_counts().items()},
+                "artifacts": {a: int(insp[a].sum()) for a in ("hair", "ruler", "ink", "dark_corner", "gel_bubble",
+                                                              "gel_border", "patches") if a in insp}}
+        if config.sensitivity_sample > 0:
+            sample = dataset
+            if len(dataset) > config.sensitivity_sample:
+                rng = np.random.default_rng(config.seed)
+                ids = sorted(rng.choice(dataset.ids, size=config.sensitivity_sample, replace=False))
+                sample = dataset.subset(ids)
+            sens = sensitivity_table(sample, scheme=scheme, n_jobs=config.n_jobs, progress=progress)
+            result_tables["ita_sensitivity"] = sens
+            skin["sensitivity"] = {"n_images": len(sample), "tables": {"group sizes by ITA estimator variant":
+                                                                       sens.to_dict(orient="records")}}
+        sections["skintone"] = skin
+    return pred
+
+
+def _fairness_stage(pred, config, progress, sections, tables):
+    from .fairness import fairness_report
+    from .skintone import UNKNOWN
+
+    if "group" not in pred:
+        sections["fairness"] = _unavailable("no skin-tone groups")
+        return
+    known = pred[pred["group"] != UNKNOWN]
+    if known["group"].nunique() < 2:
+        sections["fairness"] = _unavailable(
+            f"a fairness comparison needs at least two ITA groups with images; found "
+            f"{sorted(known['group'].unique().tolist())}")
+        return
+    res = fairness_report(known["label"].to_numpy(), known["score"].to_numpy(), known["group"].to_numpy(),
+                          threshold=config.threshold, reference=config.reference, alpha=config.alpha,
+                          n_boot=config.n_boot, random_state=config.seed, min_positives=config.min_positives,
+                          progress=progress)
+    section = dict(res.section)
+    n_unknown = int((pred["group"] == UNKNOWN).sum())
+    if n_unknown:
+        section.setdefault("notes", []).append(
+            f"{n_unknown} image(s) without a usable ITA (group 'unknown') are left out of the group comparison.")
+    sections["fairness"] = section
+    tables.update(res.tables)
+
+
+def _recalibration_stage(pred, calibration, config, sections, tables):
+    from .fairness import recalibrate
+    from .skintone import UNKNOWN
+    from .thresholds import calibration_split
+
+    if calibration is not None:
+        cal = calibration
+        test = pred
+        source = "separate calibration file"
+    else:
+        is_cal = calibration_split(pred["label"].to_numpy(), pred.get("group"), fraction=config.calibration_fraction,
+                                   random_state=config.seed)
+        cal, test = pred[is_cal], pred[~is_cal]
+        source = f"stratified split of the audited images ({config.calibration_fraction:.0%} calibration, seed {config.seed})"
+    if "group" not in test or "group" not in cal:
+        cal = cal.assign(group="all")
+        test = test.assign(group="all")
+    cal = cal[cal["group"] != UNKNOWN]
+    test = test[test["group"] != UNKNOWN]
+    if cal["label"].nunique() < 2 or test["label"].nunique() < 2:
+        sections["recalibration"] = _unavailable("the calibration or test split lacks benign or malignant cases")
+        return
+    methods = ("global", "per_group", "tpr_parity", "equalized_odds") if test["group"].nunique() > 1 else ("global",)
+    res = recalibrate(cal["label"].to_numpy(), cal["score"].to_numpy(), cal["group"].to_numpy(),
+                      test["label"].to_numpy(), test["score"].to_numpy(), test["group"].to_numpy(),
+                      threshold=config.threshold, gamma=config.gamma, step=config.step, alpha=config.alpha,
+                      n_boot=min(config.n_boot, 1000), random_state=config.seed, methods=methods)
+    section = dict(res.section)
+    section["calibration_source"] = source
+    section.setdefault("notes", []).insert(0, f"Thresholds are fitted on the calibration data ({source}, "
+                                              f"n = {len(cal)}) and reported on the other {len(test)} images.")
+    sections["recalibration"] = section
+    tables.update(res.tables)
+
+
+def _explainable(model):
+    from .models import TorchModel
+
+    if not isinstance(model, TorchModel):
+        kind = "precomputed scores" if isinstance(model, PrecomputedScores) else type(model).__name__
+        return f"Grad-CAM++ needs an eager PyTorch model; this audit has {kind}"
+    if model.is_scripted:
+        return ("Grad-CAM++ needs Python hooks, which TorchScript modules do not run; to get explanations, audit "
+                "the same weights as a state dict with --arch (or an nn.Module through the library API)")
+    return None
+
+
+def _explain_stage(model, dataset, pred, config, progress, sections, tables, figures):
+    """CAMs for the triptych cases, every false negative (and false positive with
+    ``explain_fp``) and a seeded random sample (localisation by group); failure modes."""
+    import tempfile
+
+    reason = _explainable(model) if config.explain == "auto" else "explanations switched off (explain='off')"
+    if reason:
+        for name in ("explanations", "localisation", "failure_modes"):
+            sections[name] = _unavailable(reason)
+        return
+    from .explain import (compute_cams, localisation_by_group, localisation_table, save_triptych,
+                          triptych_cases)
+    from .failures import classify_failures, failure_features, failure_summary, failure_table
+    from .imageio import read_image, read_mask
+    from .lesion import detect_artifacts, segment_lesion
+
+    ids = pred["image_id"].tolist()
+    y, yhat, s = pred["label"].to_numpy(), pred["prediction"].to_numpy(), pred["score"].to_numpy()
+    trip = triptych_cases(y, yhat, s, per_kind=config.cases_per_kind, ids=ids)
+    errors = pred.loc[(y == 1) & (yhat == 0), "image_id"].tolist()
+    if config.explain_fp:
+        errors += pred.loc[(y == 0) & (yhat == 1), "image_id"].tolist()
+    rng = np.random.default_rng(config.seed)
+    sample = sorted(rng.choice(ids, size=min(config.cam_sample, len(ids)), replace=False).tolist()) if ids else []
+    wanted = list(dict.fromkeys([i for k in trip.values() for i in k] + errors + sample))
+    table = dataset.table.set_index("image_id")
+    group_of = dict(zip(pred["image_id"], pred["group"])) if "group" in pred else {}
+    ita_of = dict(zip(pred["image_id"], pred["ita"])) if "ita" in pred else {}
+    loc_rows, feat_rows, keep = [], [], {}
+    trip_ids = {i for k in trip.values() for i in k}
+    chunks = [wanted[i:i + config.batch_size] for i in range(0, len(wanted), config.batch_size)]
+    it = chunks if progress is None else progress(chunks, total=len(chunks), desc="Grad-CAM++")
+    for chunk in it:
+        images, masks, sources = [], [], []
+        for i in chunk:
+            img = read_image(table.loc[i, "image_path"])
+            mp = table.loc[i, "mask_path"]
+            if mp:
+                masks.append(read_mask(mp, shape=img.shape[:2]))
+                sources.append("given")
+            else:
+                masks.append(segment_lesion(img))
+                sources.append("estimated")
+            images.append(img)
+        cams = compute_cams(model, images, target_layer=config.target_layer, batch_size=config.batch_size)
+        loc = localisation_table(cams, masks, ids=chunk, keep_top=config.keep_top)
+        loc["mask_source"] = sources
+        loc_rows.append(loc)
+        err_idx = [k for k, i in enumerate(chunk) if i in set(errors)]
+        if err_idx:
+            arts = [detect_artifacts(images[k], lesion_mask=masks[k]) for k in err_idx]
+            feat_rows.append(failure_features([chunk[k] for k in err_idx], [images[k] for k in err_idx],
+                                              [masks[k] for k in err_idx], cams=[cams[k] for k in err_idx],
+                                              artifact_masks=arts, ita=[ita_of.get(chunk[k]) for k in err_idx],
+                                              keep_top=config.keep_top))
+        for k, i in enumerate(chunk):
+            if i in trip_ids:
+                keep[i] = (images[k], cams[k])
+    loc = pd.concat(loc_rows, ignore_index=True) if loc_rows else pd.DataFrame()
+    # localisation by group: the random sample only (errors would bias it)
+    in_sample = loc[loc["image_id"].isin(set(sample))].reset_index(drop=True) if len(loc) else loc
+    if len(in_sample):
+        groups = [group_of.get(i, "all") for i in in_sample["image_id"]]
+        by_group = localisation_by_group(in_sample, groups, alpha=config.alpha, n_boot=min(config.n_boot, 1000),
+                                         random_state=config.seed)
+        sections["localisation"] = {
+            "n_images": len(in_sample), "keep_top": config.keep_top,
+            "groups": json_safe(by_group.to_dict(orient="records")),
+            "notes": [f"Measured on a seeded random sample of {len(in_sample)} images (seed {config.seed}) against "
+                      "the dataset's lesion masks where given, else the estimated ones; pointing game = the CAM's "
+                      "maximum falls in the lesion (Wilson interval); relevance mass = share of CAM inside the "
+                      "lesion; IoU of the top-25% region with the lesion (bootstrap intervals)."]}
+        tables["localisation_by_group"] = by_group
+    else:
+        sections["localisation"] = _unavailable("no image was explained")
+    if len(loc):
+        tables["localisation"] = loc
+    # failure modes
+    if feat_rows:
+        feats = pd.concat(feat_rows, ignore_index=True)
+        modes = classify_failures(feats)
+        kinds = np.where(pred.set_index("image_id").loc[modes["image_id"], "label"].to_numpy() == 1, "FN", "FP")
+        modes.insert(1, "case", kinds)
+        fn_modes = modes[modes["case"] == "FN"]
+        section = {"n_false_negatives": int(len(fn_modes)), "summary": failure_summary(fn_modes),
+                   "tables": {"Table 6: false-negative failure modes":
+                              json_safe(failure_table(fn_modes).to_dict(orient="records"))},
+                   "notes": ["Each false negative gets exactly one mode by the documented rule order "
+                             "(skinaudit.failures.FailureRules), with its evidence values in failure_modes.csv."]}
+        if config.explain_fp:
+            section["false_positives"] = failure_summary(modes[modes["case"] == "FP"])
+        sections["failure_modes"] = section
+        tables["failure_modes"] = modes
+    else:
+        sections["failure_modes"] = _unavailable("no false negative at this threshold", n_false_negatives=0)
+    # Fig. 8 triptychs
+    fig_paths = {}
+    with tempfile.TemporaryDirectory(prefix="skinaudit-cam-") as tmp:
+        for kind, kids in trip.items():
+            rows = [(f"{kind}  {i}  p={float(pred.loc[pred['image_id'] == i, 'score'].iloc[0]):.2f}",
+                     *keep[i]) for i in kids if i in keep]
+            if rows:
+                path = save_triptych(rows, Path(tmp) / f"triptych_{kind}.png", keep_top=config.keep_top)
+                figures[f"triptych_{kind}"] = path.read_bytes()
+                fig_paths[f"triptych_{kind}"] = f"figures/triptych_{kind}.png"
+    layer = config.target_layer
+    if layer is None:
+        from .explain import default_target_layer
+
+        layer = default_target_layer(model.module)
+    sections["explanations"] = {"method": "Grad-CAM++ (pytorch-grad-cam)", "target_layer": layer,
+                                "keep_top": config.keep_top, "cases": trip, "n_explained": len(wanted),
+                                "figures": fig_paths,
+                                "notes": ["Columns: original, raw heatmap, sharpened overlay (top "
+                                          f"{config.keep_top:.0%} of activations kept)."]}
+
+
+def load_calibration(path) -> pd.DataFrame:
+    """A calibration file: CSV ``image_id,label,score`` (+ optional ``group`` / ``ita``), e.g.
+    the ``predictions.csv`` of an earlier ``skinaudit run`` on a validation set."""
+    from .data import _read_csv, parse_label
+
+    df = _read_csv(path, "calibration")
+    need = {"image_id", "label", "score"}
+    if not need <= set(df.columns):
+        raise DataError(f"{path}: a calibration file needs the columns image_id,label,score "
+                        f"(e.g. predictions.csv of a run on a validation set); found {list(df.columns)[:10]}")
+    out = pd.DataFrame({"image_id": df["image_id"].astype(str), "label": df["label"].map(parse_label),
+                        "score": pd.to_numeric(df["score"], errors="coerce")})
+    if out["label"].isna().any() or not np.all(np.isfinite(out["score"])) or not out["score"].between(0, 1).all():
+        raise DataError(f"{path}: calibration labels must be 0/1 and scores finite probabilities in [0, 1]")
+    out["label"] = out["label"].astype(int)
+    if "group" in df.columns:
+        out["group"] = df["group"].fillna("unknown").astype(str)
+    elif "ita" in df.columns:
+        out["ita"] = pd.to_numeric(df["ita"], errors="coerce")
+    return out
+
+
 def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *, progress=None,
-              cache=None) -> AuditResult:
-    """Audit ``model`` on ``dataset``.
+              cache=None, calibration=None) -> AuditResult:
+    """Audit ``model`` on ``dataset``: scores, skin tone, fairness statistics, recalibration,
+    and (for eager PyTorch models) Grad-CAM++ explanations and failure modes.
 
     Parameters
     ----------
@@ -197,28 +616,34 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
         tqdm-like ``progress(iterable, total=, desc=)`` for long stages.
     cache : ResultCache or path, optional
         Per-image result cache (content-addressed; see :mod:`skinaudit.cache`).
+    calibration : DataFrame or path, optional
+        Separate calibration data for the threshold searches (see :func:`load_calibration`);
+        default a stratified split of the audited images (``config.calibration_fraction``).
     """
     from .cache import ResultCache
 
-    if cache is not None and not isinstance(cache, ResultCache):
-        cache = ResultCache(cache)
     config = config or AuditConfig()
     if not isinstance(dataset, AuditDataset):
         raise ConfigError(f"the dataset must be an AuditDataset; got {type(dataset).__name__}")
+    if cache is not None and not isinstance(cache, ResultCache):
+        cache = ResultCache(cache)
+    if calibration is not None and not isinstance(calibration, pd.DataFrame):
+        calibration = load_calibration(calibration)
     model = _as_model(model)
-    scored = score_dataset(model, dataset, batch_size=config.batch_size, strict=config.strict, progress=progress,
-                           cache=cache)
-    table = dataset.table.set_index("image_id")
-    labels = table.loc[scored["image_id"], "label"].to_numpy(int)
-    ok = scored["status"].eq("ok").to_numpy()
-    skipped = pd.DataFrame({"image_id": scored["image_id"][~ok], "reason": scored["status"][~ok]})
+    pred, skipped = _score_stage(model, dataset, config, progress, cache)
     skipped = pd.concat([skipped, dataset.excluded], ignore_index=True)
-    if not ok.any():
-        raise DataError(f"no image of dataset '{dataset.name}' could be scored "
-                        f"(e.g. {skipped['image_id'].iloc[0]}: {skipped['reason'].iloc[0]})")
-    pred = pd.DataFrame({"image_id": scored["image_id"][ok], "label": labels[ok], "score": scored["score"][ok]})
-    pred["prediction"] = (pred["score"] >= config.threshold).astype(int)
-    pred = pred.reset_index(drop=True)
     overall = binary_metrics(pred["label"].to_numpy(), pred["score"].to_numpy(), threshold=config.threshold)
+    sections: dict = {"overall": overall}
+    tables: dict = {}
+    figures: dict = {}
+    scored = dataset.subset(pred["image_id"]) if len(pred) < len(dataset) else dataset
+    pred = _skin_tone_stage(scored, pred, config, progress, cache, tables, sections)
+    if calibration is not None and "group" not in calibration and "ita" in calibration:
+        from .skintone import assign_groups
+
+        calibration = calibration.assign(group=assign_groups(calibration["ita"], config.scheme))
+    _fairness_stage(pred, config, progress, sections, tables)
+    _recalibration_stage(pred, calibration, config, sections, tables)
+    _explain_stage(model, scored, pred, config, progress, sections, tables, figures)
     return AuditResult(config=config, dataset=dataset.summary(), model=_model_info(model), predictions=pred,
-                       sections={"overall": overall}, skipped=skipped.reset_index(drop=True))
+                       sections=sections, tables=tables, skipped=skipped.reset_index(drop=True), figures=figures)

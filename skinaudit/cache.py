@@ -51,6 +51,16 @@ class ResultCache:
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
+        self.stats: dict[str, dict[str, int]] = {}  # stage -> {"hits": n, "misses": n}
+
+    def _count(self, key: str, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        stage = key.rsplit("-", 1)[0]
+        self.stats.setdefault(stage, {"hits": 0, "misses": 0})[outcome] += 1
+
+    def reset_stats(self) -> None:
+        self.hits = self.misses = 0
+        self.stats = {}
 
     def key(self, digest: str, stage: str, params: dict) -> str:
         h = hashlib.sha256()
@@ -65,16 +75,16 @@ class ResultCache:
     def get(self, key: str) -> dict | None:
         path = self._path(key)
         if not path.is_file():
-            self.misses += 1
+            self._count(key, "misses")
             return None
         try:
             with np.load(path, allow_pickle=False) as npz:
                 out = {k: npz[k] for k in npz.files}
         except Exception as exc:  # noqa: BLE001 - a corrupt entry is recomputed, never fatal
             log.warning("cache entry %s unreadable (%s); recomputing", path, exc)
-            self.misses += 1
+            self._count(key, "misses")
             return None
-        self.hits += 1
+        self._count(key, "hits")
         return {k: (v.item() if v.ndim == 0 else v) for k, v in out.items()}
 
     def put(self, key: str, value: dict) -> None:

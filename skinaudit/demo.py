@@ -6,6 +6,7 @@ so the demo also shows how to audit a non-torch model.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +51,67 @@ def fit_colour_model(images, labels, *, seed: int = 0):
     return colour_model
 
 
-def run_demo(out_dir, *, n: int = 120, seed: int = 0, train_fraction: float = 0.5, progress=None):
-    """Generate ``n`` phantoms under ``out_dir/phantoms``, fit the colour model on a
-    stratified ``train_fraction``, audit it on the rest, write the audit into ``out_dir``."""
+def _tiny_cnn(torch):
+    nn = torch.nn
+
+    def block(i, o):
+        return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+
+    class TinyCNN(nn.Module):
+        """Four conv blocks, global average pooling, one logit (CAM layer: ``features.10``)."""
+
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(*block(3, 16), nn.MaxPool2d(2), *block(16, 32), nn.MaxPool2d(2),
+                                          *block(32, 48), nn.MaxPool2d(2), *block(48, 64))
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(64, 1)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+    return TinyCNN()
+
+
+def fit_tiny_cnn(images, labels, *, seed: int = 0, image_size: int = 64, epochs: int = 20):
+    """Train a four-block CNN (one logit) on ``images`` for a few seconds on the CPU; return a
+    :class:`~skinaudit.models.TorchModel` (eager, so Grad-CAM++ can explain it)."""
+    import torch
+
+    from .models import Preprocess, TorchModel
+
+    torch.manual_seed(seed)
+    pre = Preprocess(size=image_size)
+    x = torch.from_numpy(pre(images))
+    y = torch.tensor(np.array(labels, dtype=np.float32))
+    net = _tiny_cnn(torch)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    pos_weight = torch.tensor([(len(y) - y.sum()) / max(float(y.sum()), 1.0)])
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    gen = torch.Generator().manual_seed(seed)
+    net.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(y), generator=gen).split(16):
+            xb = x[idx]
+            if torch.rand(1, generator=gen).item() < 0.5:
+                xb = xb.flip(3)
+            opt.zero_grad()
+            loss = loss_fn(net(xb).squeeze(1), y[idx])
+            loss.backward()
+            opt.step()
+    net.eval()
+    return TorchModel(net, preprocess=pre, name="demo CNN (4 conv blocks, trained on phantoms)")
+
+
+def run_demo(out_dir, *, n: int = 120, seed: int = 0, train_fraction: float = 0.5, progress=None,
+             report: bool = True, pdf: bool = True):
+    """Generate ``n`` phantoms under ``out_dir/phantoms``, fit a small model on a stratified
+    ``train_fraction``, audit it on the rest, write the audit and report into ``out_dir``.
+
+    The model is a small CNN trained in seconds (so the report shows Grad-CAM++
+    explanations and failure modes) when torch is installed, else the colour-feature
+    logistic regression.
+    """
     from sklearn.model_selection import train_test_split
 
     out = Path(out_dir)
@@ -60,7 +119,15 @@ def run_demo(out_dir, *, n: int = 120, seed: int = 0, train_fraction: float = 0.
     train_ids, test_ids = train_test_split(list(ds.ids), train_size=train_fraction, random_state=seed,
                                            stratify=ds.labels)
     train = ds.subset(train_ids)
-    model = fit_colour_model([read_image(p) for p in train.image_paths], train.labels, seed=seed)
-    result = run_audit(model, ds.subset(test_ids), AuditConfig(threshold=0.5, seed=seed), progress=progress)
-    result.write(out)
+    images = [read_image(p) for p in train.image_paths]
+    config = AuditConfig(threshold=0.5, seed=seed, n_boot=1000, cam_sample=30, sensitivity_sample=30)
+    try:
+        import torch  # noqa: F401
+
+        model = fit_tiny_cnn(images, train.labels, seed=seed)
+        config = dataclasses.replace(config, target_layer="features.10")
+    except ImportError:
+        model = fit_colour_model(images, train.labels, seed=seed)
+    result = run_audit(model, ds.subset(test_ids), config, progress=progress)
+    result.write(out, report=report, pdf=pdf)
     return result

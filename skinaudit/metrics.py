@@ -115,7 +115,7 @@ def auc_score(y_true, y_score) -> float:
     from sklearn.metrics import roc_auc_score
 
     y, s = _as_binary(y_true, y_score)
-    if y.min(initial=0) == y.max(initial=0):
+    if y.size == 0 or y.min() == y.max():  # one class: AUC undefined
         return float("nan")
     return float(roc_auc_score(y, s))
 

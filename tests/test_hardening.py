@@ -1,6 +1,7 @@
 """Interruption, the per-image cache, and determinism."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -32,18 +33,22 @@ def scripted_model(tmp_path_factory):
     return path
 
 
+FAST = AuditConfig(n_boot=100, sensitivity_sample=0, n_jobs=1)
+
+
 def test_cache_hits_and_never_stale(phantom_dataset, scripted_model, tmp_path):
     from skinaudit.models import load_model
 
     ds = phantom_dataset.head(6)
     cache = ResultCache(tmp_path / "cache")
     model = load_model(scripted_model, image_size=64)
-    first = run_audit(model, ds, cache=cache)
-    assert cache.misses == 6 and cache.hits == 0
-    second = run_audit(model, ds, cache=cache)
-    assert cache.hits == 6
+    first = run_audit(model, ds, FAST, cache=cache)
+    assert cache.stats == {"score": {"hits": 0, "misses": 6}, "inspect": {"hits": 0, "misses": 6}}
+    cache.reset_stats()
+    second = run_audit(model, ds, FAST, cache=cache)
+    assert cache.stats == {"score": {"hits": 6, "misses": 0}, "inspect": {"hits": 6, "misses": 0}}
     assert first.to_json() == second.to_json()
-    # Change one image's bytes: its entry must not be served.
+    # Change one image's bytes: its entries must not be served.
     table = ds.table.copy()
     changed = tmp_path / "changed.png"
     img = np.asarray(Image.open(table.loc[0, "image_path"])).copy()
@@ -52,14 +57,19 @@ def test_cache_hits_and_never_stale(phantom_dataset, scripted_model, tmp_path):
     table.loc[0, "image_path"] = str(changed)
     from skinaudit.data import AuditDataset
 
-    cache.hits = cache.misses = 0
-    third = run_audit(model, AuditDataset(table), cache=cache)
-    assert cache.misses == 1 and cache.hits == 5
+    cache.reset_stats()
+    third = run_audit(model, AuditDataset(table), FAST, cache=cache)
+    assert cache.stats == {"score": {"hits": 5, "misses": 1}, "inspect": {"hits": 5, "misses": 1}}
     assert third.predictions["score"].iloc[0] != first.predictions["score"].iloc[0]
-    # Change a parameter (input size): every key differs.
-    cache.hits = cache.misses = 0
-    run_audit(load_model(scripted_model, image_size=96), ds, cache=cache)
-    assert cache.hits == 0 and cache.misses == 6
+    # Change a model parameter (input size): every score key differs, skin tone is reused.
+    cache.reset_stats()
+    run_audit(load_model(scripted_model, image_size=96), ds, FAST, cache=cache)
+    assert cache.stats == {"score": {"hits": 0, "misses": 6}, "inspect": {"hits": 6, "misses": 0}}
+    # Change a skin-tone parameter (the scheme): every inspect key differs.
+    cache.reset_stats()
+    run_audit(load_model(scripted_model, image_size=96), ds, dataclasses.replace(FAST, scheme="del_bino"),
+              cache=cache)
+    assert cache.stats["inspect"] == {"hits": 0, "misses": 6}
 
 
 def test_corrupt_cache_entry_is_recomputed(tmp_path):
@@ -77,8 +87,9 @@ def test_same_inputs_same_bytes(phantom_dataset, tmp_path):
 
     ds = phantom_dataset
     model = fit_colour_model([read_image(p) for p in ds.image_paths[:20]], ds.labels[:20], seed=0)
-    a = run_audit(model, ds, AuditConfig(seed=5))
-    b = run_audit(model, ds, AuditConfig(seed=5))
+    config = dataclasses.replace(FAST, seed=5, n_jobs=2)
+    a = run_audit(model, ds, config)
+    b = run_audit(model, ds, config)
     a.write(tmp_path / "a")
     b.write(tmp_path / "b")
     assert (tmp_path / "a" / "audit.json").read_bytes() == (tmp_path / "b" / "audit.json").read_bytes()
