@@ -197,7 +197,9 @@ class AuditResult:
         if self.figures:
             (folder / "figures").mkdir(exist_ok=True)
             for name, png in self.figures.items():
-                (folder / "figures" / f"{name}.png").write_bytes(png)
+                path = folder / "figures" / f"{name}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(png)
 
     def write(self, out_dir, *, report: bool = True, pdf: bool = True) -> Path:
         """Write the audit into ``out_dir`` atomically: ``predictions.csv``, ``metrics.json``,
@@ -462,6 +464,26 @@ def _explainable(model):
     return None
 
 
+def _safe_name(image_id) -> str:
+    """A file-name-safe, collision-free form of an image id."""
+    import hashlib
+    import re
+
+    text = str(image_id)
+    clean = re.sub(r"[^A-Za-z0-9._-]", "_", text)[:80]
+    return clean if clean == text else f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def _explain_stage(model, dataset, pred, config, progress, sections, tables, figures):
     """CAMs for the triptych cases, every false negative (and false positive with
     ``explain_fp``) and a seeded random sample (localisation by group); failure modes."""
@@ -472,7 +494,7 @@ def _explain_stage(model, dataset, pred, config, progress, sections, tables, fig
         for name in ("explanations", "localisation", "failure_modes"):
             sections[name] = _unavailable(reason)
         return
-    from .explain import (compute_cams, localisation_by_group, localisation_table, save_triptych,
+    from .explain import (compute_cams, localisation_by_group, localisation_table, overlay, save_triptych, sharpen,
                           triptych_cases)
     from .failures import classify_failures, failure_features, failure_summary, failure_table
     from .imageio import read_image, read_mask
@@ -492,6 +514,7 @@ def _explain_stage(model, dataset, pred, config, progress, sections, tables, fig
     ita_of = dict(zip(pred["image_id"], pred["ita"])) if "ita" in pred else {}
     loc_rows, feat_rows, keep = [], [], {}
     trip_ids = {i for k in trip.values() for i in k}
+    error_set = set(errors)
     chunks = [wanted[i:i + config.batch_size] for i in range(0, len(wanted), config.batch_size)]
     it = chunks if progress is None else progress(chunks, total=len(chunks), desc="Grad-CAM++")
     for chunk in it:
@@ -510,7 +533,7 @@ def _explain_stage(model, dataset, pred, config, progress, sections, tables, fig
         loc = localisation_table(cams, masks, ids=chunk, keep_top=config.keep_top)
         loc["mask_source"] = sources
         loc_rows.append(loc)
-        err_idx = [k for k, i in enumerate(chunk) if i in set(errors)]
+        err_idx = [k for k, i in enumerate(chunk) if i in error_set]
         if err_idx:
             arts = [detect_artifacts(images[k], lesion_mask=masks[k]) for k in err_idx]
             feat_rows.append(failure_features([chunk[k] for k in err_idx], [images[k] for k in err_idx],
@@ -520,6 +543,9 @@ def _explain_stage(model, dataset, pred, config, progress, sections, tables, fig
         for k, i in enumerate(chunk):
             if i in trip_ids:
                 keep[i] = (images[k], cams[k])
+            if i in error_set:
+                figures[f"cams/{_safe_name(i)}"] = _png(overlay(images[k], sharpen(cams[k], keep_top=config.keep_top),
+                                                                skip_zero=True))
     loc = pd.concat(loc_rows, ignore_index=True) if loc_rows else pd.DataFrame()
     # localisation by group: the random sample only (errors would bias it)
     in_sample = loc[loc["image_id"].isin(set(sample))].reset_index(drop=True) if len(loc) else loc
@@ -545,6 +571,7 @@ def _explain_stage(model, dataset, pred, config, progress, sections, tables, fig
         modes = classify_failures(feats)
         kinds = np.where(pred.set_index("image_id").loc[modes["image_id"], "label"].to_numpy() == 1, "FN", "FP")
         modes.insert(1, "case", kinds)
+        modes["cam_png"] = [f"figures/cams/{_safe_name(i)}.png" for i in modes["image_id"]]
         fn_modes = modes[modes["case"] == "FN"]
         section = {"n_false_negatives": int(len(fn_modes)), "summary": failure_summary(fn_modes),
                    "tables": {"Table 6: false-negative failure modes":
@@ -601,8 +628,11 @@ def load_calibration(path) -> pd.DataFrame:
     return out
 
 
+STAGES = ("skintone", "fairness", "recalibration", "explain")
+
+
 def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *, progress=None,
-              cache=None, calibration=None) -> AuditResult:
+              cache=None, calibration=None, stages=STAGES) -> AuditResult:
     """Audit ``model`` on ``dataset``: scores, skin tone, fairness statistics, recalibration,
     and (for eager PyTorch models) Grad-CAM++ explanations and failure modes.
 
@@ -619,6 +649,10 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
     calibration : DataFrame or path, optional
         Separate calibration data for the threshold searches (see :func:`load_calibration`);
         default a stratified split of the audited images (``config.calibration_fraction``).
+    stages : sequence of str
+        Stages after scoring, among ``skintone, fairness, recalibration, explain`` (all by
+        default; ``skinaudit explain`` runs ``skintone`` and ``explain``). A stage left out
+        is reported as not run.
     """
     from .cache import ResultCache
 
@@ -636,14 +670,26 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
     sections: dict = {"overall": overall}
     tables: dict = {}
     figures: dict = {}
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {sorted(unknown)}; choose from {', '.join(STAGES)}")
     scored = dataset.subset(pred["image_id"]) if len(pred) < len(dataset) else dataset
-    pred = _skin_tone_stage(scored, pred, config, progress, cache, tables, sections)
+    not_run = "this stage was not requested"
+    if "skintone" in stages:
+        pred = _skin_tone_stage(scored, pred, config, progress, cache, tables, sections)
     if calibration is not None and "group" not in calibration and "ita" in calibration:
         from .skintone import assign_groups
 
         calibration = calibration.assign(group=assign_groups(calibration["ita"], config.scheme))
-    _fairness_stage(pred, config, progress, sections, tables)
-    _recalibration_stage(pred, calibration, config, sections, tables)
-    _explain_stage(model, scored, pred, config, progress, sections, tables, figures)
+    if "fairness" in stages:
+        _fairness_stage(pred, config, progress, sections, tables)
+    if "recalibration" in stages:
+        _recalibration_stage(pred, calibration, config, sections, tables)
+    if "explain" in stages:
+        _explain_stage(model, scored, pred, config, progress, sections, tables, figures)
+    for name, stage in (("groups", "skintone"), ("fairness", "fairness"), ("recalibration", "recalibration"),
+                        ("explanations", "explain"), ("localisation", "explain"), ("failure_modes", "explain")):
+        if stage not in stages:
+            sections.setdefault(name, _unavailable(not_run))
     return AuditResult(config=config, dataset=dataset.summary(), model=_model_info(model), predictions=pred,
                        sections=sections, tables=tables, skipped=skipped.reset_index(drop=True), figures=figures)

@@ -118,46 +118,184 @@ def _summary_line(result) -> str:
             f"F1={f(o['f1'])}  FN={o['fn']}  FP={o['fp']}  (threshold {o['threshold']:g})")
 
 
+ThresholdOpt = Annotated[float, typer.Option("--threshold", help="Decision threshold: malignant if score >= T.")]
+SchemeOpt = Annotated[str, typer.Option(
+    "--scheme", help="ITA grouping: binary (paper: light > 28 / dark <= 28), del_bino, kinyanjui, or cut points "
+                     "such as '10,28,41'.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", min=1, help="Processes for image analysis.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of every random step.")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image instead of "
+                                                          "flagging it.")]
+ModelOpt = Annotated[Optional[Path], typer.Option(
+    "--model", help="Model file: TorchScript, state dict (with --arch) or .onnx.")]
+ArchOpt = Annotated[Optional[str], typer.Option(
+    "--arch", help="torchvision architecture of a state-dict checkpoint, e.g. resnet50.")]
+SizeOpt = Annotated[int, typer.Option("--image-size", help="Model input size in px (square).")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1)]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")]
+PosOpt = Annotated[int, typer.Option("--positive-index", help="Output column of the malignant class for "
+                                                               "two-logit heads.")]
+LayerOpt = Annotated[Optional[str], typer.Option(
+    "--target-layer", help="Grad-CAM++ layer as a dotted path, e.g. layer4.-1 (default per architecture).")]
+KeepOpt = Annotated[float, typer.Option("--keep-top", help="Share of the CAM kept when sharpening (paper: 0.25).")]
+CasesOpt = Annotated[int, typer.Option("--cases-per-kind", min=0, help="TP/TN/FN/FP rows in the Fig. 8 triptychs.")]
+CamSampleOpt = Annotated[int, typer.Option(
+    "--cam-sample", min=0, help="Random images whose CAMs measure localisation by group.")]
+
+
+def _data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant, allow_outside_root, limit):
+    return dict(images=images, labels=labels, metadata=metadata, manifest=manifest, masks=masks,
+                mask_pattern=mask_pattern, malignant=malignant, allow_outside_root=allow_outside_root, limit=limit)
+
+
+def _load_scorer(model, scores, arch, image_size, positive_index, device):
+    from .models import PrecomputedScores, load_model
+
+    if (model is None) == (scores is None):
+        raise ConfigError("give exactly one of --model FILE or --scores CSV")
+    if scores is not None:
+        return PrecomputedScores.from_csv(scores)
+    return load_model(model, arch=arch, image_size=image_size, positive_index=positive_index, device=device)
+
+
+def _calibration_arg(value):
+    if value is None:
+        return None, None
+    try:
+        fraction = float(value)
+    except ValueError:
+        return None, Path(value)
+    if not 0 < fraction < 1:
+        raise ConfigError(f"--calibration must be a fraction in (0, 1) or a CSV file; got {value}")
+    return fraction, None
+
+
 @app.command()
 @_friendly
 def run(
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", help="Output folder (created; files replaced atomically).")],
-    model: Annotated[Optional[Path], typer.Option(
-        "--model", help="Model file: TorchScript, state dict (with --arch) or .onnx.")] = None,
+    model: ModelOpt = None,
     scores: Annotated[Optional[Path], typer.Option("--scores", help="CSV image_id,score of precomputed scores.")] = None,
-    arch: Annotated[Optional[str], typer.Option(
-        "--arch", help="torchvision architecture of a state-dict checkpoint, e.g. resnet50.")] = None,
-    threshold: Annotated[float, typer.Option("--threshold", help="Decision threshold: malignant if score >= T.")] = 0.5,
-    image_size: Annotated[int, typer.Option("--image-size", help="Model input size in px (square).")] = 299,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "cpu",
-    positive_index: Annotated[int, typer.Option(
-        "--positive-index", help="Output column of the malignant class for two-logit heads.")] = 1,
-    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image.")] = False,
-    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    arch: ArchOpt = None, threshold: ThresholdOpt = 0.5, image_size: SizeOpt = 299, batch_size: BatchOpt = 16,
+    device: DeviceOpt = "cpu", positive_index: PosOpt = 1, strict: StrictOpt = False, seed: SeedOpt = 0,
+    scheme: SchemeOpt = "binary", jobs: JobsOpt = 2,
+    alpha: Annotated[float, typer.Option("--alpha", help="Level of every test and interval (1 - alpha).")] = 0.05,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")] = 2000,
+    min_positives: Annotated[int, typer.Option(
+        "--min-positives", min=0, help="Below this many malignant cases a group's verdict is 'insufficient data'.")] = 10,
+    reference: Annotated[Optional[str], typer.Option("--reference", help="Reference ITA group (default: the "
+                                                                        "largest).")] = None,
+    calibration: Annotated[Optional[str], typer.Option(
+        "--calibration", help="Threshold-search calibration data: a fraction of the audited images (stratified, "
+                              "seeded; default 0.3) or a CSV image_id,label,score[,group|ita] such as the "
+                              "predictions.csv of a run on a validation set.")] = None,
+    gamma: Annotated[float, typer.Option("--gamma", help="Recall target of the threshold searches.")] = 0.85,
+    step: Annotated[float, typer.Option("--step", help="Threshold grid step.")] = 0.02,
+    explain: Annotated[bool, typer.Option("--explain/--no-explain", help="Grad-CAM++ explanations and failure "
+                                                                         "modes (eager PyTorch models).")] = True,
+    target_layer: LayerOpt = None, keep_top: KeepOpt = 0.25, cases_per_kind: CasesOpt = 2, cam_sample: CamSampleOpt = 100,
+    sensitivity_sample: Annotated[int, typer.Option(
+        "--sensitivity-sample", min=0, help="Images re-analysed under every ITA estimator variant (0: off).")] = 200,
+    skin_tone: Annotated[bool, typer.Option("--skin-tone/--no-skin-tone", help="Estimate ITA from the images.")] = True,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html and report.pdf.")] = True,
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Write report.pdf.")] = True,
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
     masks: MasksOpt = None, mask_pattern: MaskPatternOpt = "{id}_segmentation.png", malignant: MalignantOpt = None,
     allow_outside_root: OutsideOpt = False, limit: LimitOpt = None, cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
 ):
-    """Audit a model (or precomputed scores) on a dataset; write predictions.csv and metrics.json."""
+    """Audit a model (or precomputed scores) on a dataset: predictions, skin tone, fairness statistics,
+    recalibration, explanations and failure modes, report.html and report.pdf."""
     from .audit import AuditConfig, run_audit
-    from .models import PrecomputedScores, load_model
 
-    if (model is None) == (scores is None):
-        raise ConfigError("give exactly one of --model FILE or --scores CSV")
-    config = AuditConfig(threshold=threshold, batch_size=batch_size, strict=strict, seed=seed)
-    ds = load_dataset(data, images=images, labels=labels, metadata=metadata, manifest=manifest, masks=masks,
-                      mask_pattern=mask_pattern, malignant=malignant, allow_outside_root=allow_outside_root,
-                      limit=limit)
-    scorer = (PrecomputedScores.from_csv(scores) if scores is not None else
-              load_model(model, arch=arch, image_size=image_size, positive_index=positive_index, device=device))
-    result = run_audit(scorer, ds, config, progress=_progress(), cache=_cache(cache, no_cache))
-    result.write(out)
+    fraction, cal_file = _calibration_arg(calibration)
+    config = AuditConfig(threshold=threshold, batch_size=batch_size, strict=strict, seed=seed, scheme=scheme,
+                         n_jobs=jobs, alpha=alpha, n_boot=n_boot, min_positives=min_positives, reference=reference,
+                         calibration_fraction=fraction or 0.3, gamma=gamma, step=step,
+                         explain="auto" if explain else "off", target_layer=target_layer, keep_top=keep_top,
+                         cases_per_kind=cases_per_kind, cam_sample=cam_sample, skin_tone=skin_tone,
+                         sensitivity_sample=sensitivity_sample)
+    ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
+                                           allow_outside_root, limit))
+    scorer = _load_scorer(model, scores, arch, image_size, positive_index, device)
+    result = run_audit(scorer, ds, config, progress=_progress(), cache=_cache(cache, no_cache), calibration=cal_file)
+    result.write(out, report=report, pdf=pdf and report)
     typer.echo(_summary_line(result))
     if len(result.skipped):
         typer.echo(f"{len(result.skipped)} image(s) skipped or excluded; see {out / 'skipped.csv'}", err=True)
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+@_friendly
+def inspect(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, strict: StrictOpt = False,
+    sensitivity: Annotated[bool, typer.Option(
+        "--sensitivity/--no-sensitivity", help="Also tabulate group sizes under every ITA estimator variant.")] = True,
+    images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
+    masks: MasksOpt = None, mask_pattern: MaskPatternOpt = "{id}_segmentation.png", malignant: MalignantOpt = None,
+    allow_outside_root: OutsideOpt = False, limit: LimitOpt = None,
+):
+    """Skin tone (ITA), lesion masks and artifacts per image, no model needed: inspect.csv and the group sizes
+    under each ITA estimator variant (inspect_sensitivity.csv)."""
+    from .audit import atomic_output_dir
+    from .skintone import get_scheme, inspect_dataset, sensitivity_table
+
+    sch = get_scheme(scheme)
+    ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
+                                           allow_outside_root, limit))
+    table = inspect_dataset(ds, scheme=sch, n_jobs=jobs, progress=_progress(), strict=strict)
+    sens = sensitivity_table(ds, scheme=sch, n_jobs=jobs, progress=_progress()) if sensitivity else None
+    with atomic_output_dir(out) as tmp:
+        table.to_csv(tmp / "inspect.csv", index=False)
+        if sens is not None:
+            sens.to_csv(tmp / "inspect_sensitivity.csv", index=False)
+        pd_bins = sch.table()
+        pd_bins.to_csv(tmp / "ita_bins.csv", index=False)
+    counts = table["group"].value_counts()
+    typer.echo("  ".join(f"{g}: {int(counts.get(g, 0))}" for g in (*reversed(sch.labels), "unknown")))
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+@_friendly
+def explain(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    model: ModelOpt = None, arch: ArchOpt = None, threshold: ThresholdOpt = 0.5, image_size: SizeOpt = 299,
+    batch_size: BatchOpt = 8, device: DeviceOpt = "cpu", positive_index: PosOpt = 1, strict: StrictOpt = False,
+    seed: SeedOpt = 0, scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, target_layer: LayerOpt = None,
+    keep_top: KeepOpt = 0.25, cases_per_kind: CasesOpt = 2, cam_sample: CamSampleOpt = 100,
+    include_fp: Annotated[bool, typer.Option("--include-fp", help="Classify false positives too.")] = False,
+    images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
+    masks: MasksOpt = None, mask_pattern: MaskPatternOpt = "{id}_segmentation.png", malignant: MalignantOpt = None,
+    allow_outside_root: OutsideOpt = False, limit: LimitOpt = None, cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+):
+    """Grad-CAM++ explanations and the false-negative failure-mode taxonomy: CAM PNGs (figures/), Fig. 8
+    triptychs, localisation.csv and failure_modes.csv."""
+    from .audit import AuditConfig, run_audit
+
+    if model is None:
+        raise ConfigError("skinaudit explain needs --model FILE (a state dict with --arch, for Grad-CAM++ hooks)")
+    config = AuditConfig(threshold=threshold, batch_size=batch_size, strict=strict, seed=seed, scheme=scheme,
+                         n_jobs=jobs, target_layer=target_layer, keep_top=keep_top, cases_per_kind=cases_per_kind,
+                         cam_sample=cam_sample, explain_fp=include_fp, sensitivity_sample=0)
+    ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
+                                           allow_outside_root, limit))
+    scorer = _load_scorer(model, None, arch, image_size, positive_index, device)
+    result = run_audit(scorer, ds, config, progress=_progress(), cache=_cache(cache, no_cache),
+                       stages=("skintone", "explain"))
+    if result.sections["explanations"].get("available") is False:
+        raise ConfigError(result.sections["explanations"]["reason"])
+    result.write(out, report=False)
+    fm = result.sections["failure_modes"]
+    typer.echo(_summary_line(result))
+    if fm.get("available") is not False:
+        typer.echo("failure modes: " + ", ".join(f"{k} {v['count']}" for k, v in fm["summary"].items() if k != "n"))
     typer.echo(f"wrote {out}")
 
 

@@ -142,3 +142,58 @@ def test_demo_offline(tmp_path):
     assert {"groups", "fairness", "recalibration", "explanations", "localisation", "failure_modes"} <= set(metrics)
     assert metrics["explanations"].get("available", True)  # the demo model is an eager CNN: CAMs exist
     assert list(out.glob("figures/triptych_*.png"))
+
+
+def test_inspect_command_on_phantoms(phantom_dataset, tmp_path):
+    res = runner.invoke(app, ["inspect", "--data", "manifest", "--manifest", phantom_dataset.source["manifest"],
+                              "--limit", "8", "--jobs", "1", "--out", str(tmp_path / "i")])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(tmp_path / "i" / "inspect.csv")
+    for col in ("image_id", "ita", "group", "skin_pixels", "flags", "hair", "ruler", "ink", "dark_corner",
+                "gel_bubble", "gel_border"):
+        assert col in table.columns, col
+    truth = pd.read_csv(phantom_dataset.source["manifest"]).head(8)
+    err = (table["ita"] - truth["ita_true"]).abs()
+    assert err[truth["cast"] == "none"].median() < 3  # known skin colour recovered
+    sens = pd.read_csv(tmp_path / "i" / "inspect_sensitivity.csv")
+    assert "border frame (naive baseline)" in set(sens["variant"])
+
+
+def test_explain_command_with_state_dict(phantom_dataset, tmp_path):
+    torch = pytest.importorskip("torch")
+    from skinaudit.models import build_torchvision_model
+
+    torch.manual_seed(0)
+    torch.save(build_torchvision_model("resnet18", num_outputs=2, paper_head=True).state_dict(), tmp_path / "m.pt")
+    res = runner.invoke(app, ["explain", "--model", str(tmp_path / "m.pt"), "--arch", "resnet18", "--image-size",
+                              "64", "--data", "manifest", "--manifest", phantom_dataset.source["manifest"],
+                              "--limit", "12", "--cam-sample", "4", "--jobs", "1", "--threshold", "0.5",
+                              "--out", str(tmp_path / "e")])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "e"
+    loc = pd.read_csv(out / "localisation.csv")
+    assert {"relevance_mass", "pointing_game", "iou_top"} <= set(loc.columns)
+    pred = pd.read_csv(out / "predictions.csv")
+    n_fn = int(((pred["label"] == 1) & (pred["prediction"] == 0)).sum())
+    if n_fn:
+        modes = pd.read_csv(out / "failure_modes.csv")
+        assert len(modes) == n_fn
+        assert set(modes["mode"]) <= {"artifact_distraction", "poor_localisation", "low_contrast",
+                                      "atypical_presentation"}
+        assert all((out / p).is_file() for p in modes["cam_png"])
+    assert list(out.glob("figures/triptych_*.png"))
+
+
+def test_explain_refuses_torchscript_clearly(phantom_dataset, tmp_path):
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    from skinaudit.models import build_torchvision_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(build_torchvision_model("resnet18", num_outputs=1).eval()), tmp_path / "s.pt")
+    res = runner.invoke(app, ["explain", "--model", str(tmp_path / "s.pt"), "--image-size", "64", "--data",
+                              "manifest", "--manifest", phantom_dataset.source["manifest"], "--limit", "4",
+                              "--out", str(tmp_path / "e")])
+    assert res.exit_code == 2 and "TorchScript" in res.output and "--arch" in res.output
