@@ -233,6 +233,9 @@ def ita_histogram_png(ita, path, *, cut_points=(28.0,), groups=None, bins: int =
             ax.axvline(c, color="black", lw=1.0, ls="--")
             ax.annotate(f"{c:g}\u00b0", (c, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -10),
                         textcoords="offset points", fontsize=8)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # image counts
         missing = int((~ok).sum())
         ax.set(xlabel="ITA (degrees); dashed lines: the scheme's cut points", ylabel="images",
                title=_plain(title) + (f" ({missing} without an ITA value, not shown)" if missing else ""))

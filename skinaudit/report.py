@@ -509,8 +509,9 @@ def _fairness_parts(sec: dict, source: str, result=None):
     rule = sec.get("paper_rule")
     if isinstance(rule, dict) and isinstance(rule.get("flags"), dict):
         flags = rule["flags"]
-        parts.append(_table(f"Paper heuristic ({rule.get('label') or 'fixed gap'}): gap against the reference "
-                            "above the fixed limit", [{"metric": m, **(f if isinstance(f, dict) else {"flag": f})}
+        label = str(rule.get("label") or "paper heuristic: a fixed limit on the gap")
+        parts.append(_table(f"{label[:1].upper()}{label[1:]}. Flagged: the gap against the reference is above "
+                            "the limit", [{"metric": m, **(f if isinstance(f, dict) else {"flag": f})}
                                                       for m, f in flags.items()], source=f"{source}.paper_rule"))
         used.add("paper_rule")
     return parts, used
