@@ -34,3 +34,15 @@ def phantom_dataset(tmp_path_factory):
     from skinaudit.phantoms import generate_phantoms
 
     return generate_phantoms(tmp_path_factory.mktemp("phantoms"), n=40, seed=7, artifact_rate=0.3)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Keep the CLI's default per-image cache out of the user's home during tests."""
+    old = os.environ.get("SKINAUDIT_CACHE")
+    os.environ["SKINAUDIT_CACHE"] = str(tmp_path_factory.mktemp("skinaudit-cache"))
+    yield
+    if old is None:
+        os.environ.pop("SKINAUDIT_CACHE", None)
+    else:
+        os.environ["SKINAUDIT_CACHE"] = old
