@@ -717,11 +717,18 @@ def _paper_flags(sec) -> list[tuple[str, bool]]:
     return out
 
 
+#: Group labels of images without a usable skin tone; they are not an ITA group to compare.
+_NO_GROUP = ("unknown", "missing")
+
+
 def _group_counts(pred: pd.DataFrame):
+    """Images (``size``) and malignant cases (``sum``) per ITA group, images without a
+    group (``unknown``, missing) left out; None when there is no group column."""
     if "group" not in pred.columns:
         return None
     g = pred["group"].astype("string").fillna("missing")
-    return pred.assign(_g=g).groupby("_g", sort=True)["label"].agg(["size", "sum"])
+    keep = ~g.isin(_NO_GROUP)
+    return pred[keep].assign(_g=g[keep]).groupby("_g", sort=True)["label"].agg(["size", "sum"])
 
 
 def summary_badges(result, *, rules: ReportRules | None = None) -> list[dict]:
@@ -754,10 +761,11 @@ def summary_badges(result, *, rules: ReportRules | None = None) -> list[dict]:
                              f"{fmt_num(float(recall))} at threshold {threshold:g}",
                              f"recall >= {fmt_num(rules.min_recall, 2)}"))
     counts = _group_counts(result.predictions)
-    if counts is None:
+    if counts is None or counts.empty:
         badges.append(_badge("ITA group sizes", "not run", "n/a",
                              f">= {rules.min_group_positives} malignant per ITA group",
-                             "no skin-tone group per image in this audit"))
+                             "no skin-tone group per image in this audit" if counts is None else
+                             "no image has a usable skin tone (all 'unknown')"))
     else:
         small = [f"{name}: {int(row['sum'])}" for name, row in counts.iterrows()
                  if row["sum"] < rules.min_group_positives]

@@ -225,6 +225,12 @@ def test_report_rules_reach_the_badges(tmp_path, no_figures):
     assert status("Recall", min_recall=min(1.0, recall + 0.01)) == "FAIL"
     assert status("ITA group sizes", min_group_positives=1) == "PASS"
     assert status("ITA group sizes", min_group_positives=1000) == "WARN"
+    unknown = result.predictions["label"].eq(0) & (result.predictions.index % 5 == 0)
+    result.predictions.loc[unknown, "group"] = "unknown"  # no ITA: not a group to compare
+    assert status("ITA group sizes", min_group_positives=1) == "PASS"
+    assert "unknown" not in {b["check"]: b for b in report.summary_badges(result)}["ITA group sizes"]["value"]
+    result.predictions["group"] = "unknown"
+    assert status("ITA group sizes") == "not run"
     assert status("Images scored", max_skipped_share=0.5) == "PASS"
     assert status("Images scored", max_skipped_share=0.0) == "WARN"
     assert status("Explanations on the lesion") == "not run"
