@@ -56,7 +56,8 @@ class ReportRules:
     """Thresholds of the summary badges (PASS / WARN / FAIL / not run).
 
     min_recall : overall recall at the audit threshold below which the recall badge FAILs.
-        The paper is recall-oriented but states no target; 0.80 is a default to change.
+        None (default): the audit's own recall target ``config.gamma`` (the target of the
+        threshold search) when the configuration has one, else 0.85.
     min_group_positives : malignant cases a skin-tone group needs; fewer gives WARN
         ("too small to compare"). Under 30 positives a recall's 95% Wilson interval is
         about +-0.15 wide or more.
@@ -67,13 +68,13 @@ class ReportRules:
         explanation misses the lesion more often than it finds it.
     """
 
-    min_recall: float = 0.80
+    min_recall: float | None = None
     min_group_positives: int = 30
     max_skipped_share: float = 0.05
     min_pointing_game: float = 0.5
 
     def __post_init__(self):
-        if not 0.0 <= float(self.min_recall) <= 1.0:
+        if self.min_recall is not None and not 0.0 <= float(self.min_recall) <= 1.0:
             raise ConfigError(f"the 'min_recall' parameter must be in [0, 1]; got {self.min_recall}")
         if int(self.min_group_positives) < 1:
             raise ConfigError(f"the 'min_group_positives' parameter must be at least 1; got {self.min_group_positives}")
@@ -731,12 +732,25 @@ def _group_counts(pred: pd.DataFrame):
     return pred[keep].assign(_g=g[keep]).groupby("_g", sort=True)["label"].agg(["size", "sum"])
 
 
+#: Recall target of the badge when neither the rules nor the configuration give one.
+DEFAULT_RECALL_TARGET = 0.85
+
+
+def _recall_target(result, rules: ReportRules) -> tuple[float, str]:
+    if rules.min_recall is not None:
+        return float(rules.min_recall), "report rule min_recall"
+    gamma = getattr(result.config, "gamma", None)
+    if isinstance(gamma, (int, float)) and not isinstance(gamma, bool) and 0 < gamma <= 1:
+        return float(gamma), "the audit's recall target gamma"
+    return DEFAULT_RECALL_TARGET, "default target"
+
+
 def summary_badges(result, *, rules: ReportRules | None = None) -> list[dict]:
     """The summary checks of an audit, each ``{check, status, value, rule, detail}`` with
     ``status`` one of "PASS", "WARN", "FAIL", "not run" (no input for the check).
 
     Checks: share of images scored (``rules.max_skipped_share``); overall recall at the
-    audit threshold (``rules.min_recall``); malignant cases per ITA group
+    audit threshold (``rules.min_recall``, else ``config.gamma``, else 0.85); malignant cases per ITA group
     (``rules.min_group_positives``); the fairness section's statistical verdicts (FAIL on
     any "significant", WARN on any "insufficient data"); the paper's fixed-gap heuristic
     from the fairness section's ``paper_rule`` (WARN when a gap exceeds it, since the
@@ -753,13 +767,15 @@ def summary_badges(result, *, rules: ReportRules | None = None) -> list[dict]:
                          f"{scored} scored, {skipped} skipped ({fmt_pct(share)})",
                          f"skipped share <= {fmt_pct(rules.max_skipped_share)}"))
     recall = overall.get("recall")
+    target, why = _recall_target(result, rules)
+    recall_rule = f"recall >= {fmt_threshold(target)} ({why})"
     if _is_missing(recall):
-        badges.append(_badge("Recall", "not run", "n/a", f"recall >= {fmt_num(rules.min_recall, 2)}",
+        badges.append(_badge("Recall", "not run", "n/a", recall_rule,
                              "recall is undefined (no malignant case was scored)"))
     else:
-        badges.append(_badge("Recall", "PASS" if recall >= rules.min_recall else "FAIL",
+        badges.append(_badge("Recall", "PASS" if recall >= target else "FAIL",
                              f"{fmt_num(float(recall))} at threshold {threshold:g}",
-                             f"recall >= {fmt_num(rules.min_recall, 2)}"))
+                             recall_rule))
     counts = _group_counts(result.predictions)
     if counts is None or counts.empty:
         badges.append(_badge("ITA group sizes", "not run", "n/a",

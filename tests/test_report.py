@@ -1,6 +1,7 @@
 """The audit report: figures, context, HTML (escaped, self-contained, opens in Chromium), PDF."""
 from __future__ import annotations
 
+import dataclasses
 import html.parser
 import json
 import shutil
@@ -223,6 +224,11 @@ def test_report_rules_reach_the_badges(tmp_path, no_figures):
     recall = result.sections["overall"]["recall"]
     assert status("Recall", min_recall=recall) == "PASS"
     assert status("Recall", min_recall=min(1.0, recall + 0.01)) == "FAIL"
+    if "gamma" in {f.name for f in dataclasses.fields(AuditConfig)}:  # the audit's own recall target
+        result.config = dataclasses.replace(result.config, gamma=min(1.0, recall + 0.01))
+        assert status("Recall") == "FAIL"
+        result.config = dataclasses.replace(result.config, gamma=recall)
+        assert status("Recall") == "PASS"
     assert status("ITA group sizes", min_group_positives=1) == "PASS"
     assert status("ITA group sizes", min_group_positives=1000) == "WARN"
     unknown = result.predictions["label"].eq(0) & (result.predictions.index % 5 == 0)
@@ -387,8 +393,6 @@ def test_html_opens_in_headless_chromium(written, tmp_path):
 
 def test_report_of_a_real_audit_of_phantoms(tmp_path, phantom_dataset):
     """The whole pipeline (run_audit on 40 phantoms, a callable model) into the report."""
-    import dataclasses
-
     from skinaudit.audit import run_audit
 
     fast = {"n_boot": 200, "sensitivity_sample": 0, "n_jobs": 1}  # options of the full pipeline, when present
