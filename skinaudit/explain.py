@@ -218,11 +218,9 @@ def _unpack_model(model, preprocess, positive_index):
     from .models import Preprocess, TorchModel
 
     if isinstance(model, TorchModel):
-        module, pre, pos, device = model.module, model.preprocess, model.positive_index, model.device
+        module, pre, pos = model.module, model.preprocess, model.positive_index
     elif isinstance(model, torch.nn.Module):
         module, pre, pos = model, preprocess or Preprocess(), positive_index
-        first = next(model.parameters(), None)
-        device = first.device if first is not None else torch.device("cpu")
     else:
         raise ConfigError("Grad-CAM++ needs a TorchModel or an eager torch.nn.Module; got "
                           f"{type(model).__name__} (precomputed scores, ONNX and Python callables have no "
@@ -233,7 +231,8 @@ def _unpack_model(model, preprocess, positive_index):
                          "and load them with load_model(path, arch=...) (CLI: --arch)")
     if pos not in (0, 1):
         raise ConfigError(f"the 'positive_index' parameter must be 0 or 1; got {pos}")
-    return module, pre, pos, device
+    first = next(module.parameters(), None)  # inputs go where the weights are; the model is not moved
+    return module, pre, pos, first.device if first is not None else torch.device("cpu")
 
 
 def _resize(cam: np.ndarray, shape) -> np.ndarray:
