@@ -956,6 +956,21 @@ def _dataset_table(dataset: dict, n_scored: int) -> dict:
                   source="dataset")
 
 
+#: Rows listed per image table (skipped, flagged) in the report; the rest are counted and
+#: named in the CSV files of the audit.
+MAX_LISTED = 300
+
+
+def _listing(caption: str, records: list, columns: list, *, source: str, where: str) -> dict:
+    shown = records[:MAX_LISTED]
+    more = len(records) - len(shown)
+    if more:
+        caption = f"{caption}: the first {len(shown)} of {len(records)}; all are in {where}"
+    table = _table(caption, shown, columns=columns, source=source)
+    table["more"] = more
+    return table
+
+
 def _predictions_flags(pred: pd.DataFrame) -> list[dict]:
     if "flags" not in pred.columns:
         return []
@@ -1079,10 +1094,11 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
         "sections": sections, "other_sections": other,
         "checklist": [{"id": sid, "section": title, "model_card": mc, "tripod_ai": tr, "claim": cl}
                       for sid, title, mc, tr, cl in CHECKLIST],
-        "skipped": _table("Images that could not be scored or were excluded",
-                          skipped.to_dict(orient="records"), columns=["image_id", "reason"], source="skipped"),
-        "flagged": _table("Scored images with quality flags", _predictions_flags(pred),
-                          columns=["image_id", "label", "score", "group", "flags"], source="predictions.flags"),
+        "skipped": _listing("Images that could not be scored or were excluded", skipped.to_dict(orient="records"),
+                            ["image_id", "reason"], source="skipped", where="skipped.csv"),
+        "flagged": _listing("Scored images with quality flags", _predictions_flags(pred),
+                            ["image_id", "label", "score", "group", "flags"], source="predictions.flags",
+                            where="predictions.csv"),
     }
     return _json_safe(context)
 

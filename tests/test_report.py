@@ -421,6 +421,17 @@ def test_missing_weasyprint_names_the_extra(tmp_path, monkeypatch, no_figures):
     assert "figures/" not in html.read_text(encoding="utf-8")  # no caption names a file that is not there
 
 
+def test_long_image_lists_are_cut_and_counted(tmp_path, no_figures, monkeypatch):
+    monkeypatch.setattr(report, "MAX_LISTED", 5)
+    result = make_result(evil=False)
+    result.skipped = pd.DataFrame({"image_id": [f"bad_{i}" for i in range(12)], "reason": "unreadable"})
+    ctx = report.build_context(result, figures_dir=tmp_path)
+    assert len(ctx["skipped"]["rows"]) == 5 and ctx["skipped"]["more"] == 7
+    assert "the first 5 of 12; all are in skipped.csv" in ctx["skipped"]["caption"]
+    flagged = sum(1 for f in result.predictions["flags"] if f)
+    assert len(ctx["flagged"]["rows"]) == min(5, flagged)
+
+
 def test_build_context_validates_its_input(tmp_path):
     with pytest.raises(ConfigError, match="AuditResult"):
         report.build_context({"overall": {}}, figures_dir=tmp_path)
