@@ -603,9 +603,9 @@ def localisation_table(cams, lesion_masks, *, ids=None, keep_top: float = 0.25) 
     return pd.DataFrame(rows, columns=["image_id", *LOCALISATION_COLUMNS])
 
 
-def localisation_by_group(df: pd.DataFrame, groups, *, alpha: float = 0.05, n_boot: int = 2000,
+def localisation_by_group(df: pd.DataFrame, groups, *, reference=None, alpha: float = 0.05, n_boot: int = 2000,
                           random_state=0) -> pd.DataFrame:
-    """Localisation per skin-tone group, with intervals.
+    """Localisation per skin-tone group, with intervals, and each group's gap to a reference.
 
     Parameters
     ----------
@@ -614,21 +614,28 @@ def localisation_by_group(df: pd.DataFrame, groups, *, alpha: float = 0.05, n_bo
     groups : str or array-like
         A column of ``df`` or one group label per row (e.g. the ITA group). Rows whose group
         is missing are left out of the group rows but counted in ``"all"``.
+    reference : optional
+        The group the others are compared with; default the group with the most valid rows.
     alpha : float in (0, 1)
         1 - confidence level of the intervals.
     n_boot : int
-        Bootstrap resamples for the means (percentile intervals).
+        Bootstrap resamples for the means and their differences (percentile intervals).
     random_state : int or numpy Generator
 
     Returns
     -------
-    DataFrame, one row per group then ``"all"``: ``group, n, n_valid, pointing_game,
-    pointing_game_lo, pointing_game_hi`` (hit rate, Wilson interval, statsmodels),
-    ``relevance_mass, relevance_mass_lo, relevance_mass_hi, iou_top, iou_top_lo, iou_top_hi``
-    (means, percentile bootstrap), ``reason`` ("" or why a value is NaN). ``n_valid`` counts
-    rows with defined scores.
+    DataFrame, one row per group then ``"all"``:
+
+    * ``group, n, n_valid`` (``n_valid``: rows with defined scores);
+    * ``pointing_game, pointing_game_lo, pointing_game_hi``: hit rate, Wilson interval;
+    * ``relevance_mass, iou_top`` (+ ``_lo``, ``_hi``): means, percentile bootstrap;
+    * ``reference``; ``pointing_game_diff`` (+ ``_lo``, ``_hi``): group rate minus the
+      reference's, Newcombe hybrid-score interval (statsmodels ``confint_proportions_2indep``);
+      ``relevance_mass_diff`` (+ ``_lo``, ``_hi``): difference of means, groups resampled
+      independently. NaN on the reference and ``"all"`` rows;
+    * ``reason``: "" or why a value is NaN.
     """
-    from statsmodels.stats.proportion import proportion_confint
+    from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
     need = {"relevance_mass", "pointing_game", "iou_top"}
     if not isinstance(df, pd.DataFrame) or not need <= set(df.columns):
@@ -642,31 +649,65 @@ def localisation_by_group(df: pd.DataFrame, groups, *, alpha: float = 0.05, n_bo
         raise ConfigError(f"the 'n_boot' parameter must be an integer >= 100; got {n_boot!r}")
     rng = np.random.default_rng(random_state)
     g = pd.Series(g.to_numpy(), index=df.index)
-    names = [x for x in pd.unique(g.dropna())]
+    names = list(pd.unique(g.dropna()))
     try:
         names = sorted(names)
     except TypeError:
         pass
+    cols = ["relevance_mass", "pointing_game", "iou_top"]
+    valid = {name: df[g == name].dropna(subset=cols) for name in names}
+    valid["all"] = df.dropna(subset=cols)
+    if reference is None and names:
+        reference = max(names, key=lambda k: len(valid[k]))
+    elif reference is not None and reference not in names:
+        raise ConfigError(f"the 'reference' group {reference!r} is not among the groups: {names}")
+    q = (alpha / 2, 1 - alpha / 2)
+    boots: dict = {}
+
+    def boot_means(name, col):
+        x = valid[name][col].to_numpy(float)
+        if (name, col) not in boots:
+            boots[(name, col)] = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+        return boots[(name, col)]
+
     rows = []
     for name in [*names, "all"]:
-        sub = df if name == "all" else df[g == name]
-        valid = sub.dropna(subset=["relevance_mass", "pointing_game", "iou_top"])
-        n_valid = len(valid)
-        row = {"group": name, "n": len(sub), "n_valid": n_valid}
+        v = valid[name]
+        n_valid = len(v)
+        row = {"group": name, "n": int(len(df) if name == "all" else (g == name).sum()), "n_valid": n_valid,
+               "reference": reference}
+        for col in ("pointing_game", "relevance_mass", "iou_top"):
+            row.update({col: np.nan, f"{col}_lo": np.nan, f"{col}_hi": np.nan})
+        for col in ("pointing_game_diff", "relevance_mass_diff"):
+            row.update({col: np.nan, f"{col}_lo": np.nan, f"{col}_hi": np.nan})
+        reasons = []
         if n_valid == 0:
-            for col in ("pointing_game", "relevance_mass", "iou_top"):
-                row.update({col: np.nan, f"{col}_lo": np.nan, f"{col}_hi": np.nan})
             row["reason"] = "no image with a defined localisation score"
             rows.append(row)
             continue
-        hits = int(valid["pointing_game"].sum())
+        hits = int(v["pointing_game"].sum())
         lo, hi = proportion_confint(hits, n_valid, alpha=alpha, method="wilson")
         row.update({"pointing_game": hits / n_valid, "pointing_game_lo": float(lo), "pointing_game_hi": float(hi)})
         for col in ("relevance_mass", "iou_top"):
-            x = valid[col].to_numpy(float)
-            means = x[rng.integers(0, n_valid, size=(n_boot, n_valid))].mean(axis=1)
-            row.update({col: float(x.mean()), f"{col}_lo": float(np.quantile(means, alpha / 2)),
-                        f"{col}_hi": float(np.quantile(means, 1 - alpha / 2))})
-        row["reason"] = "" if n_valid > 1 else "one image: the bootstrap interval is degenerate"
+            lo, hi = np.quantile(boot_means(name, col), q)
+            row.update({col: float(v[col].mean()), f"{col}_lo": float(lo), f"{col}_hi": float(hi)})
+        if n_valid == 1:
+            reasons.append("one image: the bootstrap interval is degenerate")
+        ref = valid.get(reference) if reference is not None else None
+        if name in ("all", reference):
+            reasons.append("the reference group" if name == reference else "all groups together")
+        elif ref is None or len(ref) == 0:
+            reasons.append("no reference group with defined scores")
+        else:
+            ref_hits = int(ref["pointing_game"].sum())
+            lo, hi = confint_proportions_2indep(hits, n_valid, ref_hits, len(ref), method="newcomb", compare="diff",
+                                                alpha=alpha)
+            diffs = boot_means(name, "relevance_mass") - boot_means(reference, "relevance_mass")
+            dlo, dhi = np.quantile(diffs, q)
+            row.update({"pointing_game_diff": hits / n_valid - ref_hits / len(ref), "pointing_game_diff_lo": float(lo),
+                        "pointing_game_diff_hi": float(hi),
+                        "relevance_mass_diff": float(v["relevance_mass"].mean() - ref["relevance_mass"].mean()),
+                        "relevance_mass_diff_lo": float(dlo), "relevance_mass_diff_hi": float(dhi)})
+        row["reason"] = "; ".join(r for r in reasons if r.startswith("one image") or r.startswith("no reference"))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -119,6 +119,22 @@ def test_issue_428_binary_target_sign_on_a_false_negative():
     np.testing.assert_allclose(predicted, by_prediction, atol=1e-6)
 
 
+def test_malignant_column_zero_bare_module_and_caller_inference_mode():
+    img, mask = square_image()
+    net = Tiny(2)
+    with torch.no_grad():
+        net.fc.weight.copy_(net.fc.weight.flip(0))     # malignant logit now in column 0
+        net.fc.bias.copy_(net.fc.bias.flip(0))
+    with torch.inference_mode():                       # a caller inside inference mode still gets maps
+        bare = compute_cams(net, [img], target_layer="act", preprocess=IDENTITY, positive_index=0)[0]
+    wrapped = compute_cams(TorchModel(net, preprocess=IDENTITY, positive_index=0), [img], target_layer="act")[0]
+    np.testing.assert_allclose(bare, wrapped, atol=1e-6)
+    assert localisation_scores(bare, mask)["pointing_game"] == 1.0
+    wrong_column = compute_cams(net, [img], target_layer="act", preprocess=IDENTITY, positive_index=1)[0]
+    assert localisation_scores(wrong_column, mask)["relevance_mass"] < 0.05
+    assert compute_cams(net, [], target_layer="act", preprocess=IDENTITY) == []
+
+
 def test_same_maps_as_calling_pytorch_grad_cam_directly():
     from pytorch_grad_cam import GradCAMPlusPlus
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -348,6 +364,24 @@ def test_localisation_by_group_intervals_and_parameters():
     assert (wider["iou_top_hi"] - wider["iou_top_lo"]).iloc[0] > dark["iou_top_hi"] - dark["iou_top_lo"]
     with pytest.raises(ConfigError, match="n_boot"):
         localisation_by_group(df, "ita_group", n_boot=10)
+    # gaps to the reference (default: the group with most valid rows, here "light": 10/19 hits)
+    assert (out["reference"] == "light").all()
+    assert math.isnan(out.loc["light", "pointing_game_diff"]) and math.isnan(out.loc["all", "pointing_game_diff"])
+    assert dark["pointing_game_diff"] == pytest.approx(0.8 - 10 / 19)
+    # Newcombe hybrid score interval from the two Wilson intervals (Newcombe 1998, method 10)
+    def wilson(k, n):
+        p = k / n
+        c, h = (p + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return p, c - h, c + h
+    (p1, l1, u1), (p2, l2, u2) = wilson(8, 10), wilson(10, 19)
+    d = p1 - p2
+    assert dark["pointing_game_diff_lo"] == pytest.approx(d - math.hypot(p1 - l1, u2 - p2))
+    assert dark["pointing_game_diff_hi"] == pytest.approx(d + math.hypot(u1 - p1, p2 - l2))
+    assert dark["relevance_mass_diff_lo"] < dark["relevance_mass_diff"] < dark["relevance_mass_diff_hi"]
+    flipped = localisation_by_group(df, "ita_group", reference="dark", n_boot=500, random_state=1).set_index("group")
+    assert flipped.loc["light", "pointing_game_diff"] == pytest.approx(-dark["pointing_game_diff"])
+    with pytest.raises(ConfigError, match="'reference' group"):
+        localisation_by_group(df, "ita_group", reference="medium")
 
 
 # ---------------------------------------------------------------------- real images
