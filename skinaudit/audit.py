@@ -349,6 +349,10 @@ def _skin_tone_stage(dataset, pred, config, progress, cache, result_tables, sect
 
         insp["group"] = assign_groups(insp["ita"], scheme)
     insp["group"] = insp["group"].fillna(UNKNOWN).astype(str)
+    if "status" in insp.columns and "flags" in insp.columns:
+        # an image the skin-tone stage could not read carries the reason in its flags
+        bad = insp["status"].notna() & (insp["status"].astype(str) != "ok")
+        insp.loc[bad, "flags"] = insp.loc[bad, "status"].astype(str)
     keep = [c for c in ("ita", "group", "flags") if c in insp.columns]
     pred = pred.merge(insp[["image_id", *keep]], on="image_id", how="left")
     pred["group"] = pred["group"].fillna(UNKNOWN)
