@@ -77,9 +77,19 @@ def no_figures(monkeypatch):
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """The full report (HTML, PDF, figures) of :func:`make_result`, written once."""
+    import logging
+
     out = tmp_path_factory.mktemp("report")
     result = make_result()
-    paths = report.write_report(result, out, generated_at=DATE)
+    records = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = records.append
+    logging.getLogger("weasyprint").addHandler(handler)
+    try:
+        paths = report.write_report(result, out, generated_at=DATE)
+    finally:
+        logging.getLogger("weasyprint").removeHandler(handler)
+    paths["weasyprint_warnings"] = [r.getMessage() for r in records]
     return result, paths
 
 
@@ -315,6 +325,7 @@ def test_write_report_outputs(written):
     assert set(paths["figures"]) == {"roc", "confusion", "roc_by_group", "ita_histogram", "threshold_curves"}
     assert all(p.parent.name == "figures" and p.stat().st_size > 1000 for p in paths["figures"].values())
     assert paths["pdf"].read_bytes()[:5] == b"%PDF-"
+    assert paths["weasyprint_warnings"] == []  # the stylesheet has nothing WeasyPrint ignores
 
 
 def test_html_is_self_contained_and_every_caption_states_the_threshold(written):
