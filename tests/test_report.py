@@ -334,6 +334,7 @@ def test_html_is_self_contained_and_every_caption_states_the_threshold(written):
     parsed = _parse(text)
     assert parsed.imgs and all(src.startswith("data:image/") for src in parsed.imgs)
     assert "http://" not in text and "https://" not in text and "<link" not in text
+    assert "Content-Security-Policy\" content=\"default-src 'none'; img-src data:;" in text
     assert parsed.tags.count("table") == len(parsed.captions) > 10
     assert all("decision threshold 0.5;" in c for c in parsed.captions)
 
