@@ -613,7 +613,9 @@ def localisation_by_group(df: pd.DataFrame, groups, *, reference=None, alpha: fl
         Output of :func:`localisation_table` (``relevance_mass``, ``pointing_game``, ``iou_top``).
     groups : str or array-like
         A column of ``df`` or one group label per row (e.g. the ITA group). Rows whose group
-        is missing are left out of the group rows but counted in ``"all"``.
+        is missing are left out of the group rows but counted in ``"all"``. The label
+        ``"all"`` is the overall row's: given to every row it yields that row alone; mixed
+        with other labels it is refused.
     reference : optional
         The group the others are compared with; default the group with the most valid rows.
     alpha : float in (0, 1)
@@ -654,6 +656,10 @@ def localisation_by_group(df: pd.DataFrame, groups, *, reference=None, alpha: fl
         names = sorted(names)
     except TypeError:
         pass
+    if names == ["all"]:                 # one label for every row: only the overall row
+        names = []
+    elif "all" in names:
+        raise ConfigError("a group may not be named 'all', the name of the overall row; rename it")
     cols = ["relevance_mass", "pointing_game", "iou_top"]
     valid = {name: df[g == name].dropna(subset=cols) for name in names}
     valid["all"] = df.dropna(subset=cols)

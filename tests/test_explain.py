@@ -382,6 +382,10 @@ def test_localisation_by_group_intervals_and_parameters():
     assert flipped.loc["light", "pointing_game_diff"] == pytest.approx(-dark["pointing_game_diff"])
     with pytest.raises(ConfigError, match="'reference' group"):
         localisation_by_group(df, "ita_group", reference="medium")
+    only = localisation_by_group(df, ["all"] * len(df), n_boot=500)
+    assert list(only["group"]) == ["all"] and only["n_valid"].iloc[0] == 29 and only["reason"].iloc[0] == ""
+    with pytest.raises(ConfigError, match="may not be named 'all'"):
+        localisation_by_group(df, ["all"] * 10 + ["light"] * 20, n_boot=500)
 
 
 # ---------------------------------------------------------------------- real images
