@@ -192,7 +192,7 @@ def fmt_cell(value, kind: str = "auto") -> str:
                 parts.append(f"{k}: {fmt_cell(v, 'thr')}")
         return "; ".join(parts)
     if kind == "change" and isinstance(value, (list, tuple)) and len(value) == 2:
-        return f"{fmt_cell(value[0])} \u2192 {fmt_cell(value[1])}"
+        return f"{fmt_cell(value[0])}\u00a0\u2192\u00a0{fmt_cell(value[1])}"
     if kind == "p" and number:
         return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
     if kind == "est_ci" and isinstance(value, (list, tuple)) and len(value) == 3:
@@ -298,10 +298,13 @@ def _intify(value):
 
 
 def _cell(value, kind: str) -> dict:
+    """``{v: raw value, k: format kind, n: right-align (a number, or numbers)}``."""
     if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("_est_ci", "_change"):
         key = next(iter(value))
-        return {"v": _json_safe(value[key]), "k": key[1:]}
-    return {"v": _json_safe(value), "k": kind}
+        return {"v": _json_safe(value[key]), "k": key[1:], "n": True}
+    numeric = isinstance(value, (int, float)) or (
+        isinstance(value, list) and any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    return {"v": _json_safe(value), "k": kind, "n": bool(numeric)}
 
 
 def _table(caption: str, records: list, *, columns=None, source: str = "", labels=None) -> dict:
@@ -332,6 +335,11 @@ def _table(caption: str, records: list, *, columns=None, source: str = "", label
             kind = c["kind"] if c["kind"] != "auto" or c["key"] != "value" else row_kind
             cells.append(_cell(v, kind))
         rows.append(cells)
+    for j in range(len(cols)):  # a missing value aligns with the rest of its column
+        numeric = any(row[j]["n"] for row in rows if row[j]["v"] is not None)
+        for row in rows:
+            if row[j]["v"] is None:
+                row[j]["n"] = numeric
     return {"kind": "table", "caption": caption, "columns": cols, "rows": rows, "source": source,
             "wide": len(cols) > 7}
 

@@ -186,6 +186,9 @@ def test_formatting_filters():
     assert report.fmt_cell([None, 0.25]) == "[n/a,\u00a00.2500]"
     assert report.fmt_cell([0, 6]) == "[0,\u00a06]" and report.fmt_cell([0, 0.5]) == "[0.0000,\u00a00.5000]"
     assert report.fmt_cell([0.8, 0.7, 0.9], "est_ci") == "0.8000 [0.7000,\u00a00.9000]"
+    assert report.fmt_cell([3, 1], "change") == "3\u00a0\u2192\u00a01"
+    assert report.fmt_cell({"dark": 0.46, "light": {"op": {"threshold": 0.5}, "p": 1.0}}, "thr") == \
+        "dark: 0.46; light: 0.5"
     assert report.fmt_cell(12.345, "percent") == "12.3%" and report.fmt_cell(0.00001, "p") == "< 0.0001"
     assert report.fmt_cell(["hair", "ink"]) == "hair, ink"
     assert report.fmt_cell(0.5, "pct") == "50.0%"
@@ -477,5 +480,5 @@ def test_fairness_and_recalibration_sections_of_skinaudit_fairness(tmp_path, no_
     assert ctx["sections"]["fairness"]["parts"][0]["source"].endswith("tables.table8")
     # before -> after comes from the section's own numbers
     m = recal["methods"]["global"]
-    assert f"{m['fn_before']} \u2192 {m['fn_after']}" in html
+    assert f"{m['fn_before']}\u00a0\u2192\u00a0{m['fn_after']}" in html
     assert report._threshold_marks(result) == {"global": m["thresholds"]["all"]}
