@@ -74,6 +74,10 @@ MODE_DESCRIPTIONS = {
     "low_contrast": "insufficient lesion-to-skin colour contrast (especially on darker skin, low ITA)",
 }
 
+#: For false positives (``case="FP"``) the fourth mode reads the other way.
+FP_DESCRIPTIONS = {**MODE_DESCRIPTIONS,
+                   "atypical_presentation": "a benign lesion showing malignancy cues (asymmetry, border, colour)"}
+
 #: Display names in Table 6's wording.
 MODE_LABELS = {
     "artifact_distraction": "artifact distraction",
@@ -465,11 +469,12 @@ def _cues(r, rules):
     return sum(int(v >= t) for v, t in zip(vals, thr))
 
 
-def _atypical_rule(r, rules):
+def _atypical_rule(r, rules, case="FN"):
     n = _cues(r, rules)
     if n is None:
         return None, "no shape or colour features"
-    return n < rules.min_cues, (f"{n} of 3 cues (asymmetry {_f(r['asymmetry'])}, border {_f(r['border_irregularity'])}, "
+    fired = n < rules.min_cues if case == "FN" else n >= rules.min_cues
+    return fired, (f"{n} of 3 cues (asymmetry {_f(r['asymmetry'])}, border {_f(r['border_irregularity'])}, "
                                 f"variegation {_f(r['colour_variegation'])}) {'<' if n < rules.min_cues else '>='} "
                                 f"{rules.min_cues}")
 
@@ -481,7 +486,7 @@ EVIDENCE_COLUMNS = ("artifact_mass", "artifact_lift", "top_artifact", "relevance
                     "delta_e", "ita", "asymmetry", "border_irregularity", "colour_variegation", "n_cues")
 
 
-def classify_failures(features: pd.DataFrame, *, rules: FailureRules | None = None) -> pd.DataFrame:
+def classify_failures(features: pd.DataFrame, *, rules: FailureRules | None = None, case: str = "FN") -> pd.DataFrame:
     """Give each case exactly one failure mode, with its evidence.
 
     Parameters
@@ -491,6 +496,11 @@ def classify_failures(features: pd.DataFrame, *, rules: FailureRules | None = No
         count as NaN, so a pipeline without maps still classifies on contrast and cues).
     rules : FailureRules, optional
         Thresholds and precedence (default ``FailureRules()``).
+    case : {"FN", "FP"}
+        False negatives (default) or false positives. For false positives the fourth mode
+        reads the other way: ``atypical_presentation`` = a benign lesion that shows at least
+        ``min_cues`` malignancy cues (the "atypical nevus" a dermatologist would also
+        biopsy); the other rules are the same.
 
     Returns
     -------
@@ -501,6 +511,8 @@ def classify_failures(features: pd.DataFrame, *, rules: FailureRules | None = No
     (``yes`` / ``no`` / ``n/a`` with the numbers).
     """
     rules = rules or FailureRules()
+    if case not in ("FN", "FP"):
+        raise ConfigError(f"the 'case' parameter must be 'FN' or 'FP'; got {case!r}")
     if not isinstance(rules, FailureRules):
         raise ConfigError(f"the 'rules' parameter must be a FailureRules; got {type(rules).__name__}")
     if not isinstance(features, pd.DataFrame) or "image_id" not in features.columns:
@@ -509,7 +521,7 @@ def classify_failures(features: pd.DataFrame, *, rules: FailureRules | None = No
     for rec in features.to_dict("records"):
         mode, met, evidence, checks = None, False, "", []
         for name in rules.order:
-            fired, text = _RULES[name](rec, rules)
+            fired, text = _atypical_rule(rec, rules, case) if name == "atypical_presentation" else _RULES[name](rec, rules)
             checks.append(f"{name}: {'n/a' if fired is None else 'yes' if fired else 'no'} ({text})")
             if fired and mode is None:
                 mode, met, evidence = name, True, text
@@ -525,13 +537,17 @@ def classify_failures(features: pd.DataFrame, *, rules: FailureRules | None = No
     return pd.DataFrame(rows, columns=["image_id", "mode", "criterion_met", "evidence", "checks", *EVIDENCE_COLUMNS])
 
 
-def failure_table(modes: pd.DataFrame) -> pd.DataFrame:
+def failure_table(modes: pd.DataFrame, *, case: str = "FN") -> pd.DataFrame:
     """Table 6's layout: ``mode, count, percent, description`` (+ ``by_elimination``).
 
     One row per mode (zero counts included), most frequent first, ties in :data:`MODES`
     order; ``percent`` is the share of the classified cases (% of FN) in percent, NaN when
-    there are none. ``by_elimination`` counts cases given the mode as fallback.
+    there are none. ``by_elimination`` counts cases given the mode as fallback. ``case="FP"``
+    uses the false-positive reading of the descriptions.
     """
+    if case not in ("FN", "FP"):
+        raise ConfigError(f"the 'case' parameter must be 'FN' or 'FP'; got {case!r}")
+    descriptions = MODE_DESCRIPTIONS if case == "FN" else FP_DESCRIPTIONS
     if not isinstance(modes, pd.DataFrame) or "mode" not in modes.columns:
         raise DataError("failure_table needs classify_failures' output (a 'mode' column)")
     unknown = set(modes["mode"]) - set(MODES)
@@ -544,7 +560,7 @@ def failure_table(modes: pd.DataFrame) -> pd.DataFrame:
         sel = modes["mode"] == mode
         count = int(sel.sum())
         rows.append({"mode": MODE_LABELS[mode], "key": mode, "count": count,
-                     "percent": 100.0 * count / n if n else np.nan, "description": MODE_DESCRIPTIONS[mode],
+                     "percent": 100.0 * count / n if n else np.nan, "description": descriptions[mode],
                      "by_elimination": int((sel & ~met.astype(bool)).sum()), "_rank": rank})
     out = pd.DataFrame(rows).sort_values(["count", "_rank"], ascending=[False, True], kind="stable")
     return out.drop(columns="_rank").reset_index(drop=True)

@@ -241,9 +241,8 @@ BASE = {"image_id": "x", "artifact_mass": 0.05, "artifact_lift": 0.8, "top_artif
     ({"artifact_mass": 0.4, "artifact_lift": 3.0, "top_artifact": "hair"}, "artifact_distraction", True),
     ({"artifact_mass": 0.4, "artifact_lift": 1.2}, "atypical_presentation", True),          # lift too small
     ({"delta_e": 5.0}, "low_contrast", True),
-    ({"delta_e": 10.0, "ita": 20.0}, "low_contrast", True),                                  # dark-skin threshold
-    ({"delta_e": 10.0, "ita": 40.0}, "atypical_presentation", True),
-    ({"delta_e": 10.0, "ita": np.nan}, "atypical_presentation", True),
+    ({"delta_e": 10.0, "ita": 20.0}, "atypical_presentation", True),                        # same tolerance by default
+    ({"delta_e": 7.0, "ita": 20.0}, "low_contrast", True),
     ({"relevance_mass": 0.2}, "poor_localisation", True),
     ({"pointing_game": 0.0}, "poor_localisation", True),
     ({"asymmetry": 0.3, "border_irregularity": 1.6}, "atypical_presentation", False),        # 2 cues: fallback
@@ -256,6 +255,30 @@ def test_rule_table(change, mode, met):
     row = classify_failures(pd.DataFrame([{**BASE, **change}])).iloc[0]
     assert (row["mode"], bool(row["criterion_met"])) == (mode, met)
     assert len(row["checks"].split("; ")) == 4
+
+
+@pytest.mark.parametrize("ita, mode", [(20.0, "low_contrast"), (28.0, "low_contrast"), (28.1, "atypical_presentation"),
+                                       (np.nan, "atypical_presentation")])
+def test_dark_skin_contrast_tolerance(ita, mode):
+    rules = FailureRules(delta_e_max=8.0, delta_e_max_dark=12.0, dark_ita=28.0)
+    row = classify_failures(pd.DataFrame([{**BASE, "delta_e": 10.0, "ita": ita}]), rules=rules).iloc[0]
+    assert row["mode"] == mode
+
+
+def test_false_positives_read_the_cue_rule_the_other_way():
+    plain = pd.DataFrame([BASE])                                   # 0 cues, map on the lesion
+    cued = pd.DataFrame([{**BASE, "asymmetry": 0.3, "border_irregularity": 1.6}])
+    assert classify_failures(plain, case="FN").iloc[0]["criterion_met"]
+    fp_plain = classify_failures(plain, case="FP").iloc[0]
+    assert fp_plain["mode"] == "atypical_presentation" and not fp_plain["criterion_met"]
+    fp_cued = classify_failures(cued, case="FP").iloc[0]
+    assert fp_cued["mode"] == "atypical_presentation" and fp_cued["criterion_met"] and "2 of 3 cues" in fp_cued["evidence"]
+    assert classify_failures(pd.DataFrame([{**BASE, "delta_e": 3.0}]), case="FP").iloc[0]["mode"] == "low_contrast"
+    with pytest.raises(ConfigError, match="'case' parameter"):
+        classify_failures(plain, case="TP")
+    fp_table = failure_table(classify_failures(cued, case="FP"), case="FP").set_index("key")
+    assert "benign lesion showing" in fp_table.loc["atypical_presentation", "description"]
+    assert "lacks" in failure_table(classify_failures(plain)).set_index("key").loc["atypical_presentation", "description"]
 
 
 def test_every_rule_parameter_reaches_the_decision():
