@@ -284,16 +284,17 @@ def _score_stage(model, dataset, config, progress, cache):
     return pred.reset_index(drop=True), skipped
 
 
-def _inspect_cached(dataset, config, progress, cache):
-    """skintone.inspect_dataset with the per-image cache (key: image bytes, mask bytes, scheme,
-    estimator parameters and the skinaudit version)."""
+def _cached_per_image(dataset, cache, stage: str, params: dict, compute) -> pd.DataFrame:
+    """Run ``compute(dataset) -> DataFrame (one row per image, column image_id)`` only on the
+    images whose row is not in ``cache``; rows are keyed by the image's and mask's bytes,
+    ``params``, the row's own ``ita`` / ``group`` overrides and the skinaudit version. Rows
+    whose ``status`` is not ``ok`` (unreadable images) are never cached."""
     from .cache import image_digest
-    from .skintone import inspect_dataset
 
     if cache is None:
-        return inspect_dataset(dataset, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress,
-                               strict=config.strict)
-    params = {"scheme": config.scheme, "version": __version__}
+        return compute(dataset)
+    params = {**params, "version": __version__}
+    given = [c for c in ("ita", "group") if c in dataset.table.columns]
     keys, rows, todo = {}, {}, []
     for r in dataset.table.itertuples(index=False):
         try:
@@ -301,39 +302,47 @@ def _inspect_cached(dataset, config, progress, cache):
         except OSError:
             todo.append(r.image_id)
             continue
-        keys[r.image_id] = cache.key(digest, "inspect", params)
+        overrides = {c: None if pd.isna(getattr(r, c)) else str(getattr(r, c)) for c in given}
+        keys[r.image_id] = cache.key(digest, stage, {**params, "overrides": overrides})
         hit = cache.get(keys[r.image_id])
         if hit is None:
             todo.append(r.image_id)
         else:
             rows[r.image_id] = json.loads(hit["row"])
     if todo:
-        fresh = inspect_dataset(dataset.subset(todo), scheme=config.scheme, n_jobs=config.n_jobs, progress=progress,
-                                strict=config.strict)
+        fresh = compute(dataset.subset(todo))
         for rec in json.loads(fresh.to_json(orient="records")):
             rows[rec["image_id"]] = rec
-            if rec.get("status") == "ok" and rec["image_id"] in keys:
+            if rec.get("status", "ok") == "ok" and rec["image_id"] in keys:
                 cache.put(keys[rec["image_id"]], {"row": json.dumps(rec, sort_keys=True)})
-    out = pd.DataFrame([rows[i] for i in dataset.table["image_id"]])
-    # the dataset's own ita / group columns override (re-applied: cached rows hold the estimate)
-    from .skintone import assign_groups
+    return pd.DataFrame([rows[i] for i in dataset.table["image_id"] if i in rows])
 
-    if "ita" in dataset.table.columns:
-        given = pd.to_numeric(dataset.table["ita"], errors="coerce").to_numpy()
-        has = ~np.isnan(given)
-        out.loc[has, "ita"] = given[has]
-        out.loc[has, "method"] = "given"
-        out.loc[has, "group"] = assign_groups(given[has], config.scheme)
-    if "group" in dataset.table.columns:
-        g = dataset.table["group"].to_numpy(dtype=object)
-        has = pd.notna(g)
-        out.loc[has, "group"] = g[has].astype(str)
-        out.loc[has, "method"] = "given_group"
+
+def _inspect_cached(dataset, config, progress, cache):
+    from .skintone import inspect_dataset
+
+    def compute(ds):
+        return inspect_dataset(ds, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress, strict=config.strict)
+
+    out = _cached_per_image(dataset, cache, "inspect", {"scheme": config.scheme}, compute)
+    for col in ("hair", "ruler", "ink", "dark_corner", "gel_bubble", "gel_border", "patches"):
+        if col in out.columns:
+            out[col] = out[col].map(lambda v: bool(v) if v is not None and not pd.isna(v) else False)
     return out
 
 
+def _sensitivity_cached(dataset, config, progress, cache):
+    from .skintone import sensitivity_table
+
+    def compute(ds):
+        return sensitivity_table(ds, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress).attrs["per_image"]
+
+    per_image = _cached_per_image(dataset, cache, "ita_variants", {}, compute)
+    return sensitivity_table(per_image, scheme=config.scheme)
+
+
 def _skin_tone_stage(dataset, pred, config, progress, cache, result_tables, sections):
-    from .skintone import UNKNOWN, get_scheme, sensitivity_table
+    from .skintone import UNKNOWN, get_scheme
 
     scheme = get_scheme(config.scheme)
     if not config.skin_tone:
@@ -387,7 +396,7 @@ def _skin_tone_stage(dataset, pred, config, progress, cache, result_tables, sect
                 rng = np.random.default_rng(config.seed)
                 ids = sorted(rng.choice(dataset.ids, size=config.sensitivity_sample, replace=False))
                 sample = dataset.subset(ids)
-            sens = sensitivity_table(sample, scheme=scheme, n_jobs=config.n_jobs, progress=progress)
+            sens = _sensitivity_cached(sample, config, progress, cache)
             result_tables["ita_sensitivity"] = sens
             skin["sensitivity"] = {"n_images": len(sample), "tables": {"group sizes by ITA estimator variant":
                                                                        sens.to_dict(orient="records")}}
