@@ -23,25 +23,32 @@ and an image-level flag (:func:`artifact_flags`), with thresholds in :class:`Art
 =============  ======================================================  =====================
 name           pixel rule                                              image flag
 =============  ======================================================  =====================
-hair           black-hat (closing - luminance) > ``hair_contrast``,    area > ``hair_min_frac``
-               thin elongated components (Bevan & Atapour-Abarghouei   of the image
+hair           black-hat (grey closing ``hair_kernel`` px at            area outside the
+               ``hair_size`` px) > ``hair_contrast`` and darker than    lesion (+4 px) >
+               the local mean by half as much; thin (<= ``hair_max_width``),     ``hair_min_frac``
+               >= ``hair_min_len`` px long (Bevan & Atapour-Abarghouei
                2022 use a 17x17 black-hat at full resolution)
-ruler          dark thin straight components (major axis >=            any such component
-               ``ruler_min_len`` of the long side, low width)
+ruler          the same thin marks: one long straight line (>=          any ruler pixel
+               ``ruler_min_len`` x long side, minor axis <=
+               ``ruler_max_bend`` x long side), or >= ``ruler_min_ticks``
+               regularly spaced ticks perpendicular to one border
 ink            violet-blue hue 250-290 deg, saturation >= 0.39,        area > ``ink_min_frac``
                value >= 0.24 (Bevan 2022, HSV [125,100,60]-[145,255,
                255] on OpenCV's 0-180 scale)
-dark_corner    luminance < ``dark_level`` connected to the border      area > ``dark_corner_min_frac``
-gel_bubble     specular highlights and bubble rims: near-white         area > ``bubble_min_frac``
-               (value > ``specular_value``, saturation <
-               ``specular_saturation``) or white top-hat >
-               ``bubble_contrast``
-gel_border     a bright, low-texture band along the border whose       area > ``gel_border_min_frac``
-               luminance exceeds the skin median by
-               ``gel_border_contrast``
+dark_corner    luminance < ``dark_corner_ratio`` x skin median,        darkest corner patch
+               connected to the border (plus near-black frame)         < ``dark_corner_ratio``
+                                                                       x central skin
+gel_bubble     specular highlights and bubble rims: brighter than      area > ``bubble_min_frac``
+               the skin by ``bubble_contrast`` and near-white, or
+               a white top-hat > ``bubble_contrast``
+gel_border     bright band connected to the border, ``gel_border_      area > ``gel_border_min_frac``
+               contrast`` above the skin median
 patches        vivid colour (C*ab > ``patch_chroma``) touching the     area > ``patch_min_frac``
                border, large
 =============  ======================================================  =====================
+
+Measured quality (benchmarks/results, docs/skintone.md): dark corner is reliable; hair is
+moderate; ruler, gel bubble and gel border detection are weak on real images.
 """
 from __future__ import annotations
 
@@ -117,12 +124,13 @@ class ArtifactParams:
 
     hair_size: int = 256
     hair_kernel: int = 7
-    hair_contrast: float = 0.05
+    hair_contrast: float = 0.04
     hair_min_len: float = 15.0
     hair_max_width: float = 5.0
-    hair_min_frac: float = 0.0003
+    hair_min_frac: float = 0.0005
     ruler_min_len: float = 0.25
     ruler_max_width: float = 2.5
+    ruler_max_bend: float = 0.015
     ruler_band: float = 0.2
     ruler_min_ticks: int = 5
     dark_corner_ratio: float = 0.5
@@ -284,13 +292,14 @@ def segment_lesion(image, *, params: LesionParams = LesionParams()) -> np.ndarra
 def _hair_ruler_small(wi: WorkingImage, ap: ArtifactParams, lesion: np.ndarray):
     """Hair and ruler masks from a black-hat at ``ap.hair_size`` (thin dark curvilinear marks).
 
-    Components of ``closing - luminance > hair_contrast`` (and darker than the image median by
-    as much) are kept when thin (2 x largest distance to background <= ``hair_max_width`` px) and at least ``hair_min_len`` px long; long straight ones
-    (major axis >= ``ruler_min_len`` x long side, minor axis <= 6% of it) are ruler marks.
+    Components of ``closing - luminance > hair_contrast`` (also darker than the local mean
+    by half as much, away from bright bubble rims) are kept when thin (2 x largest distance to
+    the background <= ``hair_max_width`` px) and at least ``hair_min_len`` px long. Long
+    straight ones (major axis >= ``ruler_min_len`` x long side, minor axis <=
+    ``ruler_max_bend`` x long side) and aligned, regularly spaced ticks along one border are
+    ruler marks.
     Returns masks at working size.
     """
-    from skimage.measure import regionprops
-
     h, w = wi.shape
     s = min(1.0, ap.hair_size / max(h, w))
     hs, ws = max(8, round(h * s)), max(8, round(w * s))
@@ -299,52 +308,67 @@ def _hair_ruler_small(wi: WorkingImage, ap: ArtifactParams, lesion: np.ndarray):
     k = ap.hair_kernel
     blackhat = ndi.grey_closing(g, size=(k, k)) - g
     dark_corner = ndi.binary_dilation(_resize_mask(wi.dark_corner_rel, (hs, ws)), iterations=k)
-    # hair is darker than the skin around it; this keeps the insides of bright gel-bubble rims out
-    darker = g < float(np.median(g)) - ap.hair_contrast
+    # hair is darker than its neighbourhood's mean; this keeps the insides of bright gel-bubble
+    # rims (raised by the closing) out
+    darker = g < ndi.uniform_filter(g, size=k) - ap.hair_contrast / 2
+    # ... and not enclosed by a bright rim (gel bubbles): nothing much brighter than the median nearby
+    rim = ndi.maximum_filter(g, size=k) > float(np.median(g)) + 2 * ap.bubble_contrast
+    darker &= ~rim
     thin = (blackhat > ap.hair_contrast) & darker & ~dark_corner
     labels, n = ndi.label(thin, structure=np.ones((3, 3)))
-    hair = np.zeros((hs, ws), dtype=bool)
-    ruler = np.zeros((hs, ws), dtype=bool)
-    long_side = max(hs, ws)
-    # thickness of each component = 2 x its largest distance to the background (a hair
-    # network that crosses itself stays thin, unlike a blob)
-    edt = ndi.distance_transform_edt(thin)
-    thickness = 2.0 * np.asarray(ndi.maximum(edt, labels, np.arange(1, n + 1))) if n else np.zeros(0)
-    ticks = {side: [] for side in range(4)}  # top, bottom, left, right
-    band = ap.ruler_band * min(hs, ws)
-    for rp in regionprops(labels):
-        if rp.area < 3:
-            continue
-        major = rp.axis_major_length
-        width = rp.area / max(major, 1.0)
-        if thickness[rp.label - 1] > ap.hair_max_width:
-            continue
-        sl = labels[rp.slice] == rp.label
-        if (major >= ap.ruler_min_len * long_side and width <= ap.ruler_max_width
-                and rp.axis_minor_length <= 0.06 * long_side):
-            ruler[rp.slice] |= sl
-            continue
-        cy, cx = rp.centroid
-        vertical = abs(np.cos(rp.orientation)) > 0.9  # skimage: angle between row axis and major axis
-        for side, near, ok in ((0, cy < band, vertical), (1, cy > hs - band, vertical),
-                               (2, cx < band, not vertical), (3, cx > ws - band, not vertical)):
-            if near and ok and major <= 0.15 * long_side:
-                ticks[side].append((cx if side < 2 else cy, rp.slice, sl))
-        if major >= ap.hair_min_len:
-            hair[rp.slice] |= sl
-    for side, items in ticks.items():
-        if _regular_ticks([it[0] for it in items], ap.ruler_min_ticks):
-            for _, sli, sl in items:
-                ruler[sli] |= sl
-                hair[sli] &= ~sl
     small = wi.raw.shape[:2]
+    if n == 0:
+        return np.zeros(small, dtype=bool), np.zeros(small, dtype=bool)
+    # per-component shape from second moments (vectorised; skimage's regionprops is ~10x slower
+    # here): major/minor axis = 4 sqrt(eigenvalues of the coordinate covariance), as skimage
+    ys, xs = np.nonzero(labels)
+    lab = labels[ys, xs]
+    area = np.bincount(lab, minlength=n + 1).astype(float)
+    safe = np.maximum(area, 1)
+    my, mx = np.bincount(lab, ys, n + 1) / safe, np.bincount(lab, xs, n + 1) / safe
+    syy = np.bincount(lab, ys * ys.astype(float), n + 1) / safe - my ** 2
+    sxx = np.bincount(lab, xs * xs.astype(float), n + 1) / safe - mx ** 2
+    sxy = np.bincount(lab, ys * xs.astype(float), n + 1) / safe - my * mx
+    half_tr, det_term = (syy + sxx) / 2, np.sqrt(np.maximum(((syy - sxx) / 2) ** 2 + sxy ** 2, 0))
+    major = 4 * np.sqrt(np.maximum(half_tr + det_term, 0))
+    minor = 4 * np.sqrt(np.maximum(half_tr - det_term, 0))
+    vertical = np.abs(np.cos(0.5 * np.arctan2(2 * sxy, syy - sxx))) > 0.9  # major axis along the rows
+    # thickness = 2 x the largest distance to the background (a crossing hair network stays thin)
+    edt = ndi.distance_transform_edt(thin)
+    thick = np.zeros(n + 1)
+    np.maximum.at(thick, lab, edt[ys, xs])
+    thick *= 2
+    long_side = max(hs, ws)
+    width = area / np.maximum(major, 1.0)
+    ok = (area >= 3) & (thick <= ap.hair_max_width)
+    ok[0] = False
+    is_ruler_line = ok & (major >= ap.ruler_min_len * long_side) & (width <= ap.ruler_max_width) & (
+        minor <= ap.ruler_max_bend * long_side)
+    cls = np.zeros(n + 1, dtype=np.int8)  # 0 nothing, 1 hair, 2 ruler
+    cls[ok & (major >= ap.hair_min_len)] = 1
+    cls[is_ruler_line] = 2
+    band = ap.ruler_band * min(hs, ws)
+    tick_ok = ok & ~is_ruler_line & (major <= 0.15 * long_side)
+    sides = ((my < band) & vertical, (my > hs - band) & vertical, (mx < band) & ~vertical,
+             (mx > ws - band) & ~vertical)
+    for side, near in enumerate(sides):
+        members = np.nonzero(tick_ok & near)[0]
+        along, across = (mx, my) if side < 2 else (my, mx)
+        if _regular_ticks(along[members], across[members], ap.ruler_min_ticks, 0.03 * min(hs, ws)):
+            cls[members] = 2
+    hair = (cls == 1)[labels]
+    ruler = (cls == 2)[labels]
     return _resize_mask(hair, small, conservative=True), _resize_mask(ruler, small, conservative=True)
 
 
-def _regular_ticks(positions, min_ticks: int) -> bool:
-    """True when at least ``min_ticks`` positions are spaced regularly (a ruler's graduation):
-    60% of the gaps within 35% of the median gap."""
+def _regular_ticks(positions, across, min_ticks: int, tolerance: float) -> bool:
+    """True when at least ``min_ticks`` marks form a ruler's graduation: centres aligned (median
+    absolute deviation across the border <= ``tolerance`` px) and spaced regularly (60% of the
+    gaps within 35% of the median gap)."""
     if len(positions) < min_ticks:
+        return False
+    across = np.asarray(across, dtype=float)
+    if np.median(np.abs(across - np.median(across))) > tolerance:
         return False
     gaps = np.diff(np.sort(np.asarray(positions, dtype=float)))
     gaps = gaps[gaps > 1.0]
