@@ -274,6 +274,8 @@ def compute_cams(model, images: Sequence[np.ndarray], *, target_layer=None, targ
         ``"captum"``: captum's LayerGradCam (plain Grad-CAM), a cross-check.
     batch_size : int
         Images per forward/backward pass (>= 1).
+    preprocess : skinaudit.models.Preprocess, optional
+        For a bare module only (default 299 px, ImageNet statistics).
     positive_index : int
         Malignant column of a two-logit bare module (a TorchModel carries its own).
     progress : callable, optional
@@ -309,8 +311,10 @@ def compute_cams(model, images: Sequence[np.ndarray], *, target_layer=None, targ
     with _borrowed(module), torch.inference_mode(False), torch.enable_grad():
         try:
             if backend == "gradcam++":
-                from pytorch_grad_cam import GradCAMPlusPlus
-
+                try:
+                    from pytorch_grad_cam import GradCAMPlusPlus
+                except ImportError:  # pragma: no cover - depends on the install
+                    raise MissingDependencyError("grad-cam", "torch", "Grad-CAM++ explanations") from None
                 cam = GradCAMPlusPlus(model=module, target_layers=[layer])
                 handle = layer.register_forward_hook(_leaf_hook, prepend=True)
                 tgt = _BinaryTarget(target, pos)

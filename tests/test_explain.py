@@ -243,6 +243,15 @@ def test_unknown_layers_fail_with_a_sentence(path, match):
         resolve_layer(net, path)
 
 
+@pytest.mark.parametrize("backend", ["gradcam++", "captum"])
+def test_a_three_class_head_is_refused(backend):
+    net = Tiny()
+    net.fc = torch.nn.Linear(2, 3)
+    img, _ = square_image()
+    with pytest.raises(ModelError, match="returned 3 outputs per image"):
+        compute_cams(net, [img], target_layer="act", preprocess=IDENTITY, backend=backend)
+
+
 def test_layer_that_is_not_a_feature_map_is_refused():
     img, _ = square_image()
     with pytest.raises(ModelError, match="feature map"):
