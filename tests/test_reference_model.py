@@ -27,6 +27,15 @@ pytestmark = pytest.mark.torch
 SIZE = 32  # small on purpose: the suite shares two CPU cores
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster than two spinning on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_config(**kw):
     base = dict(image_size=SIZE, max_epochs=1, n_splits=2, train_folds=1, batch_size=8,
                 tta=("identity", "hflip"))
