@@ -165,6 +165,7 @@ def _predict(args):
 def _evaluate(args):
     import pandas as pd
 
+    from .config import CONFIGS
     from .export import read_model_info, write_json
     from .pipeline import evaluate_scores, predict_scores
 
@@ -188,7 +189,12 @@ def _evaluate(args):
         scores = pd.DataFrame({"image_id": ds.ids, "score": ps.lookup(ds.ids)})
     m = evaluate_scores(ds, scores, threshold=threshold)
     name = args.name or (info or {}).get("config") or "model"
-    result = {"name": name, "model": str(args.model or args.scores), "dataset": ds.summary(),
+    description = ""
+    if info is not None and info.get("config") in CONFIGS:
+        c = CONFIGS[info["config"]]
+        description = f"{c.description}; {args.model.name} ({c.arch} @{info.get('image_size')}px)"
+    result = {"name": name, "description": description, "model": str(args.model or args.scores),
+              "dataset": ds.summary(),
               "threshold_source": "--threshold" if args.threshold is not None else "model_info.json (validation)",
               "metrics": m}
     if args.out is not None:

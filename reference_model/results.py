@@ -50,8 +50,9 @@ def results_table(rows, table: str = "table4", *, with_paper: bool = True) -> pd
         Table 2 (backbones: AUC, recall, FN, FP), Table 3 (all test metrics) or Table 4
         (ablation: AUC, recall, precision, F1, FN, FP).
     with_paper : bool
-        Add ``paper_<metric>`` columns with the paper's reported values (NaN where the
-        paper has no such row).
+        Add ``paper_<metric>`` columns with the paper's reported values: for Tables 2 and 4
+        the row of the same configuration (NaN where the paper has none), for Table 3 the
+        paper's full model on every row.
 
     Returns
     -------
@@ -75,7 +76,8 @@ def results_table(rows, table: str = "table4", *, with_paper: bool = True) -> pd
             v = m.get(c)
             rec[c] = np.nan if v is None else v
         if with_paper:
-            ref = paper.get(r["name"], {})
+            # Table 3 is the final model's: every row is compared with the paper's full model.
+            ref = paper["paper"] if table == "table3" else paper.get(r["name"], {})
             for c in cols:
                 rec[f"paper_{c}"] = ref.get(c, np.nan)
         out.append(rec)

@@ -468,6 +468,8 @@ def test_results_tables_in_the_paper_layout(tmp_path):
     assert t4.loc[0, "paper_auc"] == PAPER_TABLES["table4"]["table4-1-baseline"]["auc"]
     assert math.isnan(t4.loc[2, "paper_auc"]) and math.isnan(t4.loc[2, "fn"])
     assert list(results_table(rows, "table2").columns[2:6]) == ["auc", "recall", "fn", "fp"]
+    t3 = results_table(rows, "table3")  # every row against the paper's full model
+    assert list(t3["paper_fn"]) == [PAPER_TABLES["table3"]["paper"]["fn"]] * 3
     paths = write_results(rows, tmp_path)
     assert sorted(p.name for p in paths) == sorted(f"table{i}.{e}" for i in (2, 3, 4) for e in ("csv", "md"))
     md = (tmp_path / "table4.md").read_text()
