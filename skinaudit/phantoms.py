@@ -31,6 +31,8 @@ __all__ = ["PhantomSpec", "Phantom", "make_phantom", "generate_phantoms", "ARTIF
 
 #: Artifact names, as they appear in the truth table and in artifact detection.
 ARTIFACTS = ("hair", "ruler", "ink", "dark_corner", "gel_bubble")
+#: 8-bit value of the neutral specular highlight drawn in each gel bubble.
+SPECULAR_LEVEL = 228
 #: Colour casts as per-channel sRGB gains (applied to linear-light values).
 CASTS = {
     "none": (1.0, 1.0, 1.0),
@@ -199,7 +201,9 @@ def _bubbles(img, lesion_mask, rng, n, s):
         ring = ndimage.binary_dilation(ring)
         img[ring] = np.clip(img[ring].astype(int) + 70, 0, 255).astype(np.uint8)
         hr, hc = draw.disk((cy - r * 0.4, cx - r * 0.4), radius=max(1.5, r * 0.2), shape=(s, s))
-        img[hr, hc] = 250
+        # A neutral specular highlight, bright but below clipping even under the strongest
+        # cast in CASTS (228 -> linear 0.77; x 1.18 < 1), so a cast stays identifiable from it.
+        img[hr, hc] = SPECULAR_LEVEL
         m |= ring
         m[hr, hc] = True
     return m

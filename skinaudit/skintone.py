@@ -313,19 +313,23 @@ def _linear_to_srgb(v):
     return np.where(v <= 0.0031308, 12.92 * v, 1.055 * v ** (1 / 2.4) - 0.055)
 
 
-def _correction_gains(raw: np.ndarray, field_mask: np.ndarray, specular: np.ndarray | None, mode: str):
+def _correction_gains(wi, specular: np.ndarray | None, mode: str):
     """Per-channel linear-light gains (3,) or None when no reference exists."""
-    lin = _srgb_to_linear(raw.astype(np.float64))
     if mode == "shades_of_gray":
-        px = lin[field_mask] if field_mask.any() else lin.reshape(-1, 3)
+        lin = _srgb_to_linear(wi.raw.astype(np.float64))
+        px = lin[wi.field] if wi.field.any() else lin.reshape(-1, 3)
         norm = np.power(np.mean(np.power(px, 6), axis=0), 1 / 6)
-    else:  # specular highlights: brightest near-white pixels of the bubble / highlight mask
-        if specular is None or specular.sum() < 4:
+    else:  # specular highlights: the brightest full-resolution pixels (by their darkest channel)
+        if specular is None or not specular.any():
             return None
-        px = lin[specular]
-        top = px[px.mean(axis=1) >= np.quantile(px.mean(axis=1), 0.5)]
+        full = _resize_mask(specular, wi.shape, conservative=False) if specular.shape != tuple(wi.shape) else specular
+        px = _srgb_to_linear(wi.image[full].astype(np.float64) / 255.0)
+        if len(px) < 3:
+            return None
+        order = np.argsort(-px.min(axis=1))
+        top = px[order[:max(3, min(50, len(px) // 50))]]
         norm = top.mean(axis=0)
-        if norm.min() < 0.5:
+        if norm.min() < 0.3 or np.any(top.max(axis=0) >= 0.999):  # too dark, or clipped: no reference
             return None
     if np.any(norm <= 0):
         return None
@@ -378,7 +382,8 @@ def _ita_from_working(wi, lesion, masks, params: ItaParams, mask_source: str) ->
         return ItaResult(nan, nan, nan, nan, nan, skin_pixels, mask_source, tuple(flags), params.describe())
     raw = wi.sample
     if params.color_correction != "none":
-        gains = _correction_gains(raw, wi.field, masks.get("gel_bubble"), params.color_correction)
+        bubbles = masks.get("gel_bubble")
+        gains = _correction_gains(wi, bubbles, params.color_correction)
         if gains is None:
             flags.append("no_colour_reference")
         else:

@@ -243,3 +243,35 @@ def test_ham10000_opencv8_reproduces_published_values(shared_data):
         assert math.isnan(cie.ita) or -60 <= cie.ita <= 75
         ocv = st.estimate_ita(img, params=st.ItaParams(lab_scale="opencv8"))
         assert abs(ocv.ita - r.kinyanjui_ita) < 5.0
+
+
+# -- colour casts -----------------------------------------------------------------------
+def test_specular_correction_recovers_a_warm_cast_from_gel_bubble_highlights():
+    errs = []
+    rng = np.random.default_rng(5)
+    for i in range(5):
+        ph = make_phantom(PhantomSpec(seed=i, cast="warm", gel_bubble=2, skin_L=float(rng.uniform(40, 75)),
+                                      skin_b=float(rng.uniform(9, 22))))
+        plain = st.estimate_ita(ph.image)
+        corrected = st.estimate_ita(ph.image, params=st.ItaParams(color_correction="specular"))
+        assert corrected.flags == () and "specular" in corrected.method
+        errs.append((abs(plain.ita - ph.truth["ita_true"]), abs(corrected.ita - ph.truth["ita_true"])))
+    errs = np.array(errs)
+    assert np.all(errs[:, 1] < 3.0)
+    assert errs[:, 1].mean() < errs[:, 0].mean() / 2
+
+
+def test_no_reference_means_no_correction_and_a_flag():
+    ph = make_phantom(PhantomSpec(seed=2, cast="warm"))  # no bubbles, no highlight
+    res = st.estimate_ita(ph.image, params=st.ItaParams(color_correction="specular"))
+    plain = st.estimate_ita(ph.image)
+    assert "no_colour_reference" in res.reason
+    assert res.L == pytest.approx(plain.L) and res.b == pytest.approx(plain.b)
+
+
+def test_paper_compatible_plain_formula_keeps_every_value():
+    img, L8, b8 = patch(65, 10, -6)
+    paper = st.ItaParams(b_min=-math.inf, plausible_range=(-90, 90))
+    res = st.estimate_ita(img, lesion_mask=NO_LESION, params=paper)
+    assert res.flags == () and res.ita == pytest.approx(math.degrees(math.atan((L8 - 50) / b8)), abs=0.05)
+    assert st.assign_groups([res.ita], "binary")[0] == "dark"  # a blue cast reads as dark skin

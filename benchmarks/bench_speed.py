@@ -1,0 +1,61 @@
+"""Speed of image analysis: ms per 600x450 image on one core (segmentation + artifacts + ITA),
+and ``inspect_dataset`` of the 1,512-image ISIC 2018 Task 3 test set on 2 processes.
+
+Usage: ``python benchmarks/bench_speed.py``; writes ``benchmarks/results/speed.json``. The
+machine is shared: the load average at start and end is recorded with the timings.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skinaudit import lesion as le
+from skinaudit import skintone as st
+from skinaudit.data import AuditDataset
+from skinaudit.imageio import read_image
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def per_image_ms(images, fn, repeats=3):
+    fn(images[0])
+    best = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for im in images:
+            fn(im)
+        best.append((time.perf_counter() - t0) / len(images) * 1000)
+    return {"min_of_repeats": float(min(best)), "all_repeats": [float(b) for b in best]}
+
+
+def main():
+    res = {"load_average_start": os.getloadavg()}
+    paths = sorted((DATA / "isic-uda1" / "images").glob("*.jpg"))
+    images = [im for im in (read_image(p) for p in paths[:60]) if im.shape[:2] == (450, 600)][:30]
+    res["n_images_600x450"] = len(images)
+    res["analyse_image_ms"] = per_image_ms(images, st.analyse_image)
+    res["segment_lesion_ms"] = per_image_ms(images, le.segment_lesion)
+    res["detect_artifacts_ms"] = per_image_ms(images, le.detect_artifacts)
+    test = DATA / "isic2018-task3-test-224" / "images"
+    ids = sorted(p.stem for p in test.glob("*.jpg"))
+    ds = AuditDataset(pd.DataFrame({"image_id": ids, "label": 0, "image_path": [str(test / f"{i}.jpg") for i in ids]}))
+    t0 = time.perf_counter()
+    out = st.inspect_dataset(ds, n_jobs=2)
+    res["inspect_isic2018_test_2_processes_s"] = time.perf_counter() - t0
+    res["inspect_isic2018_test_groups"] = {k: int(v) for k, v in out["group"].value_counts().items()}
+    res["inspect_isic2018_test_flags"] = {k: int(v) for k, v in out["flags"].fillna("").str.split(";").explode()
+                                          .str.split("(").str[0].replace("", np.nan).dropna().value_counts().items()}
+    res["load_average_end"] = os.getloadavg()
+    print(json.dumps(res, indent=1))
+    OUT.mkdir(exist_ok=True)
+    (OUT / "speed.json").write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
