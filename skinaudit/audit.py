@@ -548,17 +548,22 @@ def _explain_stage(model, dataset, pred, config, progress, sections, tables, fig
         loc_rows.append(loc)
         err_idx = [k for k, i in enumerate(chunk) if i in error_set]
         if err_idx:
+            # An error is explained by the evidence for what the model predicted (for a false
+            # negative: the benign evidence); the malignant map answers "did it look at the
+            # lesion" (localisation, triptychs). See docs/explanations.md.
+            err_cams = compute_cams(model, [images[k] for k in err_idx], target="predicted",
+                                    target_layer=config.target_layer, batch_size=config.batch_size)
             arts = [detect_artifacts(images[k], lesion_mask=masks[k]) for k in err_idx]
             feat_rows.append(failure_features([chunk[k] for k in err_idx], [images[k] for k in err_idx],
-                                              [masks[k] for k in err_idx], cams=[cams[k] for k in err_idx],
+                                              [masks[k] for k in err_idx], cams=err_cams,
                                               artifact_masks=arts, ita=[ita_of.get(chunk[k]) for k in err_idx],
                                               keep_top=config.keep_top))
+            for k, cam in zip(err_idx, err_cams):
+                figures[f"cams/{_safe_name(chunk[k])}"] = _png(
+                    overlay(images[k], sharpen(cam, keep_top=config.keep_top), skip_zero=True))
         for k, i in enumerate(chunk):
             if i in trip_ids:
                 keep[i] = (images[k], cams[k])
-            if i in error_set:
-                figures[f"cams/{_safe_name(i)}"] = _png(overlay(images[k], sharpen(cams[k], keep_top=config.keep_top),
-                                                                skip_zero=True))
     loc = pd.concat(loc_rows, ignore_index=True) if loc_rows else pd.DataFrame()
     # localisation by group: the random sample only (errors would bias it)
     in_sample = loc[loc["image_id"].isin(set(sample))].reset_index(drop=True) if len(loc) else loc
@@ -581,18 +586,29 @@ def _explain_stage(model, dataset, pred, config, progress, sections, tables, fig
     # failure modes
     if feat_rows:
         feats = pd.concat(feat_rows, ignore_index=True)
-        modes = classify_failures(feats)
-        kinds = np.where(pred.set_index("image_id").loc[modes["image_id"], "label"].to_numpy() == 1, "FN", "FP")
-        modes.insert(1, "case", kinds)
+        is_fn = pred.set_index("image_id").loc[feats["image_id"], "label"].to_numpy() == 1
+        parts = []
+        for case, sel in (("FN", is_fn), ("FP", ~is_fn)):
+            if sel.any():
+                m = classify_failures(feats[sel].reset_index(drop=True), case=case)
+                m.insert(1, "case", case)
+                parts.append(m)
+        modes = pd.concat(parts, ignore_index=True)
         modes["cam_png"] = [f"figures/cams/{_safe_name(i)}.png" for i in modes["image_id"]]
         fn_modes = modes[modes["case"] == "FN"]
         section = {"n_false_negatives": int(len(fn_modes)), "summary": failure_summary(fn_modes),
                    "tables": {"Table 6: false-negative failure modes":
                               json_safe(failure_table(fn_modes).to_dict(orient="records"))},
                    "notes": ["Each false negative gets exactly one mode by the documented rule order "
-                             "(skinaudit.failures.FailureRules), with its evidence values in failure_modes.csv."]}
-        if config.explain_fp:
-            section["false_positives"] = failure_summary(modes[modes["case"] == "FP"])
+                             "(skinaudit.failures.FailureRules), with its evidence values in failure_modes.csv; "
+                             "the maps behind the rules explain the predicted (benign) class."]}
+        if config.explain_fp and (modes["case"] == "FP").any():
+            fp_modes = modes[modes["case"] == "FP"]
+            section["false_positives"] = failure_summary(fp_modes)
+            section["tables"]["False-positive failure modes"] = json_safe(
+                failure_table(fp_modes, case="FP").to_dict(orient="records"))
+        if not len(fn_modes):
+            section.update(available=False, reason="no false negative at this threshold")
         sections["failure_modes"] = section
         tables["failure_modes"] = modes
     else:
