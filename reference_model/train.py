@@ -254,7 +254,7 @@ def evaluate(model, loader, loss_fn=None, *, device="cpu", amp: bool = False, ch
         for x, y in it:
             x, y = _to(x, device, channels_last), y.to(device, non_blocking=True)
             with _autocast(device, amp):
-                logits = model(x).float()
+                logits = model(x).float() if (loss_fn is not None or tta_model is None) else None
                 if tta_model is not None:
                     prob = tta_model(x).float().exp()[:, 1]
                 else:
