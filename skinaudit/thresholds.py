@@ -479,7 +479,10 @@ class FairlearnThresholds:
     ----------
     optimizer_ : fairlearn.postprocessing.ThresholdOptimizer
     thresholds_ : dict[str, dict]
-        Group -> fairlearn's interpolation (``p0, operation0, p1, operation1`` or threshold).
+        Group -> fairlearn's interpolation: ``p0, operation0, p1, operation1`` (and for
+        equalized odds ``p_ignore, prediction_constant``); each operation is
+        ``{"threshold": t, "operator": ">"}`` where ``t`` is a float, or the text ``"-inf"``
+        (flag every case) / ``"inf"`` (flag none).
     """
 
     randomized = True
@@ -525,7 +528,9 @@ def _describe_interp(v) -> dict:
     out = {}
     for k, x in dict(v).items():
         if hasattr(x, "threshold"):
-            out[k] = {"threshold": float(x.threshold), "operator": str(getattr(x, "operator", ">"))}
+            t = float(x.threshold)   # -inf: flag every case, +inf: flag none (kept as text in JSON)
+            out[k] = {"threshold": t if math.isfinite(t) else ("-inf" if t < 0 else "inf"),
+                      "operator": str(getattr(x, "operator", ">"))}
         elif isinstance(x, (int, float, np.floating, np.integer)):
             out[k] = float(x)
         else:

@@ -274,3 +274,15 @@ def test_per_group_recalibration_handles_a_group_missing_from_calibration():
     m = res.section["methods"]["per_group"]
     assert m["status"] == "ok" and m["thresholds"]["rare"] == res.section["methods"]["global"]["thresholds"]["all"]
     assert "no calibration case" in m["fallback"]["rare"] and m["feasible"]["rare"] is False
+
+
+def test_fairlearn_infinite_thresholds_survive_json():
+    from skinaudit.thresholds import _describe_interp
+
+    class Op:
+        def __init__(self, t):
+            self.threshold, self.operator = t, ">"
+
+    d = _describe_interp({"p0": 0.2, "operation0": Op(-np.inf), "p1": 0.8, "operation1": Op(0.4)})
+    assert d["operation0"]["threshold"] == "-inf" and d["operation1"]["threshold"] == 0.4
+    json.dumps(d, allow_nan=False)
