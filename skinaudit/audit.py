@@ -461,6 +461,11 @@ def _recalibration_stage(pred, calibration, config, sections, tables):
     section["calibration_source"] = source
     section.setdefault("notes", []).insert(0, f"Thresholds are fitted on the calibration data ({source}, "
                                               f"n = {len(cal)}) and reported on the other {len(test)} images.")
+    if {"tpr_parity", "equalized_odds"} & set(methods):
+        section["notes"].append("The fairness-constrained thresholds come from fairlearn's ThresholdOptimizer, which "
+                                "randomises between two thresholds near a group's cut point (fixed here by the seed) "
+                                "and predicts positive when score > threshold, while every other table of this "
+                                "audit uses score >= threshold.")
     sections["recalibration"] = section
     tables.update(res.tables)
 
