@@ -29,6 +29,7 @@ VARIANTS = {
     "shades of gray (whole image)": st.ItaParams(color_correction="shades_of_gray"),
     "border frame median (naive)": st.ItaParams(method="border", statistic="median"),
     "opencv8 compatibility (reproduces Kinyanjui)": st.ItaParams(lab_scale="opencv8"),
+    "plain formula, no flags (paper-compatible)": st.ItaParams(b_min=-np.inf, plausible_range=(-90.0, 90.0)),
 }
 
 

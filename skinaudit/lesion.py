@@ -32,9 +32,10 @@ ruler          the same thin marks: one long straight line (>=          any rule
                ``ruler_min_len`` x long side, minor axis <=
                ``ruler_max_bend`` x long side), or >= ``ruler_min_ticks``
                regularly spaced ticks perpendicular to one border
-ink            violet-blue hue 250-290 deg, saturation >= 0.39,        area > ``ink_min_frac``
-               value >= 0.24 (Bevan 2022, HSV [125,100,60]-[145,255,
-               255] on OpenCV's 0-180 scale)
+ink            violet hue 250-290 deg, saturation >= 0.39, value >=    area outside the
+               0.24 (Bevan 2022, HSV [125,100,60]-[145,255,255] on     lesion (+2 px) >
+               OpenCV's 0-180 scale), or blue marker: b* <             ``ink_min_frac``
+               ``ink_max_b``, L* < ``ink_max_L``, hue 230-320 deg
 dark_corner    luminance < ``dark_corner_ratio`` x skin median,        darkest corner patch
                connected to the border (plus near-black frame)         < ``dark_corner_ratio``
                                                                        x central skin
@@ -135,6 +136,8 @@ class ArtifactParams:
     ruler_min_ticks: int = 5
     dark_corner_ratio: float = 0.5
     ink_min_frac: float = 0.001
+    ink_max_b: float = -15.0
+    ink_max_L: float = 65.0
     specular_value: float = 0.92
     specular_saturation: float = 0.12
     bubble_contrast: float = 0.12
@@ -145,7 +148,8 @@ class ArtifactParams:
 
     def __post_init__(self):
         for name, value in asdict(self).items():
-            _check(value >= 0, name, "must be non-negative", value)
+            if name != "ink_max_b":  # a b* bound: negative by nature
+                _check(value >= 0, name, "must be non-negative", value)
         _check(self.hair_size >= 32, "hair_size", "must be at least 32", self.hair_size)
         _check(self.hair_kernel >= 3 and self.hair_kernel % 2 == 1, "hair_kernel", "must be an odd integer >= 3",
                self.hair_kernel)
@@ -414,6 +418,7 @@ def analyse_masks(image, *, lesion_mask=None, params: LesionParams = LesionParam
 
 
 def _artifacts_small(wi: WorkingImage, params: LesionParams, ap: ArtifactParams, lesion: np.ndarray) -> dict:
+    from skimage import color
     from skimage.color import rgb2hsv
 
     h, w = wi.lum.shape
@@ -431,6 +436,10 @@ def _artifacts_small(wi: WorkingImage, params: LesionParams, ap: ArtifactParams,
     hsv = rgb2hsv(wi.raw)
     hue_deg = hsv[..., 0] * 360.0
     ink = (hue_deg >= 250) & (hue_deg <= 290) & (hsv[..., 1] >= 100 / 255) & (hsv[..., 2] >= 60 / 255)
+    # blue surgical marker (most PAD-UFES-20 marks): dark, strongly blue in CIELAB
+    lab = color.rgb2lab(wi.raw)
+    lab_hue = np.degrees(np.arctan2(lab[..., 2], lab[..., 1])) % 360
+    ink |= (lab[..., 2] < ap.ink_max_b) & (lab[..., 0] < ap.ink_max_L) & (lab_hue >= 230) & (lab_hue <= 320)
     ink = ndi.binary_opening(ink) & ~wi.dark_corner
     skin_lum = float(np.median(lum[~lesion])) if (~lesion).any() else float(np.median(lum))
     brighter = lum > skin_lum + ap.bubble_contrast
@@ -455,12 +464,16 @@ def artifact_flags(masks: dict, *, lesion_mask=None, params: ArtifactParams = Ar
 
     A flag is raised when the mask covers more than its ``*_min_frac`` of the image; the
     ruler and dark-corner flags by any pixel of their mask. Hair is counted outside the
-    lesion (dilated by 4 px) when ``lesion_mask`` is given, because pigment network inside a
-    lesion answers the black-hat too.
+    lesion (dilated by 4 px) and ink outside it (dilated by 2 px) when ``lesion_mask`` is
+    given, because pigment network answers the black-hat and blue-grey structures the ink rule.
     """
     masks = dict(masks)
-    if lesion_mask is not None and "hair" in masks:
-        masks["hair"] = masks["hair"] & ~ndi.binary_dilation(np.asarray(lesion_mask, dtype=bool), iterations=4)
+    if lesion_mask is not None:
+        lesion_mask = np.asarray(lesion_mask, dtype=bool)
+        if "hair" in masks:
+            masks["hair"] = masks["hair"] & ~ndi.binary_dilation(lesion_mask, iterations=4)
+        if "ink" in masks:  # blue-grey lesion structure is not ink
+            masks["ink"] = masks["ink"] & ~ndi.binary_dilation(lesion_mask, iterations=2)
     frac = {k: float(np.mean(v)) if np.size(v) else 0.0 for k, v in masks.items()}
     return {
         "hair": frac.get("hair", 0) > params.hair_min_frac,

@@ -208,7 +208,8 @@ class ItaParams:
     trim_sd : float
         Trimming half-width in standard deviations (default 1).
     lesion_margin : float
-        Safety margin around the lesion, as a fraction of the image's long side (default 0.03).
+        Safety margin around the lesion, as a fraction of the image's long side (default 0.05;
+        0.03 / 0.05 / 0.08 gave mean lesion leakage 4.2 / 3.3 / 2.2% on isic-uda1).
     artifact_margin : int
         Dilation of every artifact mask, in working-size pixels (mixed pixels at edges).
     border_width : float
@@ -232,7 +233,7 @@ class ItaParams:
     method: str = "segmentation"
     statistic: str = "trimmed_median"
     trim_sd: float = 1.0
-    lesion_margin: float = 0.03
+    lesion_margin: float = 0.05
     artifact_margin: int = 1
     border_width: float = 20 / 600
     color_correction: str = "none"

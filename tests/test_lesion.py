@@ -92,3 +92,17 @@ def test_real_isic_masks_and_flags(shared_data):
         if i in art.index:
             assert row["dark_corner"] == bool(art.loc[i, "dark_corner"])
     assert np.mean(scores) > 0.7
+
+
+@pytest.mark.realdata
+def test_blue_surgical_marker_on_pad_ufes20(shared_data):
+    """Images checked by eye: five with blue/violet marker around the lesion, two without."""
+    from skinaudit.imageio import read_image
+
+    root = shared_data("pad-ufes20")
+    cases = {"PAT_228_348_2": True, "PAT_138_206_507": True, "PAT_323_686_356": True, "PAT_894_1679_640": True,
+             "PAT_816_1544_933": True, "PAT_100_393_595": False, "PAT_100_393_898": False}
+    for image_id, has_ink in cases.items():
+        img = read_image(root / "images" / f"{image_id}.jpg")
+        wi, lesion, masks = le.analyse_masks(img)
+        assert le.artifact_flags(masks, lesion_mask=lesion)["ink"] == has_ink, image_id
