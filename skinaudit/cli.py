@@ -209,6 +209,8 @@ def run(
     recalibration, explanations and failure modes, report.html and report.pdf."""
     from .audit import AuditConfig, run_audit
 
+    if (model is None) == (scores is None):
+        raise ConfigError("give exactly one of --model FILE or --scores CSV")
     fraction, cal_file = _calibration_arg(calibration)
     config = AuditConfig(threshold=threshold, batch_size=batch_size, strict=strict, seed=seed, scheme=scheme,
                          n_jobs=jobs, alpha=alpha, n_boot=n_boot, min_positives=min_positives, reference=reference,

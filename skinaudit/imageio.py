@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -52,7 +52,14 @@ def _open(path: Path) -> Image.Image:
                 raise ImageError(
                     path, f"image is {w}x{h} = {w * h:,} pixels, over the {MAX_IMAGE_PIXELS:,}-pixel limit "
                     "(possible decompression bomb)")
-            img.load()
+            # WeasyPrint sets PIL's global LOAD_TRUNCATED_IMAGES = True when imported; a truncated
+            # dermoscopy image must still be reported, so load with the flag off.
+            saved = ImageFile.LOAD_TRUNCATED_IMAGES
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
+            try:
+                img.load()
+            finally:
+                ImageFile.LOAD_TRUNCATED_IMAGES = saved
     except BaseException as exc:
         if img is not None:
             img.close()

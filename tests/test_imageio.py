@@ -99,3 +99,14 @@ def test_real_image_and_mask(shared_data):
     img = read_image(root / "images" / "ISIC_0000000.jpg")
     mask = read_mask(root / "masks" / "ISIC_0000000_segmentation.png", shape=img.shape)
     assert img.ndim == 3 and 0.01 < mask.mean() < 0.9
+
+
+def test_truncated_image_refused_even_after_weasyprint_import(tmp_path):
+    pytest.importorskip("weasyprint")
+    import weasyprint  # noqa: F401  (sets PIL's LOAD_TRUNCATED_IMAGES = True globally)
+
+    buf = io.BytesIO()
+    Image.fromarray(_rgb(200, 200)).save(buf, format="JPEG")
+    (tmp_path / "trunc.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(ImageError, match="truncated"):
+        read_image(tmp_path / "trunc.jpg")
