@@ -1,8 +1,9 @@
 """Lesion segmentation and artifact masks for dermoscopy and clinical photos, without weights.
 
 Everything runs on a small working copy of the image (long side :attr:`LesionParams.work_size`
-pixels, box-averaged), which keeps one 600x450 image at a few milliseconds; masks returned by
-the public functions are resized back to the image's full size.
+pixels, box-averaged; hair and rulers at ``ArtifactParams.hair_size``), which keeps
+segmentation + artifacts + ITA of one 600x450 image at about 20-35 ms on one core; masks
+returned by the public functions are resized back to the image's full size.
 
 Segmentation (:func:`segment_lesion`)
     1. Hair removal: per-channel grey closing (a "DullRazor"-like fill, Lee et al. 1997);
@@ -24,10 +25,10 @@ and an image-level flag (:func:`artifact_flags`), with thresholds in :class:`Art
 name           pixel rule                                              image flag
 =============  ======================================================  =====================
 hair           black-hat (grey closing ``hair_kernel`` px at            area outside the
-               ``hair_size`` px) > ``hair_contrast`` and darker than    lesion (+4 px) >
-               the local mean by half as much; thin (<= ``hair_max_width``),     ``hair_min_frac``
-               >= ``hair_min_len`` px long (Bevan & Atapour-Abarghouei
-               2022 use a 17x17 black-hat at full resolution)
+               ``hair_size`` px) > ``hair_contrast``, darker than the   lesion (+4 px) >
+               local mean by half as much, thin (<= ``hair_max_width``  ``hair_min_frac``
+               px), >= ``hair_min_len`` px long (Bevan & Atapour-
+               Abarghouei 2022: 17x17 black-hat at full resolution)
 ruler          the same thin marks: one long straight line (>=          any ruler pixel
                ``ruler_min_len`` x long side, minor axis <=
                ``ruler_max_bend`` x long side), or >= ``ruler_min_ticks``
@@ -40,8 +41,9 @@ dark_corner    luminance < ``dark_corner_ratio`` x skin median,        darkest c
                connected to the border (plus near-black frame)         < ``dark_corner_ratio``
                                                                        x central skin
 gel_bubble     specular highlights and bubble rims: brighter than      area > ``bubble_min_frac``
-               the skin by ``bubble_contrast`` and near-white, or
-               a white top-hat > ``bubble_contrast``
+               the skin by ``bubble_contrast`` and near-white (value >
+               ``specular_value``, saturation < ``specular_saturation``),
+               or a white top-hat > ``bubble_contrast``
 gel_border     bright band connected to the border, ``gel_border_      area > ``gel_border_min_frac``
                contrast`` above the skin median
 patches        vivid colour (C*ab > ``patch_chroma``) touching the     area > ``patch_min_frac``
@@ -116,11 +118,16 @@ class LesionParams:
 
 @dataclass(frozen=True)
 class ArtifactParams:
-    """Image-level flag thresholds of :func:`detect_artifacts` (areas as image fractions).
+    """Pixel rules and image-level flag thresholds of :func:`detect_artifacts`.
 
-    The pixel rules share ``hair_contrast``, ``dark_level`` and ``patch_chroma`` with
-    :class:`LesionParams`. Thresholds were set on the even-numbered half of
-    isic-uda1/artifacts.csv; ``benchmarks/bench_artifacts.py`` reports both halves.
+    Areas (``*_min_frac``) are fractions of the image; intensities are on a 0-1 scale;
+    lengths and widths in pixels at ``hair_size`` unless said otherwise. The rules are in the
+    module docstring's table. Hair and dark-corner thresholds were set on the even-numbered
+    half of isic-uda1/artifacts.csv, the ink rule by eye on pad-ufes20;
+    ``benchmarks/bench_artifacts.py`` reports both halves. ``ruler_min_len`` and
+    ``ruler_max_bend`` are fractions of the long side; ``ruler_band`` of the short side;
+    ``dark_corner_ratio`` a luminance ratio to the central skin; ``ink_max_b`` / ``ink_max_L``
+    CIELAB bounds.
     """
 
     hair_size: int = 256
