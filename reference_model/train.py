@@ -13,7 +13,6 @@ loaded with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
@@ -509,7 +508,3 @@ def _auc(y, s) -> float:
 
     return auc_score(np.asarray(y).astype(int), np.clip(np.asarray(s, dtype=float), 0.0, 1.0))
 
-
-def copy_model(model):
-    """A deep copy on the CPU in eval mode (for exporting while training goes on)."""
-    return copy.deepcopy(_unwrap(model)).cpu().eval()
