@@ -334,6 +334,15 @@ def build_torchvision_model(arch: str, *, num_outputs: int = 2, paper_head: bool
     head = _last_linear(model)
     in_features = model.get_submodule(head).in_features
     linear = torch.nn.Linear(in_features, num_outputs)
+    parent_path, _, leaf = head.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else None
+    if (paper_head and isinstance(parent, torch.nn.Sequential) and len(parent) == 2 and leaf == "1"
+            and isinstance(parent[0], torch.nn.Dropout)):
+        # the family already ends in Dropout + Linear (EfficientNet, MobileNet...): set its p,
+        # do not stack a second dropout (keys stay classifier.1.weight)
+        parent[0] = torch.nn.Dropout(dropout)
+        parent[1] = linear
+        return model
     _set_submodule(model, head, torch.nn.Sequential(torch.nn.Dropout(dropout), linear) if paper_head else linear)
     return model
 

@@ -192,3 +192,9 @@ def test_score_dataset_flags_unreadable_images(phantom_dataset, tmp_path):
 
     with pytest.raises(ImageError, match="broken.png"):
         score_dataset(CallableModel(lambda imgs: [0.5] * len(imgs)), ds2, strict=True)
+
+
+def test_paper_head_on_a_family_that_already_has_dropout():
+    net = build_torchvision_model("efficientnet_b0", num_outputs=2, paper_head=True, dropout=0.4)
+    assert [k for k in net.state_dict() if k.startswith("classifier")] == ["classifier.1.weight", "classifier.1.bias"]
+    assert isinstance(net.classifier[0], torch.nn.Dropout) and net.classifier[0].p == 0.4

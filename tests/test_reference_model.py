@@ -168,7 +168,7 @@ def test_class_weights_and_loss():
     ("densenet121", "features.denseblock1.denselayer1.conv1.weight", "features.denseblock4.denselayer1.conv1.weight",
      "classifier.1.weight"),
     ("efficientnet_b3", "features.1.0.block.0.0.weight", "features.6.0.block.0.0.weight",
-     "classifier.1.1.weight"),  # torchvision already has classifier = (Dropout, Linear)
+     "classifier.1.weight"),  # torchvision's (Dropout, Linear) head reused, p set to the paper's
 ])
 def test_differential_learning_rates(arch, early, deep, head):
     cfg = get_config(f"table2-{arch}")
