@@ -502,7 +502,35 @@ def _png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _explain_stage(model, dataset, pred, config, progress, sections, tables, figures):
+def _cams_cached(model, images, paths, *, target, config, cache):
+    """compute_cams with the per-image cache (file-backed models only; key: image bytes, model
+    file hash, preprocessing, layer, target). Maps are stored as float16."""
+    from .cache import image_digest
+    from .explain import compute_cams
+
+    identity = model.cache_params() if cache is not None else None
+    if identity is None:
+        return compute_cams(model, images, target=target, target_layer=config.target_layer,
+                            batch_size=config.batch_size)
+    params = {**identity, "layer": config.target_layer, "target": target, "version": __version__}
+    keys = [cache.key(image_digest(p), "cam", params) for p in paths]
+    out = [None] * len(images)
+    for k, key in enumerate(keys):
+        hit = cache.get(key)
+        if hit is not None and hit["cam"].shape == images[k].shape[:2]:
+            out[k] = hit["cam"].astype(np.float32)
+    todo = [k for k in range(len(images)) if out[k] is None]
+    if todo:
+        fresh = compute_cams(model, [images[k] for k in todo], target=target, target_layer=config.target_layer,
+                             batch_size=config.batch_size)
+        for k, cam in zip(todo, fresh):
+            half = cam.astype(np.float16)
+            out[k] = half.astype(np.float32)  # what a later cached run reads: same numbers cold or warm
+            cache.put(keys[k], {"cam": half})
+    return out
+
+
+def _explain_stage(model, dataset, pred, config, progress, sections, tables, figures, cache=None):
     """CAMs for the triptych cases, every false negative (and false positive with
     ``explain_fp``) and a seeded random sample (localisation by group); failure modes."""
     import tempfile
@@ -512,8 +540,7 @@ def _explain_stage(model, dataset, pred, config, progress, sections, tables, fig
         for name in ("explanations", "localisation", "failure_modes"):
             sections[name] = _unavailable(reason)
         return
-    from .explain import (compute_cams, localisation_by_group, localisation_table, overlay, save_triptych, sharpen,
-                          triptych_cases)
+    from .explain import localisation_by_group, localisation_table, overlay, save_triptych, sharpen, triptych_cases
     from .failures import classify_failures, failure_features, failure_summary, failure_table
     from .imageio import read_image, read_mask
     from .lesion import detect_artifacts, segment_lesion
@@ -547,7 +574,8 @@ def _explain_stage(model, dataset, pred, config, progress, sections, tables, fig
                 masks.append(segment_lesion(img))
                 sources.append("estimated")
             images.append(img)
-        cams = compute_cams(model, images, target_layer=config.target_layer, batch_size=config.batch_size)
+        paths = [table.loc[i, "image_path"] for i in chunk]
+        cams = _cams_cached(model, images, paths, target="malignant", config=config, cache=cache)
         loc = localisation_table(cams, masks, ids=chunk, keep_top=config.keep_top)
         loc["mask_source"] = sources
         loc_rows.append(loc)
@@ -556,8 +584,8 @@ def _explain_stage(model, dataset, pred, config, progress, sections, tables, fig
             # An error is explained by the evidence for what the model predicted (for a false
             # negative: the benign evidence); the malignant map answers "did it look at the
             # lesion" (localisation, triptychs). See docs/explanations.md.
-            err_cams = compute_cams(model, [images[k] for k in err_idx], target="predicted",
-                                    target_layer=config.target_layer, batch_size=config.batch_size)
+            err_cams = _cams_cached(model, [images[k] for k in err_idx], [paths[k] for k in err_idx],
+                                    target="predicted", config=config, cache=cache)
             arts = [detect_artifacts(images[k], lesion_mask=masks[k]) for k in err_idx]
             feat_rows.append(failure_features([chunk[k] for k in err_idx], [images[k] for k in err_idx],
                                               [masks[k] for k in err_idx], cams=err_cams,
@@ -720,7 +748,7 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
     if "recalibration" in stages:
         _recalibration_stage(pred, calibration, config, sections, tables)
     if "explain" in stages:
-        _explain_stage(model, scored, pred, config, progress, sections, tables, figures)
+        _explain_stage(model, scored, pred, config, progress, sections, tables, figures, cache=cache)
     for name, stage in (("groups", "skintone"), ("fairness", "fairness"), ("recalibration", "recalibration"),
                         ("explanations", "explain"), ("localisation", "explain"), ("failure_modes", "explain")):
         if stage not in stages:

@@ -118,3 +118,20 @@ def test_sigterm_mid_run_keeps_previous_outputs(phantom_dataset, scripted_model,
     assert "interrupted" in err and "Traceback" not in err
     assert (out / "metrics.json").read_text() == '{"previous": true}'
     assert not any(p.name.startswith(".out.partial") for p in tmp_path.iterdir())
+
+
+def test_cams_cached_and_identical_warm(phantom_dataset, tmp_path):
+    from skinaudit.models import build_torchvision_model, load_model
+
+    torch.manual_seed(4)
+    torch.save(build_torchvision_model("resnet18", num_outputs=2).state_dict(), tmp_path / "sd.pt")
+    model = load_model(tmp_path / "sd.pt", arch="resnet18", image_size=64)
+    config = dataclasses.replace(FAST, cam_sample=4, cases_per_kind=1, threshold=0.5)
+    cache = ResultCache(tmp_path / "cache")
+    ds = phantom_dataset.head(10)
+    cold = run_audit(model, ds, config, cache=cache)
+    assert cache.stats["cam"]["misses"] > 0
+    cache.reset_stats()
+    warm = run_audit(model, ds, config, cache=cache)
+    assert cache.stats["cam"]["misses"] == 0 and cache.stats["cam"]["hits"] > 0
+    assert cold.to_json() == warm.to_json()
