@@ -204,7 +204,8 @@ class WorkingImage:
 
     Built once per image by :func:`analyse_masks`; attributes are ``(h, w)`` arrays at working
     size: ``rgb`` (float32 0-1, hair-filled), ``raw`` (float32 0-1, box-averaged), ``sample``
-    (float32 0-1, nearest pixels, for colour statistics), ``hair_response``, ``field`` (bool
+    (float32 0-1, nearest pixels, for colour statistics), ``lab`` (CIELAB of ``raw``),
+    ``hair_response``, ``field`` (bool
     field of view).
     """
 
@@ -231,14 +232,14 @@ class WorkingImage:
         hairy = self.hair_response > params.hair_contrast
         self.hair_pixels = hairy
         self.rgb = np.where(hairy[..., None], closed, raw)
-        self.lab_filled = color.rgb2lab(self.rgb)
+        self.lab = color.rgb2lab(raw)  # raw, not hair-filled: thin ink lines would be filled
         lum_f = self.rgb.mean(axis=2)
         self.lum = lum_f
         dark = lum_f < params.dark_level
         lab_d, _ = ndi.label(dark)
         self.dark_corner = np.isin(lab_d, _border_labels(lab_d))
         self.image = image
-        L, a, b = self.lab_filled[..., 0], self.lab_filled[..., 1], self.lab_filled[..., 2]
+        L, a, b = self.lab[..., 0], self.lab[..., 1], self.lab[..., 2]
         chroma = np.hypot(a, b)
         hue = np.degrees(np.arctan2(b, a))
         lesion_like = (hue > -10) & (hue < 50) & (L < 60)
@@ -424,9 +425,21 @@ def analyse_masks(image, *, lesion_mask=None, params: LesionParams = LesionParam
     return wi, lesion, masks
 
 
+def _hsv(rgb: np.ndarray):
+    """HSV value, saturation (0-1) and hue (degrees) of an (h, w, 3) 0-1 array (as skimage's
+    rgb2hsv, without its overhead)."""
+    mx = rgb.max(axis=2)
+    mn = rgb.min(axis=2)
+    delta = mx - mn
+    sat = np.where(mx > 0, delta / np.where(mx > 0, mx, 1), 0)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    d = np.where(delta > 0, delta, 1)
+    hue = np.where(mx == r, (g - b) / d, np.where(mx == g, 2 + (b - r) / d, 4 + (r - g) / d))
+    hue = np.where(delta > 0, (hue * 60.0) % 360.0, 0.0)
+    return mx, sat, hue
+
+
 def _artifacts_small(wi: WorkingImage, params: LesionParams, ap: ArtifactParams, lesion: np.ndarray) -> dict:
-    from skimage import color
-    from skimage.color import rgb2hsv
 
     h, w = wi.lum.shape
     lum = wi.raw.mean(axis=2)
@@ -440,17 +453,16 @@ def _artifacts_small(wi: WorkingImage, params: LesionParams, ap: ArtifactParams,
         dark_rel = wi.dark_corner & np.zeros_like(wi.dark_corner)
     wi.dark_corner_rel = dark_rel
     hair, ruler = _hair_ruler_small(wi, ap, lesion)
-    hsv = rgb2hsv(wi.raw)
-    hue_deg = hsv[..., 0] * 360.0
-    ink = (hue_deg >= 250) & (hue_deg <= 290) & (hsv[..., 1] >= 100 / 255) & (hsv[..., 2] >= 60 / 255)
+    value, sat, hue_deg = _hsv(wi.raw)
+    ink = (hue_deg >= 250) & (hue_deg <= 290) & (sat >= 100 / 255) & (value >= 60 / 255)
     # blue surgical marker (most PAD-UFES-20 marks): dark, strongly blue in CIELAB
-    lab = color.rgb2lab(wi.raw)
+    lab = wi.lab
     lab_hue = np.degrees(np.arctan2(lab[..., 2], lab[..., 1])) % 360
     ink |= (lab[..., 2] < ap.ink_max_b) & (lab[..., 0] < ap.ink_max_L) & (lab_hue >= 230) & (lab_hue <= 320)
     ink = ndi.binary_opening(ink) & ~wi.dark_corner
     skin_lum = float(np.median(lum[~lesion])) if (~lesion).any() else float(np.median(lum))
     brighter = lum > skin_lum + ap.bubble_contrast
-    specular = (hsv[..., 2] > ap.specular_value) & (hsv[..., 1] < ap.specular_saturation) & brighter
+    specular = (value > ap.specular_value) & (sat < ap.specular_saturation) & brighter
     tophat = lum - ndi.grey_opening(lum, size=(5, 5))
     bubble = (specular | ((tophat > ap.bubble_contrast) & brighter)) & wi.field
     # gel border: a bright smooth band along the border, clearly brighter than the skin
