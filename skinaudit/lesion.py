@@ -205,8 +205,7 @@ class WorkingImage:
     Built once per image by :func:`analyse_masks`; attributes are ``(h, w)`` arrays at working
     size: ``rgb`` (float32 0-1, hair-filled), ``raw`` (float32 0-1, box-averaged), ``sample``
     (float32 0-1, nearest pixels, for colour statistics), ``lab`` (CIELAB of ``raw``),
-    ``hair_response``, ``field`` (bool
-    field of view).
+    ``hair_response``, ``field`` (bool field of view).
     """
 
     def __init__(self, image: np.ndarray, params: LesionParams):
