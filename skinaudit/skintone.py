@@ -481,11 +481,35 @@ def _read(image_path, mask_path):
     return image, mask
 
 
+def _mask_problems(mask, mask_path) -> list[str]:
+    """Flags for a given mask that cannot be used as it is: empty (no lesion: the lesion is
+    estimated instead) or not binary (binarised at half its maximum)."""
+    from .imageio import mask_is_binary
+
+    if mask is None:
+        return []
+    if not mask.any():
+        return ["empty_given_mask"]
+    if mask.all():
+        return ["all_lesion_mask"]
+    return [] if mask_is_binary(mask_path) else ["non_binary_mask"]
+
+
 def _inspect_one(job):
     image_id, image_path, mask_path, kwargs, use_mask, strict = job
     try:
         image, mask = _read(image_path, mask_path if use_mask else None)
+        problems = _mask_problems(mask, mask_path)
+        if problems and strict:
+            raise ImageError(mask_path, {"empty_given_mask": "the lesion mask is empty",
+                                         "all_lesion_mask": "the lesion mask covers the whole image (no skin left)",
+                                         "non_binary_mask": "the lesion mask is not binary (values other than 0 "
+                                                            "and one maximum)"}[problems[0]])
+        if "empty_given_mask" in problems:
+            mask = None
         row = analyse_image(image, mask, **kwargs)
+        if problems:
+            row["flags"] = ";".join([*problems, *([row["flags"]] if row.get("flags") else [])])
         row["status"] = "ok"
     except (ImageError, DataError) as exc:
         if strict:

@@ -154,6 +154,8 @@ def test_mask_problems_are_flagged(bed, case):
     pred = pd.read_csv(tmp_path / "out" / "predictions.csv").set_index("image_id")
     flags = str(pred.loc["bad", "flags"])
     assert flags and flags != "nan", f"{case}: no flag"
+    res = _run(tmp_path, rows, strict=True)
+    assert res.exit_code == 2 and "badmask.png" in res.output and "Traceback" not in res.output
 
 
 @pytest.mark.parametrize("mutate, message", [
