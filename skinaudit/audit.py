@@ -425,7 +425,16 @@ def _fairness_stage(pred, config, progress, sections, tables):
     n_unknown = int((pred["group"] == UNKNOWN).sum())
     if n_unknown:
         section.setdefault("notes", []).append(
-            f"{n_unknown} image(s) without a usable ITA (group 'unknown') are left out of the group comparison.")
+            f"{n_unknown} of {len(pred)} image(s) without a usable ITA (group 'unknown') are left out of the group "
+            "comparison.")
+    if "flags" in pred:
+        n_cast = int(pred["flags"].fillna("").astype(str).str.contains("b_nonpositive").sum())
+        if n_cast:
+            section.setdefault("notes", []).append(
+                f"{n_cast} image(s) have skin with CIELAB b* <= 0 (typically a blue dermatoscope cast). The plain "
+                "ITA formula would put them in the darkest groups; skinaudit leaves them 'unknown'. A light/dark "
+                "comparison made with the plain formula on such data compares colour casts, not skin tones "
+                "(see docs/skintone.md).")
     sections["fairness"] = section
     tables.update(res.tables)
 

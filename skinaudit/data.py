@@ -450,5 +450,12 @@ def load_manifest(manifest, *, allow_outside_root: bool = False, name: str | Non
         if np.isinf(ita).any():
             raise DataError(f"{manifest}: the 'ita' column holds infinite values")
         df["ita"] = ita
+    for col in df.columns:  # metadata columns that are wholly numeric become numbers
+        if col in (*_REQUIRED, "mask_path", "group", "image_id") or not pd.api.types.is_string_dtype(df[col]):
+            continue
+        values = df[col].dropna()
+        numeric = pd.to_numeric(values, errors="coerce")
+        if len(values) and numeric.notna().all():
+            df[col] = pd.to_numeric(df[col], errors="coerce")
     source = {"kind": "manifest", "manifest": str(manifest)}
     return AuditDataset(df, name=name or manifest.stem, source=source)

@@ -141,13 +141,15 @@ def test_manifest_relative_paths_labels_and_metadata(tmp_path):
     _img(tmp_path / "img" / "a.png")
     _img(tmp_path / "img" / "b.png")
     p = _manifest(tmp_path, [
-        {"image_id": "a", "image_path": "img/a.png", "label": "Malignant", "site": "back", "ita": 30.5},
-        {"image_id": "b", "image_path": "img/b.png", "label": "benign", "site": "face", "ita": ""},
+        {"image_id": "a", "image_path": "img/a.png", "label": "Malignant", "site": "back", "ita": 30.5, "age": 41},
+        {"image_id": "b", "image_path": "img/b.png", "label": "benign", "site": "face", "ita": "", "age": ""},
     ])
     ds = load_manifest(p)
     assert ds.labels.tolist() == [1, 0]
     assert ds.image_paths[0] == str((tmp_path / "img" / "a.png").resolve())
     assert ds.table["site"].tolist() == ["back", "face"]
+    assert pd.api.types.is_string_dtype(ds.table["image_id"])  # ids stay text
+    assert ds.table["age"].iloc[0] == 41 and np.isnan(ds.table["age"].iloc[1])  # numeric metadata is numeric
     assert ds.table["ita"].iloc[0] == 30.5 and np.isnan(ds.table["ita"].iloc[1])
 
 
