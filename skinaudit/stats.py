@@ -292,22 +292,44 @@ def stratified_bootstrap(y_true, y_score, groups, *, threshold: float, n_boot: i
         resamples; metrics of :data:`BOOT_METRICS`; NaN where a replicate leaves a metric
         undefined (e.g. precision with nothing predicted malignant).
     """
+    import copy
+
     n_boot = _count_param(n_boot, "n_boot")
     y, s, names, codes, pred = _prepare(y_true, y_score, groups, threshold)
     rng = np.random.default_rng(random_state)
     strata = _strata(y, codes, len(names))
-    draws = [[idx[rng.integers(0, idx.size, (n_boot, idx.size))] if idx.size else
-              np.empty((n_boot, 0), dtype=np.int64) for idx in pair] for pair in strata]
+    # Replicates are made in blocks of rows so memory stays flat in n (a (B, n) index matrix
+    # would not). Each stratum gets a generator positioned where the one-shot draw order
+    # (stratum after stratum, B rows each) would start it; drawing its rows block by block
+    # then yields exactly the same indices as one (B, k) draw.
+    block = max(1, min(n_boot, 2_000_000 // max(y.size, 1)))
+    gens = []
+    for pair in strata:
+        pair_gens = []
+        for idx in pair:
+            pair_gens.append(copy.deepcopy(rng))
+            for start in range(0, n_boot, block):
+                if idx.size:
+                    rng.integers(0, idx.size, (min(block, n_boot - start), idx.size))
+        gens.append(pair_gens)
+    ranks = [_dense_rank(s, codes == gi) for gi in range(len(names))]
+    rank_all, u_all = _dense_rank(s, np.ones(y.size, bool))
     values = {k: np.empty((n_boot, len(names) + 1)) for k in BOOT_METRICS}
-    for gi, (pi, ni) in enumerate(draws):
-        rank, u = _dense_rank(s, codes == gi)
-        for k, v in _replicate_metrics(pi, ni, pred, rank, u).items():
-            values[k][:, gi] = v
-    rank, u = _dense_rank(s, np.ones(y.size, bool))
-    allp = np.concatenate([d[0] for d in draws], axis=1)
-    alln = np.concatenate([d[1] for d in draws], axis=1)
-    for k, v in _replicate_metrics(allp, alln, pred, rank, u).items():
-        values[k][:, -1] = v
+    for start in range(0, n_boot, block):
+        rows = slice(start, min(start + block, n_boot))
+        m = rows.stop - rows.start
+        parts = []
+        for gi, (pair, pair_gens) in enumerate(zip(strata, gens)):
+            pi, ni = (idx[g.integers(0, idx.size, (m, idx.size))] if idx.size else np.empty((m, 0), dtype=np.int64)
+                      for idx, g in zip(pair, pair_gens))
+            parts.append((pi, ni))
+            rank, u = ranks[gi]
+            for k, v in _replicate_metrics(pi, ni, pred, rank, u).items():
+                values[k][rows, gi] = v
+        allp = np.concatenate([p[0] for p in parts], axis=1)
+        alln = np.concatenate([p[1] for p in parts], axis=1)
+        for k, v in _replicate_metrics(allp, alln, pred, rank_all, u_all).items():
+            values[k][rows, -1] = v
     return {"groups": names, "n_boot": n_boot, "random_state": random_state, "values": values}
 
 
@@ -355,27 +377,34 @@ def permutation_test(y_true, y_score, groups, group, reference, *, threshold: fl
             raise ConfigError(f"group {name!r} is not among the groups {names}")
     gi, ri = names.index(str(group)), names.index(str(reference))
     strata = _strata(y, codes, len(names))
-    rng = np.random.default_rng(random_state)
+    # one generator per label, so permutations can be drawn block by block (memory flat in n)
+    label_rngs = [np.random.default_rng(seq) for seq in np.random.SeedSequence(random_state).spawn(2)]
     rank, u = _dense_rank(s, (codes == gi) | (codes == ri))
     # permute within each label; count only the smaller group, the other is the pool minus it
     small = gi if codes[codes == gi].size <= codes[codes == ri].size else ri
-    side = {}
-    for li in (0, 1):
-        pool = np.concatenate([strata[gi][li], strata[ri][li]])
-        k = strata[small][li].size
-        mat = rng.permuted(np.tile(pool, (n_perm, 1)), axis=1) if pool.size else np.empty((n_perm, 0), np.int64)
-        side[li] = mat[:, :k]
-    pool_pos = np.concatenate([strata[gi][0], strata[ri][0]])[None, :]
-    pool_neg = np.concatenate([strata[gi][1], strata[ri][1]])[None, :]
+    pools = [np.concatenate([strata[gi][li], strata[ri][li]]) for li in (0, 1)]
+    ks = [strata[small][li].size for li in (0, 1)]
+
+    def permuted_side(li, m):
+        if not pools[li].size:
+            return np.empty((m, 0), np.int64)
+        return label_rngs[li].permuted(np.tile(pools[li], (m, 1)), axis=1)[:, :ks[li]]
+
+    pool_pos = pools[0][None, :]
+    pool_neg = pools[1][None, :]
     parts_pool = _replicate_parts(pool_pos, pool_neg, pred, rank, u)
     diffs = {m: [] for m in metrics}
-    for sl in _chunks(n_perm, u):
-        parts_small = _replicate_parts(side[0][sl], side[1][sl], pred, rank, u)
-        parts_other = tuple(a - b for a, b in zip(parts_pool, parts_small))
-        rep_small, rep_other = _metrics_from_parts(*parts_small), _metrics_from_parts(*parts_other)
-        rep_g, rep_r = (rep_small, rep_other) if small == gi else (rep_other, rep_small)
-        for m in metrics:
-            diffs[m].append(rep_g[m] - rep_r[m])
+    block = max(1, 2_000_000 // max(pools[0].size + pools[1].size, 1))
+    for outer in (slice(start, min(start + block, n_perm)) for start in range(0, n_perm, block)):
+        m_rows = outer.stop - outer.start
+        side = {0: permuted_side(0, m_rows), 1: permuted_side(1, m_rows)}
+        for sl in _chunks(m_rows, u):
+            parts_small = _replicate_parts(side[0][sl], side[1][sl], pred, rank, u)
+            parts_other = tuple(a - b for a, b in zip(parts_pool, parts_small))
+            rep_small, rep_other = _metrics_from_parts(*parts_small), _metrics_from_parts(*parts_other)
+            rep_g, rep_r = (rep_small, rep_other) if small == gi else (rep_other, rep_small)
+            for m in metrics:
+                diffs[m].append(rep_g[m] - rep_r[m])
     obs_g = _replicate_metrics(strata[gi][0][None, :], strata[gi][1][None, :], pred, rank, u)
     obs_r = _replicate_metrics(strata[ri][0][None, :], strata[ri][1][None, :], pred, rank, u)
     out = {}
