@@ -305,31 +305,50 @@ def bootstrap_threshold(y_true, y_score, *, gamma: float = 0.85, step: float = 0
     n_boot = _check_int(n_boot, "n_boot")
     _check_alpha(alpha)
     g = threshold_grid(step, grid)
+    import copy
+
     rng = np.random.default_rng(random_state)
     ge = (s[:, None] >= g[None, :]).astype(np.float64)            # (n, G)
-    W = np.zeros((n_boot, y.size), dtype=np.float64)
-    rows = np.arange(n_boot)[:, None]
-    for lab in (1, 0):
-        idx = np.flatnonzero(y == lab)
-        if idx.size:
-            draw = idx[rng.integers(0, idx.size, (n_boot, idx.size))]
-            np.add.at(W, (np.broadcast_to(rows, draw.shape), draw), 1.0)
     pos = (y == 1).astype(np.float64)
-    tp = (W * pos) @ ge
-    fp = (W * (1 - pos)) @ ge
-    sel, feasible = _select(tp, fp, int(pos.sum()), gamma)
-    thr = g[sel]
     if eval_y is not None or eval_score is not None:
         ey, es = _as_binary(eval_y, eval_score)
-        pred = es[None, :] >= thr[:, None]
-        M = np.ones((n_boot, ey.size))
         where = "evaluation split"
     else:
-        ey, pred, M = y, s[None, :] >= thr[:, None], (W == 0).astype(np.float64)
+        ey, es = y, s
         where = "out-of-bag calibration cases"
-    etp = (M * pred * (ey == 1)).sum(1)
-    efn = (M * ~pred * (ey == 1)).sum(1)
-    efp = (M * pred * (ey == 0)).sum(1)
+    # Replicates in blocks of rows (memory flat in n). Each label's draws come from a generator
+    # positioned where the one-shot order (label 1's B rows, then label 0's) would start it, so
+    # the block-wise draws equal a single (B, k) draw.
+    block = max(1, min(n_boot, 2_000_000 // max(y.size + ey.size, 1)))
+    label_rngs = {}
+    for lab in (1, 0):
+        k = int((y == lab).sum())
+        label_rngs[lab] = copy.deepcopy(rng)
+        for b0 in range(0, n_boot, block):
+            if k:
+                rng.integers(0, k, (min(block, n_boot - b0), k))
+    out = {key: [] for key in ("thr", "feasible", "etp", "efn", "efp")}
+    for b0 in range(0, n_boot, block):
+        m = min(block, n_boot - b0)
+        W = np.zeros((m, y.size), dtype=np.float64)
+        rows = np.arange(m)[:, None]
+        for lab in (1, 0):
+            idx = np.flatnonzero(y == lab)
+            if idx.size:
+                draw = idx[label_rngs[lab].integers(0, idx.size, (m, idx.size))]
+                np.add.at(W, (np.broadcast_to(rows, draw.shape), draw), 1.0)
+        tp = (W * pos) @ ge
+        fp = (W * (1 - pos)) @ ge
+        sel, feasible_b = _select(tp, fp, int(pos.sum()), gamma)
+        thr_b = g[sel]
+        pred = es[None, :] >= thr_b[:, None]
+        M = 1.0 if where == "evaluation split" else (W == 0).astype(np.float64)
+        out["thr"].append(thr_b)
+        out["feasible"].append(feasible_b)
+        out["etp"].append((M * pred * (ey == 1)).sum(1))
+        out["efn"].append((M * ~pred * (ey == 1)).sum(1))
+        out["efp"].append((M * pred * (ey == 0)).sum(1))
+    thr, feasible, etp, efn, efp = (np.concatenate(out[k]) for k in ("thr", "feasible", "etp", "efn", "efp"))
     with np.errstate(divide="ignore", invalid="ignore"):
         rec = np.where(etp + efn > 0, etp / (etp + efn), np.nan)
         prec = np.where(etp + efp > 0, etp / (etp + efp), np.nan)
