@@ -232,7 +232,7 @@ class atomic_output_dir:
     interruption delete the staging folder and leave ``out_dir`` as it was."""
 
     def __init__(self, out_dir):
-        self.out = Path(out_dir)
+        self.out = Path(out_dir).absolute()  # the staging folder must not be a relative path
 
     def __enter__(self) -> Path:
         self.out.parent.mkdir(parents=True, exist_ok=True)

@@ -197,3 +197,17 @@ def test_explain_refuses_torchscript_clearly(phantom_dataset, tmp_path):
                               "manifest", "--manifest", phantom_dataset.source["manifest"], "--limit", "4",
                               "--out", str(tmp_path / "e")])
     assert res.exit_code == 2 and "TorchScript" in res.output and "--arch" in res.output
+
+
+def test_report_figures_with_a_relative_out_folder(phantom_dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ids = list(phantom_dataset.ids)
+    rng = np.random.default_rng(1)
+    pd.DataFrame({"image_id": ids, "score": rng.uniform(0, 1, len(ids))}).to_csv("s.csv", index=False)
+    res = runner.invoke(app, ["run", "--scores", "s.csv", "--data", "manifest", "--manifest",
+                              phantom_dataset.source["manifest"], "--out", "rel-out", "--n-boot", "100",
+                              "--sensitivity-sample", "0", "--jobs", "1", "--no-pdf"])
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "rel-out" / "report.html").read_text()
+    assert "not found" not in html
+    assert html.count("data:image/png;base64") >= 3
