@@ -217,7 +217,7 @@ def _auc_from_counts(P: np.ndarray, N: np.ndarray) -> np.ndarray:
         return np.where((m > 0) & (n > 0), (P * below2).sum(1) / (2.0 * m * n), np.nan)
 
 
-_CHUNK_CELLS = 1 << 22  # replicates x distinct scores per block: bounds memory (~32 MB per count matrix)
+_CHUNK_CELLS = 1 << 20  # replicates x distinct scores per block: bounds memory (~8 MB per count matrix)
 
 
 def _chunks(n_rows: int, n_ranks: int):
@@ -302,7 +302,7 @@ def stratified_bootstrap(y_true, y_score, groups, *, threshold: float, n_boot: i
     # would not). Each stratum gets a generator positioned where the one-shot draw order
     # (stratum after stratum, B rows each) would start it; drawing its rows block by block
     # then yields exactly the same indices as one (B, k) draw.
-    block = max(1, min(n_boot, 2_000_000 // max(y.size, 1)))
+    block = max(1, min(n_boot, _CHUNK_CELLS // max(y.size, 1)))
     gens = []
     for pair in strata:
         pair_gens = []
@@ -394,7 +394,7 @@ def permutation_test(y_true, y_score, groups, group, reference, *, threshold: fl
     pool_neg = pools[1][None, :]
     parts_pool = _replicate_parts(pool_pos, pool_neg, pred, rank, u)
     diffs = {m: [] for m in metrics}
-    block = max(1, 2_000_000 // max(pools[0].size + pools[1].size, 1))
+    block = max(1, _CHUNK_CELLS // max(pools[0].size + pools[1].size, 1))
     for outer in (slice(start, min(start + block, n_perm)) for start in range(0, n_perm, block)):
         m_rows = outer.stop - outer.start
         side = {0: permuted_side(0, m_rows), 1: permuted_side(1, m_rows)}

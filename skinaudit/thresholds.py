@@ -319,7 +319,9 @@ def bootstrap_threshold(y_true, y_score, *, gamma: float = 0.85, step: float = 0
     # Replicates in blocks of rows (memory flat in n). Each label's draws come from a generator
     # positioned where the one-shot order (label 1's B rows, then label 0's) would start it, so
     # the block-wise draws equal a single (B, k) draw.
-    block = max(1, min(n_boot, 2_000_000 // max(y.size + ey.size, 1)))
+    from .stats import _CHUNK_CELLS
+
+    block = max(1, min(n_boot, _CHUNK_CELLS // max(y.size + ey.size, 1)))
     label_rngs = {}
     for lab in (1, 0):
         k = int((y == lab).sum())
