@@ -26,6 +26,7 @@ from PIL import Image
 from skimage import color, draw, filters
 
 from .errors import ConfigError
+from .skintone import ita_degrees  # one ITA formula for the whole package
 
 __all__ = ["PhantomSpec", "Phantom", "make_phantom", "generate_phantoms", "ARTIFACTS", "CASTS"]
 
@@ -81,14 +82,6 @@ class Phantom:
     mask: np.ndarray
     truth: dict
     artifact_masks: dict = field(default_factory=dict)
-
-
-def ita_degrees(L, b):
-    """ITA in degrees, ``arctan((L - 50) / b) * 180 / pi`` (numpy arrays or floats)."""
-    L = np.asarray(L, dtype=float)
-    b = np.asarray(b, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.degrees(np.arctan((L - 50.0) / b))
 
 
 def _lab_to_rgb8(lab: np.ndarray) -> np.ndarray:
