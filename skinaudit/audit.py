@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -23,6 +22,7 @@ from . import __version__
 from .data import AuditDataset
 from .errors import ConfigError, DataError
 from .metrics import binary_metrics, check_threshold
+from ._jsonsafe import json_safe
 from .models import CallableModel, PrecomputedScores, ScoreModel, score_dataset
 
 __all__ = ["AuditConfig", "AuditResult", "run_audit", "json_safe", "atomic_output_dir"]
@@ -105,30 +105,6 @@ class AuditConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def json_safe(obj):
-    """Recursively convert numpy / pandas values to JSON types; NaN and inf -> None."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, pd.DataFrame):
-        return json_safe(obj.to_dict(orient="records"))
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, np.ndarray):
-        return json_safe(obj.tolist())
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is pd.NA or obj is pd.NaT:
-        return None
-    return obj
 
 
 def _dump_json(data) -> str:

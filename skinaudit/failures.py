@@ -43,7 +43,7 @@ masks dilated by ``artifact_margin`` and minus ``M``):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Mapping, Sequence
 
 import numpy as np

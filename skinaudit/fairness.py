@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from ._jsonsafe import json_safe
 from .errors import ConfigError, DataError
 from .metrics import (COUNT_COLUMNS, PAPER_GAP_RULE, RATE_METRICS, _as_binary, check_threshold, choose_reference,
                       group_metrics, paper_rule, paper_table)
@@ -45,22 +46,6 @@ class SectionResult(NamedTuple):
 
     section: dict
     tables: dict
-
-
-def _clean(obj):
-    """numpy -> Python; NaN / inf -> None (the reason is stored next to the value)."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    return obj
 
 
 def _seeds(random_state: int, k: int) -> list[int]:
@@ -251,7 +236,7 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
     }
     tables = {"fairness_groups": table.reset_index(), "fairness_table8": t8, "fairness_gaps": gaps,
               "fairness_tests": tests}
-    return SectionResult(_clean(section), tables)
+    return SectionResult(json_safe(section), tables)
 
 
 def _prefixed(prefix: str, interval: dict) -> dict:
@@ -471,4 +456,4 @@ def recalibrate(cal_y, cal_score, cal_groups, test_y, test_score, test_groups, *
     tables = {"recalibration": pd.DataFrame(rows)}
     if curve is not None:
         tables["threshold_curve"] = curve
-    return SectionResult(_clean(section), tables)
+    return SectionResult(json_safe(section), tables)

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._jsonsafe import json_safe as _json_safe
 from .errors import ConfigError, DataError, MissingDependencyError
 
 __all__ = ["ReportRules", "CHECKLIST", "build_context", "summary_badges", "render_html", "write_html", "write_pdf",
@@ -233,12 +234,6 @@ def _environment():
 
 
 # -- context building ---------------------------------------------------------------------
-
-def _json_safe(obj):
-    from .audit import json_safe
-
-    return json_safe(obj)
-
 
 def _label(key) -> str:
     return str(key).replace("_", " ")
