@@ -21,8 +21,19 @@ from skinaudit.data import AuditDataset
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000-224"
 OUT = Path(__file__).resolve().parent / "results"
 
+#: Dataset-level cast variants: derived from the per-image rows of "no correction" (the
+#: per-image analysis is the same) by skintone.correct_cast; acquisition group = HAM10000's
+#: ``dataset`` column (four sources) or the whole set as one group.
+CAST_VARIANTS = {
+    "default: cast reference b*=15, groups = HAM 'dataset' column": ("dataset", 15.0),
+    "cast reference b*=15, one group (no acquisition column)": (None, 15.0),
+    "cast reference b*=12, groups = 'dataset'": ("dataset", 12.0),
+    "cast reference b*=17.5, groups = 'dataset'": ("dataset", 17.5),
+    "cast reference b*=20, groups = 'dataset'": ("dataset", 20.0),
+}
+
 VARIANTS = {
-    "default (trimmed median, no correction)": st.ItaParams(),
+    "no correction (trimmed median)": st.ItaParams(),
     "plain median": st.ItaParams(statistic="median"),
     "trimmed mean (Groh 2021)": st.ItaParams(statistic="trimmed_mean"),
     "specular correction": st.ItaParams(color_correction="specular"),
@@ -57,27 +68,41 @@ def main(argv=None):
     ref = pd.read_csv(DATA / "skin_tone_reference.csv").dropna(subset=["kinyanjui_ita"]).sort_values("image_id")
     if args.limit:
         ref = ref.head(args.limit)
+    meta = pd.read_csv(DATA / "HAM10000_metadata.csv").set_index("image_id")
     table = pd.DataFrame({"image_id": ref["image_id"], "label": 0,
-                          "image_path": [str(DATA / "images" / f"{i}.jpg") for i in ref["image_id"]]})
+                          "image_path": [str(DATA / "images" / f"{i}.jpg") for i in ref["image_id"]],
+                          "dataset": meta["dataset"].reindex(ref["image_id"]).to_numpy()})
     ds = AuditDataset(table, name="ham10000-224")
     dev = np.arange(len(ref)) < 600
     results = {"reference": "Kinyanjui et al. 2020 per-image ITA (skin_tone_reference.csv)",
                "development_split": "first 600 image ids (sorted); defaults chosen there", "variants": {}}
     names = list(VARIANTS) if args.variants == "all" else [n for n in VARIANTS if n.startswith(args.variants)]
-    for name in names:
-        t0 = time.perf_counter()
-        out = st.inspect_dataset(ds, params=VARIANTS[name], n_jobs=args.n_jobs)
-        dt = time.perf_counter() - t0
+    r = ref["kinyanjui_ita"].to_numpy(dtype=float)
+
+    def record(name, out, dt):
         est, raw, L = (out[c].to_numpy(dtype=float) for c in ("ita", "ita_raw", "L"))
-        r = ref["kinyanjui_ita"].to_numpy(dtype=float)
         res = {"all": summarise(est, raw, r, L, out["flags"].fillna(""))}
         if (~dev).any():
             res["development"] = summarise(est[dev], raw[dev], r[dev], L[dev], out["flags"].fillna("")[dev])
             res["held_out"] = summarise(est[~dev], raw[~dev], r[~dev], L[~dev], out["flags"].fillna("")[~dev])
         res["seconds"] = dt
         res["groups_binary"] = {k: int(v) for k, v in out["group"].value_counts().items()}
+        if "b_offset" in out:
+            res["cast"] = st.cast_summary(out).to_dict(orient="records")
         results["variants"][name] = res
         print(name, json.dumps(res["all"]))
+
+    for name in names:
+        t0 = time.perf_counter()
+        out = st.inspect_dataset(ds, params=VARIANTS[name], n_jobs=args.n_jobs)
+        dt = time.perf_counter() - t0
+        record(name, out, dt)
+        if name.startswith("no correction"):
+            for cname, (column, reference_b) in CAST_VARIANTS.items():
+                params = st.ItaParams(color_correction="dataset_reference", reference_b=reference_b)
+                t0 = time.perf_counter()
+                cast = st.correct_cast(out, params, None if column is None else table[column].to_numpy())
+                record(cname, cast, dt + time.perf_counter() - t0)
     OUT.mkdir(exist_ok=True)
     suffix = f"_limit{args.limit}" if args.limit else ""
     (OUT / f"skintone_ham10000{suffix}.json").write_text(json.dumps(results, indent=2))

@@ -41,7 +41,11 @@ class AuditConfig:
     Skin tone: ``skin_tone`` (estimate ITA from the images; a manifest's ``ita`` / ``group``
     columns override it), ``scheme`` (``binary``, ``del_bino``, ``kinyanjui`` or cut points
     such as ``"10,28,41"``), ``n_jobs`` (processes for image analysis), ``sensitivity_sample``
-    (images re-analysed under every ITA estimator variant; 0 = off).
+    (images re-analysed under every ITA estimator variant; 0 = off), ``ita_correction``
+    (``"dataset_reference"``: the one-sided per-acquisition-group blue-cast correction of
+    :func:`skinaudit.skintone.correct_cast`, or ``"none"``), ``cast_group`` (the dataset column
+    naming acquisition groups; None = one group), ``reference_b`` (the skin b* a cast group's
+    median is raised to).
 
     Statistics: ``alpha``, ``n_boot``, ``min_positives``, ``reference`` (the comparison
     group; default the largest).
@@ -65,6 +69,9 @@ class AuditConfig:
     scheme: str = "binary"
     n_jobs: int = 2
     sensitivity_sample: int = 200
+    ita_correction: str = "dataset_reference"
+    cast_group: str | None = None
+    reference_b: float = 15.0
     alpha: float = 0.05
     n_boot: int = 2000
     min_positives: int = 10
@@ -87,6 +94,7 @@ class AuditConfig:
         for name in ("seed", "sensitivity_sample", "min_positives", "cases_per_kind", "cam_sample"):
             if int(getattr(self, name)) < 0:
                 raise ConfigError(f"the '{name}' parameter must be a non-negative integer; got {getattr(self, name)}")
+        self.ita_params()  # validates ita_correction, reference_b
         if not 0.0 < float(self.alpha) < 1.0:
             raise ConfigError(f"the 'alpha' parameter must be in (0, 1); got {self.alpha}")
         if not 0.0 < float(self.calibration_fraction) < 1.0:
@@ -105,6 +113,16 @@ class AuditConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def ita_params(self):
+        """The :class:`~skinaudit.skintone.ItaParams` of the skin-tone stage."""
+        from .skintone import ItaParams
+
+        if self.ita_correction not in ("dataset_reference", "none"):
+            raise ConfigError(f"the 'ita_correction' parameter must be dataset_reference or none; "
+                              f"got {self.ita_correction!r}")
+        return ItaParams(color_correction=self.ita_correction, cast_group=self.cast_group,
+                         reference_b=float(self.reference_b))
 
 
 def _dump_json(data) -> str:
@@ -295,26 +313,42 @@ def _cached_per_image(dataset, cache, stage: str, params: dict, compute) -> pd.D
 
 
 def _inspect_cached(dataset, config, progress, cache):
-    from .skintone import inspect_dataset
+    """Per-image skin-tone rows (cached one by one), then the dataset-level cast step on all."""
+    from .skintone import dataset_cast_groups, correct_cast, inspect_dataset
+
+    params = config.ita_params()
+    groups = dataset_cast_groups(dataset, params)  # checks the column before any image is read
 
     def compute(ds):
-        return inspect_dataset(ds, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress, strict=config.strict)
+        return inspect_dataset(ds, scheme=config.scheme, params=params, n_jobs=config.n_jobs, progress=progress,
+                               strict=config.strict, correct=False)
 
-    out = _cached_per_image(dataset, cache, "inspect", {"scheme": config.scheme}, compute)
+    out = _cached_per_image(dataset, cache, "inspect", {"scheme": config.scheme,
+                                                        "correction": config.ita_correction}, compute)
     for col in ("hair", "ruler", "ink", "dark_corner", "gel_bubble", "gel_border", "patches"):
         if col in out.columns:
             out[col] = out[col].map(lambda v: bool(v) if v is not None and not pd.isna(v) else False)
+    if params.color_correction == "dataset_reference":
+        if groups is not None:
+            groups = pd.Series(groups, index=dataset.table["image_id"].to_numpy()).reindex(out["image_id"]).to_numpy()
+        out = correct_cast(out, params, groups, config.scheme)
     return out
 
 
 def _sensitivity_cached(dataset, config, progress, cache):
-    from .skintone import sensitivity_table
+    from .skintone import dataset_cast_groups, sensitivity_table
+
+    params = config.ita_params()
+    groups = dataset_cast_groups(dataset, dataclasses.replace(params, color_correction="dataset_reference"))
 
     def compute(ds):
-        return sensitivity_table(ds, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress).attrs["per_image"]
+        return sensitivity_table(ds, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress,
+                                 params=params).attrs["per_image"]
 
-    per_image = _cached_per_image(dataset, cache, "ita_variants", {}, compute)
-    return sensitivity_table(per_image, scheme=config.scheme)
+    per_image = _cached_per_image(dataset, cache, "ita_variants", {"variants": 2}, compute)
+    if groups is not None:
+        groups = pd.Series(groups, index=dataset.table["image_id"].to_numpy()).reindex(per_image["image_id"]).to_numpy()
+    return sensitivity_table(per_image, scheme=config.scheme, params=params, groups=groups)
 
 
 def _skin_tone_stage(dataset, pred, config, progress, cache, result_tables, sections):
@@ -366,6 +400,22 @@ def _skin_tone_stage(dataset, pred, config, progress, cache, result_tables, sect
                                 .value_counts().items()},
                 "artifacts": {a: int(insp[a].sum()) for a in ("hair", "ruler", "ink", "dark_corner", "gel_bubble",
                                                               "gel_border", "patches") if a in insp}}
+        if "b_offset" in insp:
+            from .skintone import cast_summary
+
+            skin["cast"] = {
+                "correction": "dataset_reference", "reference_b": float(config.reference_b),
+                "cast_group_column": config.cast_group, "groups": cast_summary(insp).to_dict(orient="records"),
+                "assumption": (f"Each acquisition group's median skin b* is taken to be at least "
+                               f"{config.reference_b:g} (light-to-intermediate skin); groups below it are shifted "
+                               "up by the difference (a blue dermatoscope cast), L* is left as measured. For a "
+                               "population of mostly dark skin this assumption fails: rerun with "
+                               "--ita-correction none and compare.")}
+            small = [g["cast_group"] for g in skin["cast"]["groups"] if not g["estimated"]]
+            if small:
+                skin["cast"]["not_estimated"] = (
+                    f"no cast offset for {', '.join(small)}: fewer than {config.ita_params().min_cast_images} "
+                    "images with a skin sample, so b* is used as measured")
         if config.sensitivity_sample > 0:
             sample = dataset
             if len(dataset) > config.sensitivity_sample:

@@ -123,6 +123,14 @@ SchemeOpt = Annotated[str, typer.Option(
     "--scheme", help="ITA grouping: binary (paper: light > 28 / dark <= 28), del_bino, kinyanjui, or cut points "
                      "such as '10,28,41'.")]
 JobsOpt = Annotated[int, typer.Option("--jobs", min=1, help="Processes for image analysis.")]
+CorrectionOpt = Annotated[str, typer.Option(
+    "--ita-correction", help="dataset_reference (default): raise each acquisition group's median skin b* to "
+                             "--reference-b when a blue cast puts it below; none: CIE ITA as measured.")]
+CastGroupOpt = Annotated[Optional[str], typer.Option(
+    "--cast-group", help="Dataset column naming acquisition groups (device or site, e.g. 'dataset' in the "
+                         "HAM10000 metadata); default: the whole dataset is one group.")]
+ReferenceBOpt = Annotated[float, typer.Option(
+    "--reference-b", help="Skin b* an acquisition group's median is raised to (light-to-intermediate skin).")]
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of every random step.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image instead of "
                                                           "flagging it.")]
@@ -179,7 +187,8 @@ def run(
     scores: Annotated[Optional[Path], typer.Option("--scores", help="CSV image_id,score of precomputed scores.")] = None,
     arch: ArchOpt = None, threshold: ThresholdOpt = 0.5, image_size: SizeOpt = 299, batch_size: BatchOpt = 16,
     device: DeviceOpt = "cpu", positive_index: PosOpt = 1, strict: StrictOpt = False, seed: SeedOpt = 0,
-    scheme: SchemeOpt = "binary", jobs: JobsOpt = 2,
+    scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, ita_correction: CorrectionOpt = "dataset_reference",
+    cast_group: CastGroupOpt = None, reference_b: ReferenceBOpt = 15.0,
     alpha: Annotated[float, typer.Option("--alpha", help="Level of every test and interval (1 - alpha).")] = 0.05,
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")] = 2000,
     min_positives: Annotated[int, typer.Option(
@@ -217,7 +226,8 @@ def run(
                          calibration_fraction=fraction or 0.3, gamma=gamma, step=step,
                          explain="auto" if explain else "off", target_layer=target_layer, keep_top=keep_top,
                          cases_per_kind=cases_per_kind, cam_sample=cam_sample, skin_tone=skin_tone,
-                         sensitivity_sample=sensitivity_sample)
+                         sensitivity_sample=sensitivity_sample, ita_correction=ita_correction,
+                         cast_group=cast_group, reference_b=reference_b)
     ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
                                            allow_outside_root, limit))
     scorer = _load_scorer(model, scores, arch, image_size, positive_index, device)
@@ -235,6 +245,8 @@ def inspect(
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, strict: StrictOpt = False,
+    ita_correction: CorrectionOpt = "dataset_reference", cast_group: CastGroupOpt = None,
+    reference_b: ReferenceBOpt = 15.0,
     sensitivity: Annotated[bool, typer.Option(
         "--sensitivity/--no-sensitivity", help="Also tabulate group sizes under every ITA estimator variant.")] = True,
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
@@ -244,15 +256,19 @@ def inspect(
     """Skin tone (ITA), lesion masks and artifacts per image, no model needed: inspect.csv and the group sizes
     under each ITA estimator variant (inspect_sensitivity.csv)."""
     from .audit import atomic_output_dir
-    from .skintone import get_scheme, inspect_dataset, sensitivity_table
+    from .audit import AuditConfig
+    from .skintone import cast_summary, get_scheme, inspect_dataset, sensitivity_table
 
     sch = get_scheme(scheme)
+    params = AuditConfig(ita_correction=ita_correction, cast_group=cast_group, reference_b=reference_b).ita_params()
     ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
                                            allow_outside_root, limit))
-    table = inspect_dataset(ds, scheme=sch, n_jobs=jobs, progress=_progress(), strict=strict)
-    sens = sensitivity_table(ds, scheme=sch, n_jobs=jobs, progress=_progress()) if sensitivity else None
+    table = inspect_dataset(ds, scheme=sch, params=params, n_jobs=jobs, progress=_progress(), strict=strict)
+    sens = sensitivity_table(ds, scheme=sch, n_jobs=jobs, progress=_progress(), params=params) if sensitivity else None
     with atomic_output_dir(out) as tmp:
         table.to_csv(tmp / "inspect.csv", index=False)
+        if "b_offset" in table:
+            cast_summary(table).to_csv(tmp / "inspect_cast.csv", index=False)
         if sens is not None:
             sens.to_csv(tmp / "inspect_sensitivity.csv", index=False)
         pd_bins = sch.table()

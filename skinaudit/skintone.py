@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,10 @@ __all__ = [
     "estimate_ita",
     "analyse_image",
     "inspect_dataset",
+    "correct_cast",
+    "cast_summary",
+    "dataset_cast_groups",
+    "DATASET_ITA",
     "sensitivity_table",
     "UNKNOWN",
 ]
@@ -186,7 +190,7 @@ def ita_degrees(L, b):
 
 # -- parameters and result ---------------------------------------------------------------
 _STATISTICS = ("trimmed_median", "median", "trimmed_mean")
-_CORRECTIONS = ("none", "specular", "shades_of_gray")
+_CORRECTIONS = ("none", "specular", "shades_of_gray", "dataset_reference")
 _METHODS = ("segmentation", "border")
 _SCALES = ("cie", "opencv8")
 
@@ -207,14 +211,30 @@ class ItaParams:
     trim_sd : float
         Trimming half-width in standard deviations (default 1).
     lesion_margin : float
-        Safety margin around the lesion, as a fraction of the image's long side (default 0.05;
-        0.03 / 0.05 / 0.08 gave mean lesion leakage 4.2 / 3.3 / 2.2% on isic-uda1).
+        Smallest safety margin around the lesion, as a fraction of the image's long side
+        (default 0.05).
+    lesion_margin_radius : float
+        The margin grows with the lesion: at least this fraction of the lesion's equivalent
+        radius (default 0.5), because a large lesion's faint periphery, which human outlines
+        include, reaches further. Measured leakage in docs/skintone.md.
     artifact_margin : int
         Dilation of every artifact mask, in working-size pixels (mixed pixels at edges).
     border_width : float
         Frame width of the ``border`` method, as a fraction of the long side (default 20 px of 600).
-    color_correction : {'none', 'specular', 'shades_of_gray'}
-        See the module docstring.
+    color_correction : {'none', 'specular', 'shades_of_gray', 'dataset_reference'}
+        See the module docstring. ``dataset_reference`` is a dataset-level step
+        (:func:`correct_cast`, applied by :func:`inspect_dataset`); for one image on its own it
+        is the same as ``none``.
+    reference_b : float
+        ``dataset_reference``: the skin b* that an acquisition group's median skin b* is raised
+        to when it is below it (default 15, the b* of light-to-intermediate skin in contact
+        colorimetry; see docs/skintone.md for the effect of 12-20).
+    cast_group : str or None
+        ``dataset_reference``: the dataset column naming each image's acquisition group
+        (device, site, e.g. HAM10000's ``dataset``); None = the whole dataset is one group.
+    min_cast_images : int
+        ``dataset_reference``: fewer images with a skin sample in a group -> no correction
+        for it (flag ``cast_not_estimated``).
     min_skin_fraction : float
         Fewer skin pixels than this fraction of the image -> group ``unknown``.
     b_min : float
@@ -233,6 +253,7 @@ class ItaParams:
     statistic: str = "trimmed_median"
     trim_sd: float = 1.0
     lesion_margin: float = 0.05
+    lesion_margin_radius: float = 0.5
     artifact_margin: int = 1
     border_width: float = 20 / 600
     color_correction: str = "none"
@@ -240,6 +261,9 @@ class ItaParams:
     b_min: float = 0.0
     plausible_range: tuple = (-60.0, 75.0)
     lab_scale: str = "cie"
+    reference_b: float = 15.0
+    cast_group: str | None = None
+    min_cast_images: int = 20
 
     def __post_init__(self):
         _choice("lab_scale", self.lab_scale, _SCALES)
@@ -250,6 +274,8 @@ class ItaParams:
             raise ConfigError(f"the 'trim_sd' parameter must be positive; got {self.trim_sd!r}")
         if not 0 <= self.lesion_margin < 0.5:
             raise ConfigError(f"the 'lesion_margin' parameter must be in [0, 0.5); got {self.lesion_margin!r}")
+        if not 0 <= self.lesion_margin_radius <= 5:
+            raise ConfigError(f"the 'lesion_margin_radius' parameter must be in [0, 5]; got {self.lesion_margin_radius!r}")
         if not 0 < self.border_width < 0.5:
             raise ConfigError(f"the 'border_width' parameter must be in (0, 0.5); got {self.border_width!r}")
         if not 0 <= self.min_skin_fraction < 1:
@@ -257,6 +283,11 @@ class ItaParams:
         if int(self.artifact_margin) != self.artifact_margin or self.artifact_margin < 0:
             raise ConfigError(f"the 'artifact_margin' parameter must be a non-negative integer; "
                               f"got {self.artifact_margin!r}")
+        if not (math.isfinite(self.reference_b) and self.reference_b > 0):
+            raise ConfigError(f"the 'reference_b' parameter must be a positive number; got {self.reference_b!r}")
+        if int(self.min_cast_images) != self.min_cast_images or self.min_cast_images < 1:
+            raise ConfigError(f"the 'min_cast_images' parameter must be a positive integer; "
+                              f"got {self.min_cast_images!r}")
         lo, hi = self.plausible_range
         if not lo < hi:
             raise ConfigError(f"the 'plausible_range' parameter must be (low, high) with low < high; "
@@ -271,6 +302,11 @@ class ItaParams:
 def _choice(name, value, allowed):
     if value not in allowed:
         raise ConfigError(f"the '{name}' parameter must be one of {', '.join(allowed)}; got {value!r}")
+
+
+#: The dataset default: CIE ITA with the one-sided, per-acquisition-group blue-cast
+#: correction of :func:`correct_cast` (``inspect_dataset``, ``skinaudit run`` / ``inspect``).
+DATASET_ITA = ItaParams(color_correction="dataset_reference")
 
 
 @dataclass(frozen=True)
@@ -363,9 +399,19 @@ def _skin_mask_small(wi, lesion, masks, params: ItaParams) -> np.ndarray:
         frame[:bw] = frame[-bw:] = True
         frame[:, :bw] = frame[:, -bw:] = True
         return frame & ~excluded
-    margin = int(round(params.lesion_margin * max(h, w)))
-    les = ndi.binary_dilation(lesion, iterations=margin) if margin and lesion.any() else lesion
-    return ~les & ~excluded
+    if not lesion.any():
+        return ~excluded
+    radius = math.sqrt(float(lesion.sum()) / math.pi)  # equivalent radius of the lesion
+    floor = params.lesion_margin * max(h, w)
+    margin = max(floor, params.lesion_margin_radius * radius)
+    dist = ndi.distance_transform_edt(~lesion)
+    free = dist[~excluded]
+    keep = int(max(16, 2 * params.min_skin_fraction * h * w))
+    if margin > floor and np.count_nonzero(free > margin) < keep <= free.size:
+        # a large lesion: shrink the lesion-relative margin (never below the floor) so that at
+        # least twice the minimum skin share remains
+        margin = max(floor, float(np.partition(free, free.size - keep)[free.size - keep]) - 1e-6)
+    return (dist > margin) & ~excluded
 
 
 def _ita_from_working(wi, lesion, masks, params: ItaParams, mask_source: str) -> ItaResult:
@@ -381,7 +427,7 @@ def _ita_from_working(wi, lesion, masks, params: ItaParams, mask_source: str) ->
         flags.append(f"too_few_skin_pixels({skin_pixels}<{params.min_skin_fraction:g} of the image)")
         return ItaResult(nan, nan, nan, nan, nan, skin_pixels, mask_source, tuple(flags), params.describe())
     raw = wi.sample
-    if params.color_correction != "none":
+    if params.color_correction in ("specular", "shades_of_gray"):
         bubbles = masks.get("gel_bubble")
         gains = _correction_gains(wi, bubbles, params.color_correction)
         if gains is None:
@@ -394,14 +440,118 @@ def _ita_from_working(wi, lesion, masks, params: ItaParams, mask_source: str) ->
         ita_raw = float(ita_degrees(L * 2.55, b + 128.0))
     else:
         ita_raw = float(ita_degrees(L, b))
-    ita = ita_raw
-    if b <= params.b_min and params.lab_scale == "cie":
-        flags.append(f"b_nonpositive(b*={b:.2f})")
-        ita = nan
-    elif not params.plausible_range[0] <= ita_raw <= params.plausible_range[1]:
-        flags.append(f"implausible_ita({ita_raw:.1f})")
-        ita = nan
+    flag = _validity_flag(ita_raw, b, params)
+    if flag:
+        flags.append(flag)
+    ita = nan if flag else ita_raw
     return ItaResult(ita, ita_raw, L, a, b, skin_pixels, mask_source, tuple(flags), params.describe())
+
+
+_VALIDITY_FLAGS = ("b_nonpositive", "implausible_ita")
+
+
+def _validity_flag(ita_raw: float, b: float, params: ItaParams) -> str:
+    """'' when an ITA value is meaningful, else the flag saying why (b* too low, or outside the
+    plausible skin range)."""
+    if b <= params.b_min and params.lab_scale == "cie":
+        return f"b_nonpositive(b*={b:.2f})"
+    if not params.plausible_range[0] <= ita_raw <= params.plausible_range[1]:
+        return f"implausible_ita({ita_raw:.1f})"
+    return ""
+
+
+def correct_cast(table: pd.DataFrame, params: ItaParams | None = None, groups=None, scheme="binary") -> pd.DataFrame:
+    """Dataset-level, one-sided correction of a blue dermatoscope cast in skin b*.
+
+    Polarised dermatoscopes and camera white balance give whole acquisition groups (one
+    device, one site) a cast that pushes the skin's b* to zero or below, where ITA means
+    nothing. No single image holds a neutral reference, but a group does: its median skin b*.
+    For each group (``groups``; one group when None) with at least ``params.min_cast_images``
+    images with a skin sample, the offset ``max(0, reference_b - median b*)`` is added to every
+    image's b*; L* is left as measured. The correction only raises b*: a group whose median
+    already reaches ``reference_b`` is left alone (a yellow cast cannot be told from darker
+    skin). Differences between images of a group are kept, so their order along b* stays.
+
+    Assumption (stated in reports): the median skin of each group has about the colorimetric
+    b* of light-to-intermediate skin. For a population of mostly dark skin set ``reference_b``
+    accordingly, or audit with ``color_correction='none'``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Per-image rows of :func:`inspect_dataset` (``correct=False``) or :func:`analyse_image`:
+        ``L, b, flags, ita, group, method`` (and ``ita_estimated`` when present).
+    params : ItaParams
+        ``reference_b``, ``min_cast_images``, ``b_min``, ``plausible_range``.
+    groups : array_like, shape (n,), optional
+        Acquisition group of each row (missing values form their own group).
+    scheme : str, sequence or Scheme
+        Grouping scheme for the recomputed ``group``.
+
+    Returns
+    -------
+    DataFrame
+        A copy with ``b_offset`` (added to b*), ``b_corrected``, ``cast_group`` and the
+        recomputed ``ita``, ``group``, ``flags`` and ``method`` (rows whose ITA or group was given
+        by the dataset keep them; their ``ita_estimated`` is corrected). ``ita_raw`` stays the
+        plain formula on the measured b*. A group too small to estimate gets no offset
+        (``cast_estimated`` False; :func:`cast_summary` lists it).
+    """
+    params = DATASET_ITA if params is None else params
+    sch = get_scheme(scheme)
+    out = table.copy()
+    n = len(out)
+    L = pd.to_numeric(out["L"], errors="coerce").to_numpy(dtype=float)
+    b = pd.to_numeric(out["b"], errors="coerce").to_numpy(dtype=float)
+    grp = pd.Series(["all"] * n if groups is None else list(groups), dtype=object)
+    if len(grp) != n:
+        raise ConfigError(f"correct_cast got {len(grp)} group labels for {n} rows")
+    grp = grp.where(grp.notna(), "(missing)").astype(str).to_numpy()
+    usable = np.isfinite(L) & np.isfinite(b)
+    offset = np.zeros(n)
+    estimated = np.zeros(n, dtype=bool)
+    for g in np.unique(grp):
+        sel = grp == g
+        if (sel & usable).sum() >= params.min_cast_images:
+            offset[sel] = max(0.0, params.reference_b - float(np.median(b[sel & usable])))
+            estimated[sel] = True
+    b_corr = b + offset
+    ita_raw = ita_degrees(L, b_corr)
+    flags_out, ita_out = [], np.full(n, np.nan)
+    for i, old in enumerate(out["flags"].fillna("").astype(str) if "flags" in out else [""] * n):
+        kept = [f for f in old.split(";") if f and not f.startswith(_VALIDITY_FLAGS)]
+        if usable[i]:
+            flag = _validity_flag(float(ita_raw[i]), float(b_corr[i]), params)
+            kept += [flag] if flag else []
+            ita_out[i] = np.nan if flag else ita_raw[i]
+        flags_out.append(";".join(kept))
+    given = out["method"].astype(str).str.startswith("given").to_numpy() if "method" in out else np.zeros(n, bool)
+    out["flags"] = flags_out
+    if "ita_estimated" in out:
+        out["ita_estimated"] = np.where(usable, ita_out, pd.to_numeric(out["ita_estimated"], errors="coerce"))
+    upd = usable & ~given
+    out.loc[upd, "ita"] = ita_out[upd]
+    out.loc[upd, "group"] = assign_groups(ita_out[upd], sch)
+    if "method" in out:
+        out.loc[upd, "method"] = [f"{m}+dataset_reference" for m in out.loc[upd, "method"].astype(str)]
+    out["b_offset"] = np.where(usable, offset, np.nan)
+    out["b_corrected"] = b_corr
+    out["cast_group"] = grp
+    out["cast_estimated"] = estimated
+    return out
+
+
+def cast_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per acquisition group of a :func:`correct_cast` table: ``cast_group, n,
+    median_b`` (measured), ``b_offset``, ``estimated`` (False: too few images, no offset) and
+    ``with_value`` (images with an ITA)."""
+    t = table[np.isfinite(pd.to_numeric(table["b"], errors="coerce"))]
+    rows = []
+    for g, sub in t.groupby("cast_group", sort=True):
+        rows.append({"cast_group": str(g), "n": int(len(sub)), "median_b": float(np.median(sub["b"].astype(float))),
+                     "b_offset": float(sub["b_offset"].iloc[0]), "estimated": bool(sub["cast_estimated"].iloc[0]),
+                     "with_value": int(np.isfinite(pd.to_numeric(sub["ita"], errors="coerce")).sum())})
+    return pd.DataFrame(rows, columns=["cast_group", "n", "median_b", "b_offset", "estimated", "with_value"])
 
 
 def _prepare(image, lesion_mask, artifact_masks, lesion_params, artifact_params):
@@ -532,25 +682,33 @@ def _run_jobs(jobs, n_jobs, progress, desc):
         return list(it)
 
 
-def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = ItaParams(),
+def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA,
                     lesion_params: LesionParams = LesionParams(), artifact_params: ArtifactParams = ArtifactParams(),
-                    use_given_masks: bool = True, n_jobs: int = 2, progress=None, strict: bool = False) -> pd.DataFrame:
+                    use_given_masks: bool = True, n_jobs: int = 2, progress=None, strict: bool = False,
+                    correct: bool = True) -> pd.DataFrame:
     """Skin tone and artifacts of every image of an :class:`~skinaudit.data.AuditDataset`.
 
     The dataset's own ``ita`` / ``group`` columns, where filled, override the estimate (the
     estimate stays in ``ita_estimated``; ``method`` becomes ``given``). Images are analysed in
     ``n_jobs`` processes; the output order is the dataset's, whatever ``n_jobs``.
 
+    With ``params.color_correction == 'dataset_reference'`` (the default, :data:`DATASET_ITA`)
+    the per-image rows then go through :func:`correct_cast`, grouped by the dataset column
+    ``params.cast_group``; ``correct=False`` returns the per-image rows before that step (they
+    depend on nothing but their image, so they can be cached and corrected later together).
+
     Returns
     -------
     DataFrame, one row per image
         ``image_id, ita, group, L, a, b, skin_pixels, mask_source, flags, method, ita_raw,
         lesion_fraction, hair, ruler, ink, dark_corner, gel_bubble, gel_border, patches, status,
-        ita_estimated``. An image that cannot be read gives a row with ``status`` = the reason
-        and group ``unknown``, unless ``strict`` (then the :class:`ImageError` is raised).
+        ita_estimated`` (plus ``b_offset, b_corrected, cast_group`` after the cast step). An
+        image that cannot be read gives a row with ``status`` = the reason and group
+        ``unknown``, unless ``strict`` (then the :class:`ImageError` is raised).
     """
     sch = get_scheme(scheme)
     table = dataset.table
+    cast_groups = dataset_cast_groups(dataset, params) if correct else None
     kwargs = dict(params=params, scheme=sch, lesion_params=lesion_params, artifact_params=artifact_params)
     jobs = [(str(r.image_id), r.image_path, r.mask_path, kwargs, use_given_masks, strict)
             for r in table.itertuples(index=False)]
@@ -574,16 +732,34 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = ItaParams()
         has = pd.notna(g)
         out.loc[has, "group"] = g[has].astype(str)
         out.loc[has, "method"] = "given_group"
+    if correct and params.color_correction == "dataset_reference":
+        out = correct_cast(out, params, cast_groups, sch)
     return out
 
 
+def dataset_cast_groups(dataset, params: ItaParams):
+    """The acquisition group of each image (``params.cast_group`` column) or None (one group)."""
+    if params.color_correction != "dataset_reference" or params.cast_group is None:
+        return None
+    table = dataset.table
+    if params.cast_group not in table.columns:
+        raise ConfigError(f"the cast group column '{params.cast_group}' is not in dataset '{dataset.name}' "
+                          f"(columns: {', '.join(map(str, table.columns))})")
+    return table[params.cast_group].to_numpy(dtype=object)
+
+
+#: Per-image ITA estimator variants: name -> (use the given mask, ItaParams). The two mask
+#: variants also keep their skin L* and b*, from which :func:`sensitivity_table` derives the
+#: ", cast reference" variants of :func:`correct_cast` over the whole table.
 _VARIANTS = {
-    "estimated mask": (False, ItaParams()),
-    "given mask": (True, ItaParams()),
-    "estimated mask + specular correction": (False, ItaParams(color_correction="specular")),
-    "estimated mask + shades of gray": (False, ItaParams(color_correction="shades_of_gray")),
+    "estimated mask, no correction": (False, ItaParams()),
+    "given mask, no correction": (True, ItaParams()),
+    "estimated mask, specular correction": (False, ItaParams(color_correction="specular")),
+    "estimated mask, shades of gray": (False, ItaParams(color_correction="shades_of_gray")),
     "border frame (naive baseline)": (False, ItaParams(method="border", statistic="median")),
 }
+_CAST_VARIANTS = {"estimated mask, cast reference": "estimated mask, no correction",
+                  "given mask, cast reference": "given mask, no correction"}
 
 
 def _variants_one(job):
@@ -601,48 +777,68 @@ def _variants_one(job):
         if key not in cache:
             cache[key] = _prepare(image, mask if given else None, None, lesion_params, artifact_params)
         wi, lesion, masks = cache[key]
-        out[name] = _ita_from_working(wi, lesion, masks, p, "given" if given else "estimated").ita
+        res = _ita_from_working(wi, lesion, masks, p, "given" if given else "estimated")
+        out[name] = res.ita
+        if name in _CAST_VARIANTS.values():
+            out[f"{name}::L"], out[f"{name}::b"] = res.L, res.b
     return out
 
 
 def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams = LesionParams(),
                       artifact_params: ArtifactParams = ArtifactParams(), n_jobs: int = 2,
-                      progress=None) -> pd.DataFrame:
+                      progress=None, params: ItaParams = DATASET_ITA, groups=None) -> pd.DataFrame:
     """Group sizes under each estimator variant, so an auditor sees how much grouping depends on method.
 
-    Variants: the estimated lesion mask; the dataset's given mask (only when it has masks);
-    the estimated mask after specular-highlight correction and after whole-image Shades of
-    Gray; and the naive border-frame median.
+    Variants: the estimated lesion mask and the dataset's given mask (only when it has masks),
+    each with and without the dataset-level cast correction of :func:`correct_cast`
+    (``params.reference_b``, acquisition groups from ``params.cast_group``); the estimated mask
+    after specular-highlight correction and after whole-image Shades of Gray; and the naive
+    border-frame median. The first row is the variant ``params`` selects; ``agreement`` is
+    measured against it.
 
     Parameters
     ----------
     dataset : AuditDataset or DataFrame
         An AuditDataset (images are analysed), or a DataFrame with ``image_id`` and one ITA
-        column per variant (e.g. a previous result of this function's ``.attrs['per_image']``).
+        column per variant (e.g. a previous result of this function's ``.attrs['per_image']``,
+        whose ``<variant>::L`` / ``<variant>::b`` columns feed the cast-reference variants).
+    groups : array_like, optional
+        Acquisition group per row of a DataFrame ``dataset`` (read from ``params.cast_group``
+        for an AuditDataset).
 
     Returns
     -------
     DataFrame
         One row per variant: ``variant, n, <one column per group label>, unknown,
         agreement`` (share of images whose group equals the first variant's). The per-image
-        ITA table is in ``.attrs['per_image']``.
+        ITA table (before the cast step) is in ``.attrs['per_image']``.
     """
     sch = get_scheme(scheme)
     if isinstance(dataset, pd.DataFrame):
         per = dataset.copy()
     else:
+        groups = dataset_cast_groups(dataset, replace(params, color_correction="dataset_reference"))
         jobs = [(str(r.image_id), r.image_path, r.mask_path, lesion_params, artifact_params)
                 for r in dataset.table.itertuples(index=False)]
         per = pd.DataFrame(_run_jobs(jobs, n_jobs, progress, "variants"))
-    variants = [c for c in per.columns if c != "image_id"]
+    values = {c: per[c].to_numpy(dtype=float) for c in per.columns if c != "image_id" and "::" not in c}
+    cast = replace(params, color_correction="dataset_reference")
+    for name, source in _CAST_VARIANTS.items():
+        if f"{source}::L" in per.columns:
+            lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
+                                "group": UNKNOWN})
+            values[name] = correct_cast(lab, cast, groups, sch)["ita"].to_numpy(dtype=float)
+    first = "estimated mask, cast reference" if params.color_correction == "dataset_reference" else \
+        "estimated mask, no correction"
+    variants = sorted(values, key=lambda v: (v != first, list(values).index(v)))
     if not variants:
         raise DataError("no ITA variant could be computed (no readable image)")
     rows = []
-    ref = assign_groups(per[variants[0]].to_numpy(dtype=float), sch)
+    ref = assign_groups(values[variants[0]], sch)
     for v in variants:
-        g = assign_groups(per[v].to_numpy(dtype=float), sch)
+        g = assign_groups(values[v], sch)
         counts = pd.Series(g).value_counts()
-        row = {"variant": v, "n": int(per[v].notna().sum() + per[v].isna().sum())}
+        row = {"variant": v, "n": int(len(g))}
         for lab in (*sch.labels, UNKNOWN):
             row[lab] = int(counts.get(lab, 0))
         row["agreement"] = float(np.mean(g == ref))
