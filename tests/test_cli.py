@@ -157,6 +157,30 @@ def test_inspect_command_on_phantoms(phantom_dataset, tmp_path):
     assert err[truth["cast"] == "none"].median() < 3  # known skin colour recovered
     sens = pd.read_csv(tmp_path / "i" / "inspect_sensitivity.csv")
     assert "border frame (naive baseline)" in set(sens["variant"])
+    assert sens.loc[0, "variant"] == "estimated mask, cast reference"  # the default comes first
+    cast = pd.read_csv(tmp_path / "i" / "inspect_cast.csv")  # 8 images: too few to estimate a cast
+    assert cast.to_dict(orient="records")[0]["estimated"] == False  # noqa: E712
+    assert (table["b_offset"] == 0).all() and (table["cast_group"] == "all").all()
+
+
+def test_inspect_cast_options(phantom_dataset, tmp_path):
+    args = ["inspect", "--data", "manifest", "--manifest", phantom_dataset.source["manifest"], "--limit", "24",
+            "--jobs", "1", "--no-sensitivity"]
+    bad = runner.invoke(app, [*args, "--cast-group", "site", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "cast group column 'site'" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "bad").exists()
+    res = runner.invoke(app, [*args, "--cast-group", "cast", "--reference-b", "30", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(tmp_path / "c" / "inspect.csv")
+    truth = pd.read_csv(phantom_dataset.source["manifest"]).head(24)
+    assert (table["cast_group"] == truth["cast"]).all()
+    # with an absurd reference every estimated group is lifted; b* differences inside a group stay
+    lifted = table[table["b_offset"] > 0]
+    assert len(lifted) and (lifted["b_corrected"] - lifted["b"] - lifted["b_offset"]).abs().max() < 1e-9
+    none = runner.invoke(app, [*args, "--ita-correction", "none", "--out", str(tmp_path / "n")])
+    assert none.exit_code == 0 and "b_offset" not in pd.read_csv(tmp_path / "n" / "inspect.csv").columns
+    wrong = runner.invoke(app, [*args, "--ita-correction", "grey", "--out", str(tmp_path / "w")])
+    assert wrong.exit_code == 2 and "ita_correction" in wrong.output
 
 
 def test_explain_command_with_state_dict(phantom_dataset, tmp_path):
