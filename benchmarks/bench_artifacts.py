@@ -32,7 +32,7 @@ def main():
     rows = []
     for r in t.itertuples():
         img = read_image(root / "images" / f"{r.isic_id}.jpg")
-        wi, lesion, masks = le.analyse_masks(img)
+        _wi, lesion, masks = le.analyse_masks(img)
         rows.append(le.artifact_flags(masks, lesion_mask=lesion))
     P = pd.DataFrame(rows)
     res = {"isic-uda1": {}}
@@ -48,7 +48,7 @@ def main():
     ink = []
     for i in ids:
         img = read_image(pad / "images" / f"{i}.jpg")
-        wi, lesion, masks = le.analyse_masks(img)
+        _wi, lesion, masks = le.analyse_masks(img)
         ink.append((i, bool(le.artifact_flags(masks, lesion_mask=lesion)["ink"])))
     res["pad-ufes20_ink"] = {"n": len(ink), "flagged": int(sum(f for _, f in ink)),
                              "flagged_ids": [i for i, f in ink if f][:60],

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage as ndi
 
 from skinaudit import lesion as le
 from skinaudit.errors import ConfigError, ImageError
@@ -46,6 +47,54 @@ def test_artifact_flags_match_phantom_truth(name, spec):
     assert np.logical_and(masks[name], truth).sum() > 0.3 * min(truth.sum(), masks[name].sum())
     clean = le.artifact_flags(le.detect_artifacts(make_phantom(PhantomSpec(seed=4)).image))
     assert not clean[name]
+
+
+def test_fast_closing_matches_scipy():
+    rng = np.random.default_rng(0)
+    for dtype, k in ((np.uint8, 9), (np.float32, 7), (np.uint8, 3)):
+        g = (rng.random((37, 52)) * 255).astype(dtype)
+        ref = ndi.grey_closing(g, size=(k, k), mode="nearest") - g
+        assert np.array_equal(le._blackhat(g, k), ref)
+
+
+def _skin(h=450, w=600, level=200):
+    rng = np.random.default_rng(1)
+    return np.clip(level + rng.normal(0, 3, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def test_mm_scale_joined_to_its_edge_is_a_ruler_and_a_plain_line_is_not():
+    img = _skin()
+    img[400:402, 100:400] = 60  # the scale's edge
+    for x in range(100, 400, 6):  # 1 px ticks every 6 px, longer every 5th
+        img[390 if (x - 100) % 30 else 384:400, x] = 60
+    assert le._ruler_full(img, le.ArtifactParams()).any()
+    plain = _skin()
+    plain[400:402, 100:400] = 60
+    assert not le._ruler_full(plain, le.ArtifactParams()).any()
+
+
+def test_graduation_ticks_anywhere_are_a_ruler_and_scattered_marks_are_not():
+    img = _skin()
+    for i in range(6):  # six parallel diagonal ticks along a diagonal, like a ruler at the rim
+        y0, x0 = 60 + 18 * i, 420 + 18 * i
+        for t in range(22):
+            img[y0 + t, x0 - t] = 70
+    assert le._ruler_full(img, le.ArtifactParams()).any()
+    rng = np.random.default_rng(3)
+    scattered = _skin()
+    for _ in range(6):
+        y0, x0 = rng.integers(40, 400), rng.integers(40, 560)
+        ang = rng.uniform(0, np.pi)
+        for t in range(22):
+            scattered[int(y0 + t * np.sin(ang)), int(x0 + t * np.cos(ang))] = 70
+    assert not le._ruler_full(scattered, le.ArtifactParams()).any()
+
+
+def test_thin_camera_frame_is_not_hair():
+    img = make_phantom(PhantomSpec(seed=4, size=256)).image.copy()
+    img[1, :] = img[-2, :] = img[:, 1] = img[:, -2] = 90
+    _wi, lesion, masks = le.analyse_masks(img)
+    assert not le.artifact_flags(masks, lesion_mask=lesion)["hair"]
 
 
 def test_flag_thresholds_reach_the_rule():
@@ -104,5 +153,20 @@ def test_blue_surgical_marker_on_pad_ufes20(shared_data):
              "PAT_816_1544_933": True, "PAT_100_393_595": False, "PAT_100_393_898": False}
     for image_id, has_ink in cases.items():
         img = read_image(root / "images" / f"{image_id}.jpg")
-        wi, lesion, masks = le.analyse_masks(img)
+        _wi, lesion, masks = le.analyse_masks(img)
         assert le.artifact_flags(masks, lesion_mask=lesion)["ink"] == has_ink, image_id
+
+
+@pytest.mark.realdata
+def test_rulers_on_isic_uda1(shared_data):
+    """Rulers checked by eye: graduation ticks at the field-of-view rim (0283, 0098, 0420) and mm
+    scales joined to their edge (0492, 0536); three images without one."""
+    from skinaudit.imageio import read_image
+
+    root = shared_data("isic-uda1")
+    cases = {"ISIC_0000283": True, "ISIC_0000098": True, "ISIC_0000420": True, "ISIC_0000492": True,
+             "ISIC_0000536": True, "ISIC_0000001": False, "ISIC_0000013": False, "ISIC_0000022": False}
+    for image_id, has_ruler in cases.items():
+        img = read_image(root / "images" / f"{image_id}.jpg")
+        _wi, lesion, masks = le.analyse_masks(img)
+        assert le.artifact_flags(masks, lesion_mask=lesion)["ruler"] == has_ruler, image_id
