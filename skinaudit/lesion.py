@@ -13,10 +13,13 @@ Segmentation (:func:`segment_lesion`)
        (dermatoscope vignette, black frame) and vivid coloured patches touching the border
        (ISIC stickers, chroma C*ab > ``patch_chroma``) are removed from the analysis.
     3. Blue channel (the channel with the best lesion/skin contrast here, measured in
-       ``docs/skintone.md``), Otsu threshold (Otsu 1979) over the field of view, shifted by
-       ``skin_bias`` of the way towards the skin median because human outlines include the
+       ``docs/skintone.md``), Otsu threshold (Otsu 1979) over the field of view.
+    4. Shading: the blue channel is divided by a plane fitted to the pixels above that first
+       threshold (the skin) and Otsu's threshold is recomputed (isic2017-examples 0.675 ->
+       0.713 mean Jaccard, isic-uda1 unchanged, ph2 0.859 -> 0.866); it is then shifted by
+       ``skin_bias`` of the way towards the skin median, because human outlines include the
        faint lesion periphery.
-    4. The connected component with the largest centre-weighted area, holes filled, closed.
+    5. The connected component with the largest centre-weighted area, holes filled, closed.
 
 Artifacts (:func:`detect_artifacts`) each give a pixel mask (excluded from the skin sample)
 and an image-level flag (:func:`artifact_flags`), with thresholds in :class:`ArtifactParams`:
@@ -273,6 +276,19 @@ def _segment_small(wi: WorkingImage, params: LesionParams) -> np.ndarray:
     if vals.size < 16 or np.ptp(vals) == 0:
         return np.zeros((h, w), dtype=bool)
     t = threshold_otsu(vals)
+    # shading: divide by a plane fitted to the pixels above the first threshold (skin), so a
+    # brightness gradient across the field does not split the skin into "light" and "lesion"
+    yy, xx = np.mgrid[0:h, 0:w]
+    design = np.stack([np.ones((h, w)), xx / w - 0.5, yy / h - 0.5], axis=-1)
+    fit = wi.field & (s > t)
+    if fit.sum() >= 16:
+        coef = np.linalg.lstsq(design[fit], s[fit], rcond=None)[0]
+        plane = design @ coef
+        level = float(np.median(plane[wi.field]))
+        if level > 0 and plane[wi.field].min() > 0:
+            s = s / plane * level
+            vals = s[wi.field]
+            t = threshold_otsu(vals)
     skin = vals[vals > t]
     if skin.size:
         t = t + params.skin_bias * (float(np.median(skin)) - t)
