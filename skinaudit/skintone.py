@@ -793,8 +793,9 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
     each with and without the dataset-level cast correction of :func:`correct_cast`
     (``params.reference_b``, acquisition groups from ``params.cast_group``); the estimated mask
     after specular-highlight correction and after whole-image Shades of Gray; and the naive
-    border-frame median. The first row is the variant ``params`` selects; ``agreement`` is
-    measured against it.
+    border-frame median. The first row is the variant ``params`` selects (with the given mask
+    when the dataset has masks, as :func:`inspect_dataset`); ``agreement`` is measured against
+    it.
 
     Parameters
     ----------
@@ -828,8 +829,9 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
             lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
                                 "group": UNKNOWN})
             values[name] = correct_cast(lab, cast, groups, sch)["ita"].to_numpy(dtype=float)
-    first = "estimated mask, cast reference" if params.color_correction == "dataset_reference" else \
-        "estimated mask, no correction"
+    # first: what inspect_dataset reports (the given mask where the dataset has masks)
+    suffix = "cast reference" if params.color_correction == "dataset_reference" else "no correction"
+    first = f"given mask, {suffix}" if f"given mask, {suffix}" in values else f"estimated mask, {suffix}"
     variants = sorted(values, key=lambda v: (v != first, list(values).index(v)))
     if not variants:
         raise DataError("no ITA variant could be computed (no readable image)")

@@ -157,7 +157,7 @@ def test_inspect_command_on_phantoms(phantom_dataset, tmp_path):
     assert err[truth["cast"] == "none"].median() < 3  # known skin colour recovered
     sens = pd.read_csv(tmp_path / "i" / "inspect_sensitivity.csv")
     assert "border frame (naive baseline)" in set(sens["variant"])
-    assert sens.loc[0, "variant"] == "estimated mask, cast reference"  # the default comes first
+    assert sens.loc[0, "variant"] == "given mask, cast reference"  # what inspect.csv reports comes first
     cast = pd.read_csv(tmp_path / "i" / "inspect_cast.csv")  # 8 images: too few to estimate a cast
     assert cast.to_dict(orient="records")[0]["estimated"] == False  # noqa: E712
     assert (table["b_offset"] == 0).all() and (table["cast_group"] == "all").all()

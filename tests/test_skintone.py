@@ -225,7 +225,7 @@ def test_sensitivity_table_counts(phantom_dataset):
     tab = st.sensitivity_table(ds, scheme="binary", n_jobs=1)
     assert "given mask, no correction" in set(tab["variant"]) and "border frame (naive baseline)" in set(tab["variant"])
     assert (tab[["dark", "light", "unknown"]].sum(axis=1) == 6).all()
-    assert tab.loc[0, "agreement"] == 1.0
+    assert tab.loc[0, "agreement"] == 1.0 and tab.loc[0, "variant"] == "given mask, cast reference"
     again = st.sensitivity_table(tab.attrs["per_image"], scheme="del_bino")
     assert (again.drop(columns=["variant", "n", "agreement"]).sum(axis=1) == 6).all()
 
