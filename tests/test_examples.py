@@ -29,3 +29,12 @@ def test_torchscript_example(tmp_path):
     result = _load("audit_torchscript").main(["--out", str(tmp_path), "--n", "8", "--image-size", "64"])
     assert result.overall["n"] == 8
     assert result.model["adapter"] == "TorchModel" and len(result.model["sha256"]) == 64
+
+
+def test_skin_tone_casts_example():
+    out = _load("skin_tone_casts").main(["--n", "24"])
+    summary = out.groupby("device")["b_offset"].first()
+    assert summary["device_B"] > summary["device_A"] + 4  # the blue device is lifted, the neutral one hardly
+    blue = out[out["device"] == "device_B"]
+    # error left: the cast also darkens L* (about 1.7) and this sample's median b* (13.8) is below 15
+    assert blue["ita"].notna().all() and (blue["ita"] - blue["ita_true"]).abs().median() < 6
