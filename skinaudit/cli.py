@@ -275,6 +275,10 @@ def inspect(
         pd_bins.to_csv(tmp / "ita_bins.csv", index=False)
     counts = table["group"].value_counts()
     typer.echo("  ".join(f"{g}: {int(counts.get(g, 0))}" for g in (*reversed(sch.labels), "unknown")))
+    if "b_offset" in table:
+        for r in cast_summary(table).itertuples(index=False):
+            typer.echo(f"cast reference, group {r.cast_group}: {r.n} images, median skin b* {r.median_b:.1f}, "
+                       + (f"b* offset +{r.b_offset:.1f}" if r.estimated else "too few images: no offset"))
     typer.echo(f"wrote {out}")
 
 
