@@ -80,6 +80,22 @@ def _progress():
     return wrap
 
 
+#: Column names that often name an acquisition group (device, site) in dermoscopy metadata.
+_ACQUISITION_COLUMNS = ("dataset", "site", "device", "attribution", "source", "center", "centre", "clinic")
+
+
+def _cast_group_hint(ds, correction: str, cast_group) -> None:
+    """Suggest --cast-group when the dataset has a column that looks like an acquisition group."""
+    if correction != "dataset_reference" or cast_group is not None:
+        return
+    for col in _ACQUISITION_COLUMNS:
+        if col in ds.table.columns and ds.table[col].nunique(dropna=True) > 1:
+            typer.echo(f"note: column '{col}' has {ds.table[col].nunique()} values; if it names the acquisition "
+                       f"device or site, pass --cast-group {col} so each gets its own colour-cast offset "
+                       "(now the whole dataset is one group)", err=True)
+            return
+
+
 def _cache(folder, disabled):
     from .cache import ResultCache, default_cache_dir
 
@@ -231,6 +247,8 @@ def run(
     ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
                                            allow_outside_root, limit))
     scorer = _load_scorer(model, scores, arch, image_size, positive_index, device)
+    if skin_tone:
+        _cast_group_hint(ds, ita_correction, cast_group)
     result = run_audit(scorer, ds, config, progress=_progress(), cache=_cache(cache, no_cache), calibration=cal_file)
     result.write(out, report=report, pdf=pdf and report)
     typer.echo(_summary_line(result))
@@ -263,6 +281,7 @@ def inspect(
     params = AuditConfig(ita_correction=ita_correction, cast_group=cast_group, reference_b=reference_b).ita_params()
     ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
                                            allow_outside_root, limit))
+    _cast_group_hint(ds, ita_correction, cast_group)
     table = inspect_dataset(ds, scheme=sch, params=params, n_jobs=jobs, progress=_progress(), strict=strict)
     sens = sensitivity_table(ds, scheme=sch, n_jobs=jobs, progress=_progress(), params=params) if sensitivity else None
     with atomic_output_dir(out) as tmp:

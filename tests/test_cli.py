@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -181,6 +182,19 @@ def test_inspect_cast_options(phantom_dataset, tmp_path):
     assert none.exit_code == 0 and "b_offset" not in pd.read_csv(tmp_path / "n" / "inspect.csv").columns
     wrong = runner.invoke(app, [*args, "--ita-correction", "grey", "--out", str(tmp_path / "w")])
     assert wrong.exit_code == 2 and "ita_correction" in wrong.output
+
+
+def test_inspect_suggests_an_acquisition_column(phantom_dataset, tmp_path):
+    src = Path(phantom_dataset.source["manifest"])
+    table = pd.read_csv(src).head(10)
+    table["site"] = ["a", "b"] * 5
+    manifest = src.parent / "with_site.csv"  # beside the images: manifest paths are relative to it
+    table.to_csv(manifest, index=False)
+    args = ["inspect", "--data", "manifest", "--manifest", str(manifest), "--jobs", "1", "--no-sensitivity"]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0 and "pass --cast-group site" in res.output
+    res = runner.invoke(app, [*args, "--cast-group", "site", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 0 and "pass --cast-group" not in res.output
 
 
 def test_explain_command_with_state_dict(phantom_dataset, tmp_path):
