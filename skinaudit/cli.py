@@ -273,8 +273,7 @@ def inspect(
 ):
     """Skin tone (ITA), lesion masks and artifacts per image, no model needed: inspect.csv and the group sizes
     under each ITA estimator variant (inspect_sensitivity.csv)."""
-    from .audit import atomic_output_dir
-    from .audit import AuditConfig
+    from .audit import AuditConfig, atomic_output_dir
     from .skintone import cast_summary, get_scheme, inspect_dataset, sensitivity_table
 
     sch = get_scheme(scheme)
