@@ -125,8 +125,39 @@ class AuditConfig:
                          reference_b=float(self.reference_b))
 
 
+_JSON_FORMAT = {"indent": 2, "sort_keys": True, "ensure_ascii": False, "allow_nan": False}
+
+
 def _dump_json(data) -> str:
-    return json.dumps(json_safe(data), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    return json.dumps(json_safe(data), **_JSON_FORMAT) + "\n"
+
+
+def _write_json(path: Path, data) -> None:
+    """``_dump_json(data)`` written to ``path`` as the encoder produces it (no whole-file string)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, **_JSON_FORMAT)
+        fh.write("\n")
+
+
+#: Rows per block when a table is written as CSV.
+_CSV_ROWS = 512
+
+
+class _RowRecords(list):
+    """A DataFrame's rows as the JSON array ``json_safe(frame.to_dict(orient="records"))``,
+    made a block of rows at a time while :func:`json.dump` walks it, so writing audit.json
+    never holds one dict per image. Only for the pure-Python encoder (``indent`` set)."""
+
+    def __init__(self, frame: pd.DataFrame, block: int = 1024):
+        super().__init__()
+        self._frame, self._block = frame, block
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    def __iter__(self):
+        for start in range(0, len(self._frame), self._block):
+            yield from json_safe(self._frame.iloc[start:start + self._block].to_dict(orient="records"))
 
 
 def _model_info(model) -> dict:
@@ -171,23 +202,29 @@ class AuditResult:
         return {"threshold": self.config.threshold, **self.sections,
                 "skipped": self.skipped.to_dict(orient="records")}
 
+    def _summary_dict(self) -> dict:
+        return {"skinaudit_version": __version__, "config": self.config.to_dict(), "dataset": self.dataset,
+                "model": self.model, **self.metrics_dict()}
+
     def to_dict(self) -> dict:
         """The content of ``audit.json``: everything, machine-readable, deterministic."""
-        return {"skinaudit_version": __version__, "config": self.config.to_dict(), "dataset": self.dataset,
-                "model": self.model, **self.metrics_dict(),
-                "predictions": self.predictions.to_dict(orient="records")}
+        return {**self._summary_dict(), "predictions": self.predictions.to_dict(orient="records")}
 
     def to_json(self) -> str:
         return _dump_json(self.to_dict())
 
     def _write_files(self, folder: Path) -> None:
-        self.predictions.to_csv(folder / "predictions.csv", index=False)
-        (folder / "metrics.json").write_text(_dump_json(self.metrics_dict()), encoding="utf-8")
-        (folder / "audit.json").write_text(self.to_json(), encoding="utf-8")
+        # CSV in blocks of _CSV_ROWS rows: pandas' default block is 100,000 cells, converted to
+        # one Python string each (6 MB for the skin-tone table at 6,000 images)
+        self.predictions.to_csv(folder / "predictions.csv", index=False, chunksize=_CSV_ROWS)
+        _write_json(folder / "metrics.json", json_safe(self.metrics_dict()))
+        # the same text as to_json(), streamed: the predictions are encoded a block of rows at a time
+        _write_json(folder / "audit.json", {**json_safe(self._summary_dict()),
+                                            "predictions": _RowRecords(self.predictions)})
         for name, table in self.tables.items():
-            table.to_csv(folder / f"{name}.csv", index=False)
+            table.to_csv(folder / f"{name}.csv", index=False, chunksize=_CSV_ROWS)
         if len(self.skipped):
-            self.skipped.to_csv(folder / "skipped.csv", index=False)
+            self.skipped.to_csv(folder / "skipped.csv", index=False, chunksize=_CSV_ROWS)
         if self.figures:
             (folder / "figures").mkdir(exist_ok=True)
             for name, png in self.figures.items():
@@ -278,18 +315,26 @@ def _score_stage(model, dataset, config, progress, cache):
     return pred.reset_index(drop=True), skipped
 
 
+#: Rows converted to and from JSON at a time (bounds the per-row dicts alive at once).
+_ROW_BLOCK = 512
+
+
 def _cached_per_image(dataset, cache, stage: str, params: dict, compute) -> pd.DataFrame:
     """Run ``compute(dataset) -> DataFrame (one row per image, column image_id)`` only on the
     images whose row is not in ``cache``; rows are keyed by the image's and mask's bytes,
     ``params``, the row's own ``ita`` / ``group`` overrides and the skinaudit version. Rows
-    whose ``status`` is not ``ok`` (unreadable images) are never cached."""
+    whose ``status`` is not ``ok`` (unreadable images) are never cached.
+
+    Every row goes through JSON (the cache's form), so a cold and a warm run give the same
+    table. Rows are held as (keys, values) tuples, not one dict per image, and fresh rows are
+    converted block by block: memory per image stays a few hundred bytes."""
     from .cache import image_digest
 
     if cache is None:
         return compute(dataset)
     params = {**params, "version": __version__}
     given = [c for c in ("ita", "group") if c in dataset.table.columns]
-    keys, rows, todo = {}, {}, []
+    keys, rows, todo, shapes = {}, {}, [], {}
     for r in dataset.table.itertuples(index=False):
         try:
             digest = image_digest(r.image_path) + (image_digest(r.mask_path) if r.mask_path else "")
@@ -302,14 +347,37 @@ def _cached_per_image(dataset, cache, stage: str, params: dict, compute) -> pd.D
         if hit is None:
             todo.append(r.image_id)
         else:
-            rows[r.image_id] = json.loads(hit["row"])
+            rows[r.image_id] = _packed(json.loads(hit["row"]), shapes)
     if todo:
         fresh = compute(dataset.subset(todo))
-        for rec in json.loads(fresh.to_json(orient="records")):
-            rows[rec["image_id"]] = rec
-            if rec.get("status", "ok") == "ok" and rec["image_id"] in keys:
-                cache.put(keys[rec["image_id"]], {"row": json.dumps(rec, sort_keys=True)})
-    return pd.DataFrame([rows[i] for i in dataset.table["image_id"] if i in rows])
+        for start in range(0, len(fresh), _ROW_BLOCK):
+            for rec in json.loads(fresh.iloc[start:start + _ROW_BLOCK].to_json(orient="records")):
+                rows[rec["image_id"]] = _packed(rec, shapes)
+                if rec.get("status", "ok") == "ok" and rec["image_id"] in keys:
+                    cache.put(keys[rec["image_id"]], {"row": json.dumps(rec, sort_keys=True)})
+        del fresh
+    return _frame_from_packed([rows[i] for i in dataset.table["image_id"] if i in rows])
+
+
+def _packed(rec: dict, shapes: dict) -> tuple:
+    """``(keys, values)`` of a row dict; rows with the same keys share one keys tuple."""
+    k = tuple(rec)
+    return shapes.setdefault(k, k), tuple(rec.values())
+
+
+def _frame_from_packed(packed: list) -> pd.DataFrame:
+    """``pd.DataFrame(list of row dicts)`` from :func:`_packed` rows, without a dict per row:
+    columns in order of first appearance, a key a row lacks is NaN (as pandas fills it)."""
+    if not packed:
+        return pd.DataFrame([])
+    columns = tuple(dict.fromkeys(c for k in dict.fromkeys(k for k, _ in packed) for c in k))
+    data = []
+    for k, values in packed:
+        if k != columns:
+            row = dict(zip(k, values))
+            values = tuple(row.get(c, np.nan) for c in columns)
+        data.append(values)
+    return pd.DataFrame(data, columns=list(columns))
 
 
 def _inspect_cached(dataset, config, progress, cache):

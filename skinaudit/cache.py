@@ -49,6 +49,7 @@ class ResultCache:
 
     def __init__(self, root):
         self.root = Path(root)
+        self._root = os.fspath(self.root)
         self.hits = 0
         self.misses = 0
         self.stats: dict[str, dict[str, int]] = {}  # stage -> {"hits": n, "misses": n}
@@ -69,12 +70,15 @@ class ResultCache:
         h.update(_canonical(params).encode())
         return f"{stage}-{h.hexdigest()}"
 
-    def _path(self, key: str) -> Path:
-        return self.root / key[-2:] / f"{key}.npz"
+    def _path(self, key: str) -> str:
+        # A plain string, not a Path: pathlib interns every path component (sys.intern), so one
+        # Path per entry grows the interpreter's interned-string table with the number of images
+        # (its table had grown to 3.7 MB at 6,000 images, measured with tracemalloc).
+        return os.path.join(self._root, key[-2:], f"{key}.npz")
 
     def get(self, key: str) -> dict | None:
         path = self._path(key)
-        if not path.is_file():
+        if not os.path.isfile(path):
             self._count(key, "misses")
             return None
         try:
@@ -89,12 +93,14 @@ class ResultCache:
 
     def put(self, key: str, value: dict) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, **{k: np.asarray(v) for k, v in value.items()})
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
             raise

@@ -217,7 +217,10 @@ def _auc_from_counts(P: np.ndarray, N: np.ndarray) -> np.ndarray:
         return np.where((m > 0) & (n > 0), (P * below2).sum(1) / (2.0 * m * n), np.nan)
 
 
-_CHUNK_CELLS = 1 << 20  # replicates x distinct scores per block: bounds memory (~8 MB per count matrix)
+# replicates x distinct scores (or x cases) per block: bounds memory (~0.5 MB per int64 / float64
+# matrix). 1 << 20 reached its cap only above ~1,000 cases, so the statistics' RSS grew 35 -> 70 MB
+# from 1,500 to 6,000 HAM10000 images; 1 << 16 is at its cap for any real dataset (~6 MB, same speed).
+_CHUNK_CELLS = 1 << 16
 
 
 def _chunks(n_rows: int, n_ranks: int):
