@@ -31,6 +31,30 @@ def test_skin_bias_reaches_segmentation():
     assert large > small
 
 
+def test_small_dark_lesion_inside_a_darker_skin_blotch_is_refined():
+    # the global Otsu threshold separates light skin from a darker skin blotch; the chosen
+    # region is the blotch, whose own Otsu split gives the small lesion with twice its contrast
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:128]
+    img = np.empty((96, 128, 3))
+    img[:] = (0.86, 0.68, 0.62)
+    blotch = ((yy - 48) / 30) ** 2 + ((xx - 60) / 42) ** 2 + 0.15 * np.sin(xx / 4.0) * np.cos(yy / 5.0) < 1
+    img[blotch] = (0.80, 0.60, 0.52)
+    lesion = (yy - 46) ** 2 + (xx - 66) ** 2 < 7 ** 2
+    img[lesion] = (0.45, 0.28, 0.20)
+    img = (np.clip(img + rng.normal(0, 0.015, img.shape), 0, 1) * 255).astype(np.uint8)
+    assert jaccard(le.segment_lesion(img), lesion) > 0.9
+    off = le.segment_lesion(img, params=le.LesionParams(refine_contrast=float("inf")))
+    assert jaccard(off, blotch) > 0.9
+
+
+def test_fill_holes_matches_scipy():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        m = ndi.binary_opening(rng.random((40, 50)) < 0.6)
+        assert np.array_equal(le._fill_holes(m), ndi.binary_fill_holes(m))
+
+
 @pytest.mark.parametrize("name,spec", [
     ("hair", dict(hair=7)), ("ink", dict(ink=True)), ("dark_corner", dict(dark_corner=True)),
     ("gel_bubble", dict(gel_bubble=3)), ("ruler", dict(ruler=True)),
@@ -105,7 +129,7 @@ def test_flag_thresholds_reach_the_rule():
 
 
 @pytest.mark.parametrize("kw,match", [({"work_size": 8}, "work_size"), ({"hair_kernel": 4}, "hair_kernel"),
-                                      ({"skin_bias": 1.5}, "skin_bias")])
+                                      ({"skin_bias": 1.5}, "skin_bias"), ({"refine_contrast": 0.5}, "refine_contrast")])
 def test_bad_lesion_params_raise(kw, match):
     with pytest.raises(ConfigError, match=match):
         le.LesionParams(**kw)
