@@ -206,6 +206,8 @@ def _resize_mask(mask: np.ndarray, shape: tuple[int, int], *, conservative: bool
     """Resize a bool mask to ``shape`` (H, W); ``conservative`` keeps any touched pixel."""
     if mask.shape == tuple(shape):
         return mask.copy()
+    if not mask.any():  # common (no ruler, no hair): skip the resampling
+        return np.zeros(tuple(shape), dtype=bool)
     img = Image.fromarray(mask.astype(np.uint8) * 255)
     if conservative:
         out = np.asarray(img.resize((shape[1], shape[0]), Image.BOX)) > 0
