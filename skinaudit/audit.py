@@ -403,7 +403,7 @@ def _inspect_cached(dataset, config, progress, cache):
     return out
 
 
-def _sensitivity_cached(dataset, config, progress, cache):
+def _sensitivity_cached(dataset, config, progress, cache, offsets=None):
     from .skintone import dataset_cast_groups, sensitivity_table
 
     params = config.ita_params()
@@ -416,7 +416,7 @@ def _sensitivity_cached(dataset, config, progress, cache):
     per_image = _cached_per_image(dataset, cache, "ita_variants", {"variants": 2}, compute)
     if groups is not None:
         groups = pd.Series(groups, index=dataset.table["image_id"].to_numpy()).reindex(per_image["image_id"]).to_numpy()
-    return sensitivity_table(per_image, scheme=config.scheme, params=params, groups=groups)
+    return sensitivity_table(per_image, scheme=config.scheme, params=params, groups=groups, offsets=offsets)
 
 
 def _skin_tone_stage(dataset, pred, config, progress, cache, result_tables, sections):
@@ -490,7 +490,10 @@ def _skin_tone_stage(dataset, pred, config, progress, cache, result_tables, sect
                 rng = np.random.default_rng(config.seed)
                 ids = sorted(rng.choice(dataset.ids, size=config.sensitivity_sample, replace=False))
                 sample = dataset.subset(ids)
-            sens = _sensitivity_cached(sample, config, progress, cache)
+            # the whole dataset's cast offsets, not re-estimated on the sample
+            offsets = {g["cast_group"]: g["b_offset"] for g in skin.get("cast", {}).get("groups", [])
+                       if g["estimated"]}
+            sens = _sensitivity_cached(sample, config, progress, cache, offsets)
             result_tables["ita_sensitivity"] = sens
             skin["sensitivity"] = {"n_images": len(sample), "tables": {"group sizes by ITA estimator variant":
                                                                        sens.to_dict(orient="records")}}

@@ -460,7 +460,8 @@ def _validity_flag(ita_raw: float, b: float, params: ItaParams) -> str:
     return ""
 
 
-def correct_cast(table: pd.DataFrame, params: ItaParams | None = None, groups=None, scheme="binary") -> pd.DataFrame:
+def correct_cast(table: pd.DataFrame, params: ItaParams | None = None, groups=None, scheme="binary",
+                 offsets: dict | None = None) -> pd.DataFrame:
     """Dataset-level, one-sided correction of a blue dermatoscope cast in skin b*.
 
     Polarised dermatoscopes and camera white balance give whole acquisition groups (one
@@ -487,6 +488,9 @@ def correct_cast(table: pd.DataFrame, params: ItaParams | None = None, groups=No
         Acquisition group of each row (missing values form their own group).
     scheme : str, sequence or Scheme
         Grouping scheme for the recomputed ``group``.
+    offsets : dict group -> float, optional
+        Offsets already estimated (e.g. on the whole dataset, applied here to a sample of it);
+        groups not in it are estimated from ``table``.
 
     Returns
     -------
@@ -510,9 +514,13 @@ def correct_cast(table: pd.DataFrame, params: ItaParams | None = None, groups=No
     usable = np.isfinite(L) & np.isfinite(b)
     offset = np.zeros(n)
     estimated = np.zeros(n, dtype=bool)
+    offsets = offsets or {}
     for g in np.unique(grp):
         sel = grp == g
-        if (sel & usable).sum() >= params.min_cast_images:
+        if g in offsets:
+            offset[sel] = float(offsets[g])
+            estimated[sel] = True
+        elif (sel & usable).sum() >= params.min_cast_images:
             offset[sel] = max(0.0, params.reference_b - float(np.median(b[sel & usable])))
             estimated[sel] = True
     b_corr = b + offset
@@ -786,7 +794,8 @@ def _variants_one(job):
 
 def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams = LesionParams(),
                       artifact_params: ArtifactParams = ArtifactParams(), n_jobs: int = 2,
-                      progress=None, params: ItaParams = DATASET_ITA, groups=None) -> pd.DataFrame:
+                      progress=None, params: ItaParams = DATASET_ITA, groups=None,
+                      offsets: dict | None = None) -> pd.DataFrame:
     """Group sizes under each estimator variant, so an auditor sees how much grouping depends on method.
 
     Variants: the estimated lesion mask and the dataset's given mask (only when it has masks),
@@ -806,6 +815,9 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
     groups : array_like, optional
         Acquisition group per row of a DataFrame ``dataset`` (read from ``params.cast_group``
         for an AuditDataset).
+    offsets : dict group -> float, optional
+        Cast offsets estimated on the whole dataset (see :func:`correct_cast`), so that the
+        cast-reference rows of a sample match the main result; estimated on the sample if None.
 
     Returns
     -------
@@ -828,7 +840,7 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
         if f"{source}::L" in per.columns:
             lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
                                 "group": UNKNOWN})
-            values[name] = correct_cast(lab, cast, groups, sch)["ita"].to_numpy(dtype=float)
+            values[name] = correct_cast(lab, cast, groups, sch, offsets)["ita"].to_numpy(dtype=float)
     # first: what inspect_dataset reports (the given mask where the dataset has masks)
     suffix = "cast reference" if params.color_correction == "dataset_reference" else "no correction"
     first = f"given mask, {suffix}" if f"given mask, {suffix}" in values else f"estimated mask, {suffix}"

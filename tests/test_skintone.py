@@ -376,3 +376,11 @@ def replace_params(**kw):
     from dataclasses import replace
 
     return replace(st.DATASET_ITA, **kw)
+
+
+def test_correct_cast_takes_given_offsets():
+    rows = _lab_rows(np.full(25, 65.0), np.linspace(-6, 4, 25))
+    out = st.correct_cast(rows, st.DATASET_ITA, offsets={"all": 20.0})
+    assert (out["b_offset"] == 20.0).all() and out["cast_estimated"].all()
+    small = st.correct_cast(rows.head(3), st.DATASET_ITA, offsets={"all": 20.0})  # a sample of 3 images
+    assert (small["b_offset"] == 20.0).all() and small["ita"].notna().all()
