@@ -382,7 +382,7 @@ def _frame_from_packed(packed: list) -> pd.DataFrame:
 
 def _inspect_cached(dataset, config, progress, cache):
     """Per-image skin-tone rows (cached one by one), then the dataset-level cast step on all."""
-    from .skintone import dataset_cast_groups, correct_cast, inspect_dataset
+    from .skintone import correct_cast, dataset_cast_groups, inspect_dataset
 
     params = config.ita_params()
     groups = dataset_cast_groups(dataset, params)  # checks the column before any image is read
