@@ -385,21 +385,19 @@ def _inspect_cached(dataset, config, progress, cache):
     from .skintone import correct_cast, dataset_cast_groups, inspect_dataset
 
     params = config.ita_params()
-    groups = dataset_cast_groups(dataset, params)  # checks the column before any image is read
+    dataset_cast_groups(dataset, params)  # checks the column before any image is read
 
     def compute(ds):
         return inspect_dataset(ds, scheme=config.scheme, params=params, n_jobs=config.n_jobs, progress=progress,
                                strict=config.strict, correct=False)
 
     out = _cached_per_image(dataset, cache, "inspect", {"scheme": config.scheme,
-                                                        "correction": config.ita_correction}, compute)
+                                                        "method": params.describe()}, compute)
     for col in ("hair", "ruler", "ink", "dark_corner", "gel_bubble", "gel_border", "patches"):
         if col in out.columns:
             out[col] = out[col].map(lambda v: bool(v) if v is not None and not pd.isna(v) else False)
     if params.color_correction == "dataset_reference":
-        if groups is not None:
-            groups = pd.Series(groups, index=dataset.table["image_id"].to_numpy()).reindex(out["image_id"]).to_numpy()
-        out = correct_cast(out, params, groups, config.scheme)
+        out = correct_cast(out, params, dataset_cast_groups(dataset, params, out["image_id"]), config.scheme)
     return out
 
 
@@ -407,15 +405,14 @@ def _sensitivity_cached(dataset, config, progress, cache, offsets=None):
     from .skintone import dataset_cast_groups, sensitivity_table
 
     params = config.ita_params()
-    groups = dataset_cast_groups(dataset, dataclasses.replace(params, color_correction="dataset_reference"))
 
     def compute(ds):
         return sensitivity_table(ds, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress,
                                  params=params).attrs["per_image"]
 
     per_image = _cached_per_image(dataset, cache, "ita_variants", {"variants": 2}, compute)
-    if groups is not None:
-        groups = pd.Series(groups, index=dataset.table["image_id"].to_numpy()).reindex(per_image["image_id"]).to_numpy()
+    groups = dataset_cast_groups(dataset, dataclasses.replace(params, color_correction="dataset_reference"),
+                                 per_image["image_id"])
     return sensitivity_table(per_image, scheme=config.scheme, params=params, groups=groups, offsets=offsets)
 
 

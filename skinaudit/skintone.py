@@ -234,7 +234,7 @@ class ItaParams:
         (device, site, e.g. HAM10000's ``dataset``); None = the whole dataset is one group.
     min_cast_images : int
         ``dataset_reference``: fewer images with a skin sample in a group -> no correction
-        for it (flag ``cast_not_estimated``).
+        for it (``cast_estimated`` False in the output; listed by :func:`cast_summary`).
     min_skin_fraction : float
         Fewer skin pixels than this fraction of the image -> group ``unknown``.
     b_min : float
@@ -294,9 +294,12 @@ class ItaParams:
                               f"got {self.plausible_range!r}")
 
     def describe(self) -> str:
-        """Short method text for the output's ``method`` column."""
+        """Short method text for the output's ``method`` column (per image: the dataset-level
+        cast step is not applied yet, so ``dataset_reference`` reads ``none`` here and
+        :func:`correct_cast` appends ``+dataset_reference``)."""
         scale = "" if self.lab_scale == "cie" else "/opencv8"
-        return f"{self.method}/{self.statistic}/{self.color_correction}{scale}"
+        per_image = "none" if self.color_correction == "dataset_reference" else self.color_correction
+        return f"{self.method}/{self.statistic}/{per_image}{scale}"
 
 
 def _choice(name, value, allowed):
@@ -745,15 +748,19 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
     return out
 
 
-def dataset_cast_groups(dataset, params: ItaParams):
-    """The acquisition group of each image (``params.cast_group`` column) or None (one group)."""
+def dataset_cast_groups(dataset, params: ItaParams, ids=None):
+    """The acquisition group of each image (``params.cast_group`` column) or None (one group);
+    in the order of ``ids`` when given (e.g. a cached table's ``image_id``), else the dataset's."""
     if params.color_correction != "dataset_reference" or params.cast_group is None:
         return None
     table = dataset.table
     if params.cast_group not in table.columns:
         raise ConfigError(f"the cast group column '{params.cast_group}' is not in dataset '{dataset.name}' "
                           f"(columns: {', '.join(map(str, table.columns))})")
-    return table[params.cast_group].to_numpy(dtype=object)
+    groups = table[params.cast_group]
+    if ids is not None:
+        groups = pd.Series(groups.to_numpy(dtype=object), index=table["image_id"].to_numpy()).reindex(ids)
+    return groups.to_numpy(dtype=object)
 
 
 #: Per-image ITA estimator variants: name -> (use the given mask, ItaParams). The two mask
