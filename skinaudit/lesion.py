@@ -216,6 +216,12 @@ def _resize_mask(mask: np.ndarray, shape: tuple[int, int], *, conservative: bool
     return out
 
 
+def _channel_mean(a: np.ndarray) -> np.ndarray:
+    """``a.mean(axis=2)`` of an (h, w, 3) array, same values and dtype: numpy's reductions over
+    a length-3 last axis are ~10x slower than adding the three planes."""
+    return (a[..., 0] + a[..., 1] + a[..., 2]) / a.dtype.type(3)
+
+
 def _border_labels(labels: np.ndarray) -> np.ndarray:
     edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     u = np.unique(edge)
@@ -228,7 +234,7 @@ class WorkingImage:
     Built once per image by :func:`analyse_masks`; attributes are ``(h, w)`` arrays at working
     size: ``rgb`` (float32 0-1, hair-filled), ``raw`` (float32 0-1, box-averaged), ``sample``
     (float32 0-1, nearest pixels, for colour statistics), ``lab`` (CIELAB of ``raw``),
-    ``hair_response``, ``field`` (bool field of view).
+    ``raw_lum`` (channel mean of ``raw``), ``hair_response``, ``field`` (bool field of view).
     """
 
     def __init__(self, image: np.ndarray, params: LesionParams):
@@ -247,17 +253,18 @@ class WorkingImage:
         # sRGB values biases L* of textured skin (0.3 L* units measured on phantoms)
         nearest = image if (hs, ws) == (h, w) else np.asarray(Image.fromarray(image).resize((ws, hs), Image.NEAREST))
         self.sample = nearest.astype(np.float32) / 255.0
-        lum = raw.mean(axis=2)
+        lum = _channel_mean(raw)
+        self.raw_lum = lum
         k = params.hair_kernel
         # grey closing with a k x k square per channel (_running: same values as scipy's, faster)
         closed = _running(_running(raw, k, 0, np.maximum), k, 1, np.maximum)
         closed = _running(_running(closed, k, 0, np.minimum), k, 1, np.minimum)
-        self.hair_response = closed.mean(axis=2) - lum
+        self.hair_response = _channel_mean(closed) - lum
         hairy = self.hair_response > params.hair_contrast
         self.hair_pixels = hairy
         self.rgb = np.where(hairy[..., None], closed, raw)
         self.lab = color.rgb2lab(raw)  # raw, not hair-filled: thin ink lines would be filled
-        lum_f = self.rgb.mean(axis=2)
+        lum_f = _channel_mean(self.rgb)
         self.lum = lum_f
         dark = lum_f < params.dark_level
         lab_d, _ = ndi.label(dark)
@@ -477,9 +484,6 @@ def _regular_ticks(my, mx, length, theta, min_ticks: int, max_gap: float) -> np.
     it (offset along the mark < half its length, across it 2..``max_gap`` px), both ways."""
     if len(my) < min_ticks:
         return np.zeros(0, dtype=int)
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components
-
     u0, u1 = np.cos(theta), np.sin(theta)
     dx, dy = mx[None, :] - mx[:, None], my[None, :] - my[:, None]
     along = np.abs(dx * u0[:, None] + dy * u1[:, None])
@@ -488,8 +492,26 @@ def _regular_ticks(my, mx, length, theta, min_ticks: int, max_gap: float) -> np.
     adj = (dth < np.radians(12)) & (along < 0.5 * np.maximum(length[:, None], length[None, :]))
     adj &= (across > 2) & (across < max_gap)
     adj &= adj.T
+    return np.nonzero(_component_sizes(adj) >= min_ticks)[0]
+
+
+def _component_sizes(adj: np.ndarray, small: int = 64) -> np.ndarray:
+    """Size of the connected component of each node of a symmetric bool adjacency matrix.
+    Up to ``small`` nodes (most images' tick candidates) by boolean squaring of the reachability
+    matrix, which skips scipy.sparse's per-call overhead; larger graphs by csgraph."""
+    n = len(adj)
+    if n <= small:
+        reach = adj | np.eye(n, dtype=bool)
+        while True:
+            step = (reach.astype(np.float32) @ reach.astype(np.float32)) > 0
+            if np.array_equal(step, reach):
+                return reach.sum(axis=1)
+            reach = step
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
     _, cl = connected_components(csr_matrix(adj), directed=False)
-    return np.nonzero(np.bincount(cl)[cl] >= min_ticks)[0]
+    return np.bincount(cl)[cl]
 
 
 def _comb_score(a: np.ndarray, p: np.ndarray, off: float, periods: tuple[float, float]) -> float:
@@ -547,6 +569,8 @@ def _ruler_full(image: np.ndarray, ap: ArtifactParams) -> np.ndarray:
             across = yy * np.cos(theta[c]) - xx * np.sin(theta[c])
             if _comb_score(along, across, max(1.0, 2 * r), (max(2.5, 3 * r), 16 * r)) >= ap.ruler_min_comb:
                 keep[c] = True
+    if not keep.any():  # no ruler (most images): skip indexing the full-size label image
+        return np.zeros((hs, ws), dtype=bool)
     return keep[labels]
 
 
@@ -588,11 +612,11 @@ def analyse_masks(image, *, lesion_mask=None, params: LesionParams = LesionParam
 def _hsv(rgb: np.ndarray):
     """HSV value, saturation (0-1) and hue (degrees) of an (h, w, 3) 0-1 array (as skimage's
     rgb2hsv, without its overhead)."""
-    mx = rgb.max(axis=2)
-    mn = rgb.min(axis=2)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    mx = np.maximum(np.maximum(r, g), b)  # not .max(axis=2): ~20x slower over a length-3 axis
+    mn = np.minimum(np.minimum(r, g), b)
     delta = mx - mn
     sat = np.where(mx > 0, delta / np.where(mx > 0, mx, 1), 0)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     d = np.where(delta > 0, delta, 1)
     hue = np.where(mx == r, (g - b) / d, np.where(mx == g, 2 + (b - r) / d, 4 + (r - g) / d))
     hue = np.where(delta > 0, (hue * 60.0) % 360.0, 0.0)
@@ -602,7 +626,7 @@ def _hsv(rgb: np.ndarray):
 def _artifacts_small(wi: WorkingImage, params: LesionParams, ap: ArtifactParams, lesion: np.ndarray) -> dict:
 
     h, w = wi.lum.shape
-    lum = wi.raw.mean(axis=2)
+    lum = wi.raw_lum
     # dark corner: pixels darker than dark_corner_ratio x the skin median, connected to the
     # border; the image flag uses the darkest corner patch's ratio (stored as a 0-size hint)
     ratio = _corner_ratio(lum, lesion)

@@ -114,6 +114,16 @@ def test_graduation_ticks_anywhere_are_a_ruler_and_scattered_marks_are_not():
     assert not le._ruler_full(scattered, le.ArtifactParams()).any()
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_component_sizes_closure_matches_csgraph(seed):
+    rng = np.random.default_rng(seed)
+    adj = rng.random((50, 50)) < 0.03
+    adj |= adj.T
+    fast = le._component_sizes(adj)                 # boolean squaring (<= 64 nodes)
+    sparse = le._component_sizes(adj, small=0)      # scipy csgraph
+    assert fast.max() > 1 and np.array_equal(fast, sparse)
+
+
 def test_thin_camera_frame_is_not_hair():
     img = make_phantom(PhantomSpec(seed=4, size=256)).image.copy()
     img[1, :] = img[-2, :] = img[:, 1] = img[:, -2] = 90
