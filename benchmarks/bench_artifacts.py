@@ -16,6 +16,7 @@ from skinaudit.imageio import read_image
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "results"
+LABELS = Path(__file__).resolve().parent / "labels"
 
 
 def prf(y, p):
@@ -50,9 +51,19 @@ def main():
         img = read_image(pad / "images" / f"{i}.jpg")
         _wi, lesion, masks = le.analyse_masks(img)
         ink.append((i, bool(le.artifact_flags(masks, lesion_mask=lesion)["ink"])))
-    res["pad-ufes20_ink"] = {"n": len(ink), "flagged": int(sum(f for _, f in ink)),
-                             "flagged_ids": [i for i, f in ink if f][:60],
-                             "note": "no human ink labels; flagged images listed for visual review"}
+    # marker ink labelled by eye (benchmarks/labels/pad_ufes20_marker_ink.csv: contact sheets of
+    # all 432 photos in random order, labelled without the detector's output; 'unsure' left out)
+    eye = pd.read_csv(LABELS / "pad_ufes20_marker_ink.csv").set_index("image_id")["marker_ink"].reindex(ids)
+    flagged = np.array([f for _, f in ink])
+    sure = (eye != "unsure").to_numpy()
+    y = (eye == "yes").to_numpy()
+    half = np.arange(len(ids)) % 2 == 0
+    res["pad-ufes20_ink"] = {
+        "n": len(ink), "flagged": int(flagged.sum()), "labelled_yes": int(y.sum()), "labelled_unsure": int((~sure).sum()),
+        "all": prf(y[sure], flagged[sure]), "even": prf(y[sure & half], flagged[sure & half]),
+        "odd": prf(y[sure & ~half], flagged[sure & ~half]),
+        "flagged_unsure": int((flagged & ~sure).sum()),
+        "labels": "by eye, one project engineer, blind to the detector (benchmarks/labels/pad_ufes20_marker_ink.csv)"}
     print("pad ink", res["pad-ufes20_ink"]["flagged"], len(ink))
     OUT.mkdir(exist_ok=True)
     (OUT / "artifacts.json").write_text(json.dumps(res, indent=2))
