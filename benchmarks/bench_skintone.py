@@ -59,6 +59,21 @@ def summarise(est: np.ndarray, raw: np.ndarray, ref: np.ndarray, L: np.ndarray, 
     }
 
 
+def by_lesion_fraction(out: pd.DataFrame, ref: np.ndarray) -> list[dict]:
+    """Agreement within quintiles of the (estimated) lesion's share of the image, among the
+    images with a value: where the skin sample is small, agreement drops."""
+    est = out["ita"].to_numpy(dtype=float)
+    ok = np.isfinite(est)
+    frac = out["lesion_fraction"].to_numpy(dtype=float)
+    edges = np.quantile(frac[ok], np.linspace(0, 1, 6))
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = ok & (frac >= lo) & (frac <= hi)
+        rows.append({"lesion_fraction": [float(lo), float(hi)], "n": int(sel.sum()),
+                     "spearman": float(spearmanr(est[sel], ref[sel]).statistic)})
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=0)
@@ -87,6 +102,7 @@ def main(argv=None):
             res["held_out"] = summarise(est[~dev], raw[~dev], r[~dev], L[~dev], out["flags"].fillna("")[~dev])
         res["seconds"] = dt
         res["groups_binary"] = {k: int(v) for k, v in out["group"].value_counts().items()}
+        res["by_lesion_fraction"] = by_lesion_fraction(out, r)
         if "b_offset" in out:
             res["cast"] = st.cast_summary(out).to_dict(orient="records")
         results["variants"][name] = res
