@@ -65,6 +65,22 @@ def test_central_lesion_beats_a_larger_off_centre_dark_region():
     assert jaccard(plain, blob) > 0.9
 
 
+def test_lesion_cut_by_the_frame_keeps_its_outer_pixels():
+    # the closing treats the outside as skin and used to peel the 2 outer columns off a lesion
+    # running off the image (working size = image size here, so no resampling blurs it)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:128]
+    img = np.empty((96, 128, 3))
+    img[:] = (200, 160, 140)
+    lesion = np.hypot(yy - 48, xx - 100) < 36
+    img[lesion] = (110, 70, 50)
+    img = np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    m = le.segment_lesion(img)
+    assert m[:, -2:][lesion[:, -2:]].mean() > 0.95
+    assert jaccard(m, lesion) > 0.99
+    assert not m[:, :2].any()
+
+
 def test_fill_holes_matches_scipy():
     rng = np.random.default_rng(1)
     for _ in range(20):
