@@ -1,6 +1,7 @@
 """Lesion segmentation vs human masks (isic-uda1, isic2017-examples, ph2), lesion leakage, speed.
 
-Usage: ``python benchmarks/bench_segmentation.py``; writes ``benchmarks/results/segmentation.json``.
+Usage: ``python benchmarks/bench_segmentation.py`` (from a worktree whose package is not the installed
+one: ``PYTHONPATH=. python benchmarks/bench_segmentation.py``); writes ``benchmarks/results/segmentation.json``.
 Leakage = share of the sampled skin pixels (default ITA parameters, estimated mask) that lie
 inside the human lesion mask. Speed: ms per image for segmentation + artifacts + ITA
 (``analyse_image``) on one core, on the 600x450 isic-uda1 images.
@@ -12,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from skinaudit import lesion as le
 from skinaudit import skintone as st
@@ -25,7 +25,8 @@ SETS = {"isic-uda1": "{id}_segmentation.png", "isic2017-examples": "{id}_segment
 
 def main():
     res = {"tuning": "skin_bias, work_size and the blue channel were chosen on isic-uda1 (all 456) with the other two "
-                     "sets watched; even/odd halves of isic-uda1 are reported separately", "sets": {}}
+                     "sets watched, centre_power on the even half of isic-uda1; even/odd halves of isic-uda1 are "
+                     "reported separately", "sets": {}}
     params = st.ItaParams()
     for name, pattern in SETS.items():
         root = DATA / name

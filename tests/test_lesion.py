@@ -48,6 +48,39 @@ def test_small_dark_lesion_inside_a_darker_skin_blotch_is_refined():
     assert jaccard(off, blotch) > 0.9
 
 
+def test_central_lesion_beats_a_larger_off_centre_dark_region():
+    # an off-centre dark blob (ink mark, shaded skin) 5x the lesion's area wins on plain
+    # centre-weighted area; the squared weight (default centre_power=2) keeps the central lesion
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:192, 0:256]
+    img = np.empty((192, 256, 3))
+    img[:] = (200, 160, 140)
+    lesion = np.hypot(yy - 96, xx - 128) < 14
+    blob = np.hypot(yy - 40, xx - 205) < 31
+    img[lesion] = (120, 80, 60)
+    img[blob] = (110, 70, 60)
+    img = np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    assert jaccard(le.segment_lesion(img), lesion) > 0.9
+    plain = le.segment_lesion(img, params=le.LesionParams(centre_power=1))
+    assert jaccard(plain, blob) > 0.9
+
+
+def test_lesion_cut_by_the_frame_keeps_its_outer_pixels():
+    # the closing treats the outside as skin and used to peel the 2 outer columns off a lesion
+    # running off the image (working size = image size here, so no resampling blurs it)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:128]
+    img = np.empty((96, 128, 3))
+    img[:] = (200, 160, 140)
+    lesion = np.hypot(yy - 48, xx - 100) < 36
+    img[lesion] = (110, 70, 50)
+    img = np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    m = le.segment_lesion(img)
+    assert m[:, -2:][lesion[:, -2:]].mean() > 0.95
+    assert jaccard(m, lesion) > 0.99
+    assert not m[:, :2].any()
+
+
 def test_fill_holes_matches_scipy():
     rng = np.random.default_rng(1)
     for _ in range(20):
@@ -139,7 +172,8 @@ def test_flag_thresholds_reach_the_rule():
 
 
 @pytest.mark.parametrize("kw,match", [({"work_size": 8}, "work_size"), ({"hair_kernel": 4}, "hair_kernel"),
-                                      ({"skin_bias": 1.5}, "skin_bias"), ({"refine_contrast": 0.5}, "refine_contrast")])
+                                      ({"skin_bias": 1.5}, "skin_bias"), ({"refine_contrast": 0.5}, "refine_contrast"),
+                                      ({"centre_power": -1}, "centre_power")])
 def test_bad_lesion_params_raise(kw, match):
     with pytest.raises(ConfigError, match=match):
         le.LesionParams(**kw)
