@@ -16,7 +16,6 @@ from PIL import Image
 
 from skinaudit.audit import AuditConfig, run_audit
 from skinaudit.cache import ResultCache
-from skinaudit.data import load_manifest
 
 torch = pytest.importorskip("torch")
 
