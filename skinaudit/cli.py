@@ -236,6 +236,10 @@ def run(
 
     if (model is None) == (scores is None):
         raise ConfigError("give exactly one of --model FILE or --scores CSV")
+    if report:
+        from .report import _report_date
+
+        _report_date()  # a malformed SOURCE_DATE_EPOCH fails here, not after the audit
     fraction, cal_file = _calibration_arg(calibration)
     config = AuditConfig(threshold=threshold, batch_size=batch_size, strict=strict, seed=seed, scheme=scheme,
                          n_jobs=jobs, alpha=alpha, n_boot=n_boot, min_positives=min_positives, reference=reference,

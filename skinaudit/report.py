@@ -26,6 +26,7 @@ import datetime as _dt
 import importlib.metadata
 import logging
 import math
+import os
 import platform
 import tempfile
 from dataclasses import dataclass
@@ -991,6 +992,19 @@ def _predictions_flags(pred: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def _report_date() -> str:
+    """UTC date of the report: ``SOURCE_DATE_EPOCH`` (seconds since 1970) when set, else now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            when = _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise ConfigError(f"SOURCE_DATE_EPOCH={epoch!r}: expected whole seconds since 1970-01-01 UTC") from None
+    else:
+        when = _dt.datetime.now(_dt.timezone.utc)
+    return when.replace(microsecond=0).isoformat()
+
+
 def build_context(result, *, figures_dir, rules: ReportRules | None = None, generated_at: str | None = None) -> dict:
     """Everything the report templates show, as JSON-safe data; draws the figures.
 
@@ -1006,7 +1020,9 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
     rules : ReportRules, optional
         Thresholds of the summary badges.
     generated_at : str, optional
-        Date shown on the cover; default: now, UTC, ISO 8601 to the second.
+        Date shown on the cover; default: the environment's ``SOURCE_DATE_EPOCH`` (the
+        reproducible-builds convention: the same audit then gives byte-identical HTML and PDF)
+        or else now; UTC, ISO 8601 to the second.
 
     Returns
     -------
@@ -1078,7 +1094,7 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
         if r["sum"] < rules.min_group_positives]
     context = {
         "title": "Skin-lesion classifier audit",
-        "generated_at": generated_at or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "generated_at": generated_at or _report_date(),
         "threshold": threshold,
         "skinaudit_version": _skinaudit_version(),
         "model": model, "dataset": dataset, "config": cfg,

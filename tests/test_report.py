@@ -482,3 +482,16 @@ def test_fairness_and_recalibration_sections_of_skinaudit_fairness(tmp_path, no_
     m = recal["methods"]["global"]
     assert f"{m['fn_before']}\u00a0\u2192\u00a0{m['fn_after']}" in html
     assert report._threshold_marks(result) == {"global": m["thresholds"]["all"]}
+
+
+def test_source_date_epoch_makes_the_report_byte_identical(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767323045")  # 2026-01-02T03:04:05Z
+    assert report._report_date() == DATE
+    a = report.write_report(make_result(), tmp_path / "a")
+    b = report.write_report(make_result(), tmp_path / "b")
+    assert DATE in a["html"].read_text()
+    assert a["html"].read_bytes() == b["html"].read_bytes()
+    assert a["pdf"].read_bytes() == b["pdf"].read_bytes()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH"):
+        report._report_date()
