@@ -40,9 +40,14 @@ name           pixel rule                                              image fla
 hair           black-hat (grey closing ``hair_kernel`` px at            area outside the
                ``hair_size`` px) > ``hair_contrast``, darker than the   lesion (+4 px) >
                local mean by half as much, thin (<= ``hair_max_width``  ``hair_min_frac``
-               px), >= ``hair_min_len`` px long, not on the outer 2 px
-               (camera frame lines), not ruler (Bevan & Atapour-
-               Abarghouei 2022: 17x17 black-hat at full resolution)
+               px), >= ``hair_min_len`` px long, elongated (major axis
+               >= ``hair_min_elong`` x minor) or a long network (>=
+               ``hair_network_len`` px), not on the outer 2 px (camera
+               frame lines), not ruler (Bevan & Atapour-Abarghouei
+               2022: 17x17 black-hat at full resolution); plus faint
+               strands grown from those pixels through black-hat >
+               ``hair_low_contrast`` (thin, elongated, >=
+               ``hair_low_min_len`` px)
 ruler          at up to ``ruler_size`` px: black-hat (square of 1.5%    any ruler pixel
                of the long side) > ``tick_contrast``; >=
                ``ruler_min_ticks`` short straight parallel marks side
@@ -68,8 +73,8 @@ patches        vivid colour (C*ab > ``patch_chroma``) touching the     area > ``
 =============  ======================================================  =====================
 
 Measured quality (benchmarks/results, docs/skintone.md): dark corner is reliable (isic-uda1 F1
-0.95); hair and ruler are moderate (0.79, 0.76); gel bubble and gel border detection are weak
-on real images.
+0.95); hair 0.83 (held-out half 0.80); ruler moderate (0.76); gel bubble and gel border
+detection are weak on real images.
 """
 from __future__ import annotations
 
@@ -159,7 +164,12 @@ class ArtifactParams:
     ``benchmarks/bench_artifacts.py`` reports both halves. Rulers are searched at up to
     ``ruler_size`` px (long side); ``ruler_min_len`` is a fraction of that long side;
     ``dark_corner_ratio`` a luminance ratio to the central skin; ``ink_max_b`` / ``ink_max_L``
-    CIELAB bounds.
+    CIELAB bounds. Hair components are kept when elongated: major axis >= ``hair_min_elong`` x
+    minor axis (pigment specks and pieces of pigment network are not), or at least
+    ``hair_network_len`` px long (crossing hairs joined into a network, strongly curved strands).
+    Faint strands (hysteresis): components of the weaker black-hat ``hair_low_contrast`` that hold
+    a pixel of the ``hair_contrast`` mask and are thin, elongated and >= ``hair_low_min_len`` px
+    long are hair too (``hair_low_contrast`` = ``hair_contrast`` disables the step).
     """
 
     hair_size: int = 256
@@ -168,6 +178,10 @@ class ArtifactParams:
     hair_min_len: float = 15.0
     hair_max_width: float = 5.0
     hair_min_frac: float = 0.0005
+    hair_min_elong: float = 5.0
+    hair_network_len: float = 80.0
+    hair_low_contrast: float = 0.03
+    hair_low_min_len: float = 25.0
     ruler_size: int = 640
     tick_contrast: float = 0.07
     ruler_min_ticks: int = 3
@@ -192,6 +206,9 @@ class ArtifactParams:
         _check(self.hair_size >= 32, "hair_size", "must be at least 32", self.hair_size)
         _check(self.hair_kernel >= 3 and self.hair_kernel % 2 == 1, "hair_kernel", "must be an odd integer >= 3",
                self.hair_kernel)
+        _check(self.hair_low_contrast <= self.hair_contrast, "hair_low_contrast",
+               f"must be <= hair_contrast ({self.hair_contrast}; equal disables the faint-strand step)",
+               self.hair_low_contrast)
 
 
 def _check(ok: bool, name: str, rule: str, value) -> None:
@@ -428,8 +445,9 @@ def _hair_ruler_small(wi: WorkingImage, ap: ArtifactParams, lesion: np.ndarray):
     Components of ``closing - luminance > hair_contrast`` (also darker than the local mean
     by half as much, away from bright bubble rims, not on the outermost 2 px, where some
     cameras draw a thin frame) are kept when thin (2 x largest distance to the background <=
-    ``hair_max_width`` px), at least ``hair_min_len`` px long and not ruler marks.
-    Returns masks at working size.
+    ``hair_max_width`` px), at least ``hair_min_len`` px long, elongated and not ruler marks
+    (:func:`_hair_strands`); faint strands grown from them at ``hair_low_contrast`` (hysteresis)
+    are added. Returns masks at working size.
     """
     h, w = wi.shape
     s = min(1.0, ap.hair_size / max(h, w))
@@ -443,31 +461,59 @@ def _hair_ruler_small(wi: WorkingImage, ap: ArtifactParams, lesion: np.ndarray):
     dark_corner = _running(_running(dark_corner, k + 4, 0, np.maximum), k + 4, 1, np.maximum)
     # hair is darker than its neighbourhood's mean; this keeps the insides of bright gel-bubble
     # rims (raised by the closing) out
-    darker = g < ndi.uniform_filter(g, size=k) - ap.hair_contrast / 2
-    # ... and not enclosed by a bright rim (gel bubbles): nothing much brighter than the median nearby
-    rim = _running(_running(g, k, 0, np.maximum), k, 1, np.maximum) > float(np.median(g)) + 2 * ap.bubble_contrast
+    local = ndi.uniform_filter(g, size=k)
+    darker = g < local - ap.hair_contrast / 2
+    # ... and not enclosed by a bright rim (gel bubbles): nothing much brighter than the median
+    # nearby (the median of the field of view: a black vignette would lower it and make all the
+    # skin a "rim")
+    ref = g[~dark_corner] if (~dark_corner).any() else g
+    rim = _running(_running(g, k, 0, np.maximum), k, 1, np.maximum) > float(np.median(ref)) + 2 * ap.bubble_contrast
     darker &= ~rim
     thin = (blackhat > ap.hair_contrast) & darker & ~dark_corner
     thin[:2], thin[-2:], thin[:, :2], thin[:, -2:] = False, False, False, False
     small = wi.raw.shape[:2]
     ruler = _resize_mask(_ruler_full(wi.image, ap), small, conservative=True)
+    keep = _hair_strands(thin, ap, ap.hair_min_len)
+    if ap.hair_low_contrast < ap.hair_contrast:
+        # faint strands (hysteresis): components at the lower contrast that hold a pixel above
+        # hair_contrast, are thin, elongated and at least hair_low_min_len px long
+        low = (blackhat > ap.hair_low_contrast) & (g < local - ap.hair_low_contrast / 2) & ~rim & ~dark_corner
+        low[:2], low[-2:], low[:, :2], low[:, -2:] = False, False, False, False
+        keep |= _hair_strands(low, ap, ap.hair_low_min_len, seeds=thin)
+    if not keep.any():
+        return np.zeros(small, dtype=bool), ruler
+    hair = _resize_mask(keep, small, conservative=True) & ~ruler
+    return hair, ruler
+
+
+def _hair_strands(thin: np.ndarray, ap: ArtifactParams, min_len: float, seeds=None) -> np.ndarray:
+    """Pixels of the components of ``thin`` (8-connected) that are hair strands: thin (2 x the
+    largest distance to the background <= ``hair_max_width``), at least ``min_len`` px long
+    (major axis), elongated (major >= ``hair_min_elong`` x minor axis, or major >=
+    ``hair_network_len``) and, when ``seeds`` is given, holding a seed pixel."""
     labels, n = ndi.label(thin, structure=np.ones((3, 3)))
     if n == 0:
-        return np.zeros(small, dtype=bool), ruler
+        return np.zeros(thin.shape, dtype=bool)
     comp = _components(labels, n)
-    area, major = comp[0], comp[3]
-    # thick: 2 x the largest distance to the background > hair_max_width (a crossing hair
-    # network stays thin); a pixel that far inside survives an erosion by the disk of radius
-    # hair_max_width / 2 (same result as the distance transform, several times faster)
+    area, major, minor = comp[0], comp[3], comp[4]
+    # thick: a pixel farther than hair_max_width / 2 from the background survives an erosion by
+    # the disk of that radius (same result as the distance transform, several times faster; a
+    # crossing hair network stays thin)
     rad = ap.hair_max_width / 2
     yy, xx = np.mgrid[-int(rad):int(rad) + 1, -int(rad):int(rad) + 1]
     disk = (yy ** 2 + xx ** 2) <= rad ** 2
     thick = np.zeros(n + 1, dtype=bool)
     thick[labels[ndi.binary_erosion(thin, structure=disk, border_value=1)]] = True
-    ok = (area >= 3) & ~thick & (major >= ap.hair_min_len)
+    # elongated (pigment specks and network meshes are not), or long enough to be a network of
+    # crossing hairs
+    line = (major >= ap.hair_min_elong * np.maximum(minor, 0.5)) | (major >= ap.hair_network_len)
+    ok = (area >= 3) & ~thick & (major >= min_len) & line
+    if seeds is not None:
+        seeded = np.zeros(n + 1, dtype=bool)
+        seeded[labels[seeds]] = True
+        ok &= seeded
     ok[0] = False
-    hair = _resize_mask(ok[labels], small, conservative=True) & ~ruler
-    return hair, ruler
+    return ok[labels]
 
 
 def _running(a: np.ndarray, k: int, axis: int, op) -> np.ndarray:

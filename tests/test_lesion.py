@@ -164,6 +164,56 @@ def test_thin_camera_frame_is_not_hair():
     assert not le.artifact_flags(masks, lesion_mask=lesion)["hair"]
 
 
+def _faint_strand_image(depth, size=256, seed=0):
+    """Plain skin, a dark disk lesion and a 1-px hair strand ``depth`` darker than the skin (0-1
+    scale) across the skin, whose first 8 px are 0.05 darker still."""
+    from skimage import draw
+
+    rng = np.random.default_rng(seed)
+    img = np.empty((size, size, 3))
+    img[:] = (200, 160, 140)
+    img += rng.normal(0, 1.0, (size, size, 1))
+    yy, xx = np.mgrid[:size, :size]
+    lesion = np.hypot(yy - size / 2, xx - size / 2) < size / 5
+    img[lesion] = (120, 80, 60)
+    strand, seed_piece = np.zeros((size, size), bool), np.zeros((size, size), bool)
+    strand[draw.line(10, 20, 60, 240)] = True
+    seed_piece[draw.line(10, 20, 12, 28)] = True
+    img[strand] -= depth * 255
+    img[seed_piece] -= 0.05 * 255
+    return np.clip(np.round(img), 0, 255).astype(np.uint8), lesion
+
+
+def test_faint_strand_grown_from_a_darker_piece_is_hair():
+    # black-hat 0.033: under hair_contrast (0.04) but over hair_low_contrast (0.03); only an
+    # 8-px piece (shorter than hair_min_len) passes hair_contrast and seeds the strand
+    img, lesion = _faint_strand_image(0.033)
+    flag = le.artifact_flags(le.detect_artifacts(img, lesion_mask=lesion), lesion_mask=lesion)["hair"]
+    assert flag
+    off = le.ArtifactParams(hair_low_contrast=le.ArtifactParams().hair_contrast)  # the step disabled
+    masks = le.detect_artifacts(img, lesion_mask=lesion, artifact_params=off)
+    assert not le.artifact_flags(masks, lesion_mask=lesion, params=off)["hair"]
+    img, lesion = _faint_strand_image(0.025)  # fainter than hair_low_contrast
+    assert not le.artifact_flags(le.detect_artifacts(img, lesion_mask=lesion), lesion_mask=lesion)["hair"]
+
+
+def test_compact_mesh_marks_on_the_skin_are_not_hair():
+    # three 17-px '#' marks of 1-px dark lines on the skin (a piece of pigment network, a cluster
+    # of specks): thin and long enough, but not elongated
+    ph = make_phantom(PhantomSpec(seed=1, size=256))
+    img = ph.image.copy()
+    for y, x in ((20, 20), (20, 215), (215, 20)):
+        assert not ph.mask[y - 5:y + 25, x - 5:x + 25].any()
+        for o in (5, 11):
+            img[y + o, x:x + 17] = (img[y + o, x:x + 17] * 0.6).astype(np.uint8)
+            img[y:y + 17, x + o] = (img[y:y + 17, x + o] * 0.6).astype(np.uint8)
+    masks = le.detect_artifacts(img, lesion_mask=ph.mask)
+    assert not le.artifact_flags(masks, lesion_mask=ph.mask)["hair"]
+    no_elong = le.ArtifactParams(hair_min_elong=0)
+    masks = le.detect_artifacts(img, lesion_mask=ph.mask, artifact_params=no_elong)
+    assert le.artifact_flags(masks, lesion_mask=ph.mask, params=no_elong)["hair"]
+
+
 def test_flag_thresholds_reach_the_rule():
     ph = make_phantom(PhantomSpec(seed=4, ink=True))
     masks = le.detect_artifacts(ph.image, lesion_mask=ph.mask)
@@ -182,6 +232,8 @@ def test_bad_lesion_params_raise(kw, match):
 def test_bad_artifact_params_raise():
     with pytest.raises(ConfigError, match="hair_min_frac"):
         le.ArtifactParams(hair_min_frac=-1)
+    with pytest.raises(ConfigError, match="hair_low_contrast"):
+        le.ArtifactParams(hair_low_contrast=0.05)
 
 
 def test_bad_inputs_raise():
