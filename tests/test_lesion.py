@@ -147,6 +147,39 @@ def test_graduation_ticks_anywhere_are_a_ruler_and_scattered_marks_are_not():
     assert not le._ruler_full(scattered, le.ArtifactParams()).any()
 
 
+def _ticks(img, xs, y0=150, length=22, value=70):
+    """Vertical 1-px ticks at columns ``xs`` (``length`` px down from row ``y0``)."""
+    for x in xs:
+        img[y0:y0 + length, x] = value
+    return img
+
+
+def test_irregular_parallel_streaks_are_not_a_ruler_and_evenly_spaced_ticks_are():
+    # three parallel marks with gaps 6 and 16 px (pigment streaks, hair pieces): not a scale
+    assert not le._ruler_full(_ticks(_skin(), [200, 206, 222]), le.ArtifactParams()).any()
+    # four with gaps 5, 14, 30: no two consecutive gaps alike
+    assert not le._ruler_full(_ticks(_skin(), [200, 205, 219, 249]), le.ArtifactParams()).any()
+    # evenly spaced somewhere (a missing tick elsewhere in the group is allowed)
+    assert le._ruler_full(_ticks(_skin(), [200, 210, 220]), le.ArtifactParams()).any()
+    assert le._ruler_full(_ticks(_skin(), [200, 210, 220, 240]), le.ArtifactParams()).any()
+    # the test disabled: any three parallel marks side by side count, as before
+    loose = le.ArtifactParams(ruler_gap_ratio=float("inf"))
+    assert le._ruler_full(_ticks(_skin(), [200, 206, 222]), loose).any()
+
+
+def test_two_dark_ticks_at_the_border_are_a_ruler_with_edge_pairs():
+    pairs = le.ArtifactParams(ruler_edge_pairs=True)
+    corner = _ticks(_skin(), [40, 55], y0=0, value=40)  # two dark ticks cut off by the top edge
+    assert le._ruler_full(corner, pairs).any()
+    assert not le._ruler_full(corner, le.ArtifactParams()).any()  # off by default
+    # the same pair away from the border, or faint (hair-like), is not a ruler
+    assert not le._ruler_full(_ticks(_skin(), [40, 55], y0=150, value=40), pairs).any()
+    faint = _ticks(_skin(), [40, 55], y0=0, value=int(_skin()[200, 40, 0]) - 20)
+    assert not le._ruler_full(faint, pairs).any()
+    with pytest.raises(ConfigError):
+        le.ArtifactParams(ruler_gap_ratio=0.9)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_component_sizes_closure_matches_csgraph(seed):
     rng = np.random.default_rng(seed)
