@@ -1,8 +1,10 @@
 """A content-addressed cache of per-image results (scores, masks, ITA, CAMs).
 
-An entry's key is the SHA-256 of the image file's bytes, the stage name, and every
-parameter that affects the result (as canonical JSON), so an entry can never be served after
-the image or a parameter changes: the key simply differs. Values are dicts of numpy arrays
+An entry's key is the SHA-256 of the image file's bytes, the stage name, every parameter
+that affects the result (as canonical JSON) and the source code of the modules that compute
+the stage (:data:`STAGE_CODE`), so an entry can never be served after the image, a parameter
+or the code changes (an upgrade, or a local edit without a version bump): the key simply
+differs. Values are dicts of numpy arrays
 and JSON scalars, stored as one ``.npz`` per entry, written atomically (temp file +
 ``os.replace``), so an interrupted run leaves either a whole entry or none.
 
@@ -10,6 +12,7 @@ The cache is an optimisation only: a missing, unreadable or corrupt entry is rec
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -21,7 +24,7 @@ import numpy as np
 
 from .imageio import file_sha256 as image_digest  # SHA-256 of a file's bytes (hex)
 
-__all__ = ["ResultCache", "image_digest", "default_cache_dir"]
+__all__ = ["ResultCache", "image_digest", "default_cache_dir", "source_digest", "STAGE_CODE"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,35 @@ def default_cache_dir() -> Path:
         return Path(os.environ["SKINAUDIT_CACHE"])
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "skinaudit"
+
+
+#: The modules whose source decides each cached stage's result; a stage not listed depends on
+#: the whole package.
+STAGE_CODE = {
+    "score": ("models", "imageio"),
+    "cam": ("explain", "models", "imageio"),
+    "inspect": ("lesion", "skintone", "imageio"),
+    "ita_variants": ("lesion", "skintone", "imageio"),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def source_digest(modules: tuple[str, ...] | None = None) -> str:
+    """SHA-256 of the source files of ``skinaudit.<module>`` for each name (None: every module
+    of the package). A file that cannot be read (e.g. a zipped install) contributes its name
+    and the package version instead."""
+    from . import __version__
+
+    pkg = Path(__file__).resolve().parent
+    files = sorted(pkg.glob("*.py")) if modules is None else [pkg / f"{m}.py" for m in modules]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0")
+        try:
+            h.update(f.read_bytes())
+        except OSError:
+            h.update(__version__.encode())
+    return h.hexdigest()
 
 
 def _canonical(params: dict) -> str:
@@ -68,6 +100,7 @@ class ResultCache:
         h.update(digest.encode())
         h.update(b"\0" + stage.encode() + b"\0")
         h.update(_canonical(params).encode())
+        h.update(b"\0" + source_digest(STAGE_CODE.get(stage)).encode())
         return f"{stage}-{h.hexdigest()}"
 
     def _path(self, key: str) -> str:

@@ -69,6 +69,22 @@ def test_cache_hits_and_never_stale(phantom_dataset, scripted_model, tmp_path):
     run_audit(load_model(scripted_model, image_size=96), ds, dataclasses.replace(FAST, scheme="del_bino"),
               cache=cache)
     assert cache.stats["inspect"] == {"hits": 0, "misses": 6}
+    # Change the image-analysis code (an upgrade without a version bump): skin-tone rows are
+    # recomputed, scores (whose code did not change) are reused.
+    import skinaudit.cache as cache_module
+
+    real = cache_module.source_digest
+
+    def edited(modules=None):
+        return real(modules) + ("-edited" if modules and "lesion" in modules else "")
+
+    cache_module.source_digest = edited
+    try:
+        cache.reset_stats()
+        run_audit(load_model(scripted_model, image_size=96), ds, FAST, cache=cache)
+    finally:
+        cache_module.source_digest = real
+    assert cache.stats == {"score": {"hits": 6, "misses": 0}, "inspect": {"hits": 0, "misses": 6}}
 
 
 def test_corrupt_cache_entry_is_recomputed(tmp_path):
@@ -134,3 +150,13 @@ def test_cams_cached_and_identical_warm(phantom_dataset, tmp_path):
     warm = run_audit(model, ds, config, cache=cache)
     assert cache.stats["cam"]["misses"] == 0 and cache.stats["cam"]["hits"] > 0
     assert cold.to_json() == warm.to_json()
+
+
+def test_source_digest_follows_the_stage_modules(tmp_path):
+    from skinaudit.cache import STAGE_CODE, source_digest
+
+    assert source_digest(STAGE_CODE["inspect"]) != source_digest(STAGE_CODE["score"])
+    assert source_digest(STAGE_CODE["inspect"]) == source_digest(("lesion", "skintone", "imageio"))
+    cache = ResultCache(tmp_path)
+    assert cache.key("d", "inspect", {}) != cache.key("d", "ita_variants", {})  # stage name still counts
+    assert cache.key("d", "unlisted", {}).startswith("unlisted-")  # whole-package digest, no error
