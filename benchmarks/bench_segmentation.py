@@ -28,10 +28,11 @@ def main():
                      "sets watched, centre_power on the even half of isic-uda1; even/odd halves of isic-uda1 are "
                      "reported separately", "sets": {}}
     params = st.ItaParams()
+    full_params = st.ItaParams(shrink_margin=False)
     for name, pattern in SETS.items():
         root = DATA / name
         ids = sorted(p.name.split(".")[0] for p in (root / "images").glob("*.jpg"))
-        jac, leak, ms = [], [], []
+        jac, leak, ms, leak_full = [], [], [], []
         for i in ids:
             mp = root / "masks" / pattern.format(id=i)
             if not mp.is_file():
@@ -48,10 +49,15 @@ def main():
             skin = st._skin_mask_small(wi, lesion, masks, params)
             t_small = le._resize_mask(truth, skin.shape, conservative=False)
             leak.append(float((skin & t_small).sum() / max(skin.sum(), 1)))
+            full = st._skin_mask_small(wi, lesion, masks, full_params)  # --skin-margin full
+            enough = full.sum() >= max(16, full_params.min_skin_fraction * full.size)
+            leak_full.append(float((full & t_small).sum() / full.sum()) if enough else np.nan)
         jac = np.array(jac)
         entry = {"n": len(jac), "jaccard_mean": float(jac.mean()), "jaccard_median": float(np.median(jac)),
                  "jaccard_below_0.5": int((jac < 0.5).sum()), "leakage_mean": float(np.mean(leak)),
                  "leakage_median": float(np.median(leak)), "leakage_over_2pct": int(np.sum(np.array(leak) > 0.02)),
+                 "leakage_mean_full_margin": float(np.nanmean(leak_full)),
+                 "too_few_skin_full_margin": int(np.isnan(leak_full).sum()),
                  "ms_per_image_analyse_median": float(np.median(ms)), "image_shape_example": list(img.shape)}
         if name == "isic-uda1":
             entry["jaccard_even_half"] = float(jac[::2].mean())

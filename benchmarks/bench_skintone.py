@@ -41,6 +41,7 @@ VARIANTS = {
     "border frame median (naive)": st.ItaParams(method="border", statistic="median"),
     "opencv8 compatibility (reproduces Kinyanjui)": st.ItaParams(lab_scale="opencv8"),
     "plain formula, no flags (paper-compatible)": st.ItaParams(b_min=-np.inf, plausible_range=(-90.0, 90.0)),
+    "full margin, no correction (shrink_margin=False)": st.ItaParams(shrink_margin=False),
 }
 
 
@@ -113,6 +114,11 @@ def main(argv=None):
         out = st.inspect_dataset(ds, params=VARIANTS[name], n_jobs=args.n_jobs)
         dt = time.perf_counter() - t0
         record(name, out, dt)
+        if name.startswith("full margin"):  # the default cast step on top (--skin-margin full)
+            params = st.ItaParams(color_correction="dataset_reference", shrink_margin=False)
+            t0 = time.perf_counter()
+            cast = st.correct_cast(out, params, table["dataset"].to_numpy())
+            record("full margin + default cast reference (--skin-margin full)", cast, dt + time.perf_counter() - t0)
         if name.startswith("no correction"):
             for cname, (column, reference_b) in CAST_VARIANTS.items():
                 params = st.ItaParams(color_correction="dataset_reference", reference_b=reference_b)

@@ -45,7 +45,8 @@ class AuditConfig:
     (``"dataset_reference"``: the one-sided per-acquisition-group blue-cast correction of
     :func:`skinaudit.skintone.correct_cast`, or ``"none"``), ``cast_group`` (the dataset column
     naming acquisition groups; None = one group), ``reference_b`` (the skin b* a cast group's
-    median is raised to).
+    median is raised to), ``skin_margin`` (``"shrink"``: narrow the lesion margin of a large
+    lesion so enough skin remains; ``"full"``: keep it and report ``unknown`` instead).
 
     Statistics: ``alpha``, ``n_boot``, ``min_positives``, ``reference`` (the comparison
     group; default the largest).
@@ -72,6 +73,7 @@ class AuditConfig:
     ita_correction: str = "dataset_reference"
     cast_group: str | None = None
     reference_b: float = 15.0
+    skin_margin: str = "shrink"
     alpha: float = 0.05
     n_boot: int = 2000
     min_positives: int = 10
@@ -121,8 +123,10 @@ class AuditConfig:
         if self.ita_correction not in ("dataset_reference", "none"):
             raise ConfigError(f"the 'ita_correction' parameter must be dataset_reference or none; "
                               f"got {self.ita_correction!r}")
+        if self.skin_margin not in ("shrink", "full"):
+            raise ConfigError(f"the 'skin_margin' parameter must be shrink or full; got {self.skin_margin!r}")
         return ItaParams(color_correction=self.ita_correction, cast_group=self.cast_group,
-                         reference_b=float(self.reference_b))
+                         reference_b=float(self.reference_b), shrink_margin=self.skin_margin == "shrink")
 
 
 _JSON_FORMAT = {"indent": 2, "sort_keys": True, "ensure_ascii": False, "allow_nan": False}
@@ -410,7 +414,8 @@ def _sensitivity_cached(dataset, config, progress, cache, offsets=None):
         return sensitivity_table(ds, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress,
                                  params=params).attrs["per_image"]
 
-    per_image = _cached_per_image(dataset, cache, "ita_variants", {"variants": 2}, compute)
+    per_image = _cached_per_image(dataset, cache, "ita_variants",
+                                  {"variants": 2, "shrink_margin": params.shrink_margin}, compute)
     groups = dataset_cast_groups(dataset, dataclasses.replace(params, color_correction="dataset_reference"),
                                  per_image["image_id"])
     return sensitivity_table(per_image, scheme=config.scheme, params=params, groups=groups, offsets=offsets)

@@ -145,6 +145,9 @@ CorrectionOpt = Annotated[str, typer.Option(
 CastGroupOpt = Annotated[Optional[str], typer.Option(
     "--cast-group", help="Dataset column naming acquisition groups (device or site, e.g. 'dataset' in the "
                          "HAM10000 metadata); default: the whole dataset is one group.")]
+MarginOpt = Annotated[str, typer.Option(
+    "--skin-margin", help="shrink (default): narrow the margin round a large lesion so enough skin remains; "
+                          "full: keep it and report the image as unknown (less lesion in the skin sample).")]
 ReferenceBOpt = Annotated[float, typer.Option(
     "--reference-b", help="Skin b* an acquisition group's median is raised to (light-to-intermediate skin).")]
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of every random step.")]
@@ -204,7 +207,7 @@ def run(
     arch: ArchOpt = None, threshold: ThresholdOpt = 0.5, image_size: SizeOpt = 299, batch_size: BatchOpt = 16,
     device: DeviceOpt = "cpu", positive_index: PosOpt = 1, strict: StrictOpt = False, seed: SeedOpt = 0,
     scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, ita_correction: CorrectionOpt = "dataset_reference",
-    cast_group: CastGroupOpt = None, reference_b: ReferenceBOpt = 15.0,
+    cast_group: CastGroupOpt = None, reference_b: ReferenceBOpt = 15.0, skin_margin: MarginOpt = "shrink",
     alpha: Annotated[float, typer.Option("--alpha", help="Level of every test and interval (1 - alpha).")] = 0.05,
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")] = 2000,
     min_positives: Annotated[int, typer.Option(
@@ -247,7 +250,7 @@ def run(
                          explain="auto" if explain else "off", target_layer=target_layer, keep_top=keep_top,
                          cases_per_kind=cases_per_kind, cam_sample=cam_sample, skin_tone=skin_tone,
                          sensitivity_sample=sensitivity_sample, ita_correction=ita_correction,
-                         cast_group=cast_group, reference_b=reference_b)
+                         cast_group=cast_group, reference_b=reference_b, skin_margin=skin_margin)
     ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
                                            allow_outside_root, limit))
     scorer = _load_scorer(model, scores, arch, image_size, positive_index, device)
@@ -268,7 +271,7 @@ def inspect(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, strict: StrictOpt = False,
     ita_correction: CorrectionOpt = "dataset_reference", cast_group: CastGroupOpt = None,
-    reference_b: ReferenceBOpt = 15.0,
+    reference_b: ReferenceBOpt = 15.0, skin_margin: MarginOpt = "shrink",
     sensitivity: Annotated[bool, typer.Option(
         "--sensitivity/--no-sensitivity", help="Also tabulate group sizes under every ITA estimator variant.")] = True,
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
@@ -281,7 +284,8 @@ def inspect(
     from .skintone import cast_summary, get_scheme, inspect_dataset, sensitivity_table
 
     sch = get_scheme(scheme)
-    params = AuditConfig(ita_correction=ita_correction, cast_group=cast_group, reference_b=reference_b).ita_params()
+    params = AuditConfig(ita_correction=ita_correction, cast_group=cast_group, reference_b=reference_b,
+                         skin_margin=skin_margin).ita_params()
     ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
                                            allow_outside_root, limit))
     _cast_group_hint(ds, ita_correction, cast_group)

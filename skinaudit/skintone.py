@@ -217,6 +217,12 @@ class ItaParams:
         The margin grows with the lesion: at least this fraction of the lesion's equivalent
         radius (default 0.5), because a large lesion's faint periphery, which human outlines
         include, reaches further. Measured leakage in docs/skintone.md.
+    shrink_margin : bool
+        When the lesion-relative margin leaves less than twice the ``min_skin_fraction`` of the
+        image, shrink it (never below the ``lesion_margin`` floor) so that much skin remains
+        (default True). False keeps the full margin and returns ``unknown`` with
+        ``too_few_skin_pixels`` instead: fewer images get a value, and less of a large lesion's
+        periphery enters the sample (measured in docs/skintone.md).
     artifact_margin : int
         Dilation of every artifact mask, in working-size pixels (mixed pixels at edges).
     border_width : float
@@ -254,6 +260,7 @@ class ItaParams:
     trim_sd: float = 1.0
     lesion_margin: float = 0.05
     lesion_margin_radius: float = 0.5
+    shrink_margin: bool = True
     artifact_margin: int = 1
     border_width: float = 20 / 600
     color_correction: str = "none"
@@ -299,7 +306,8 @@ class ItaParams:
         :func:`correct_cast` appends ``+dataset_reference``)."""
         scale = "" if self.lab_scale == "cie" else "/opencv8"
         per_image = "none" if self.color_correction == "dataset_reference" else self.color_correction
-        return f"{self.method}/{self.statistic}/{per_image}{scale}"
+        margin = "" if self.shrink_margin else "/full-margin"
+        return f"{self.method}/{self.statistic}/{per_image}{scale}{margin}"
 
 
 def _choice(name, value, allowed):
@@ -410,7 +418,7 @@ def _skin_mask_small(wi, lesion, masks, params: ItaParams) -> np.ndarray:
     dist = ndi.distance_transform_edt(~lesion)
     free = dist[~excluded]
     keep = int(max(16, 2 * params.min_skin_fraction * h * w))
-    if margin > floor and np.count_nonzero(free > margin) < keep <= free.size:
+    if params.shrink_margin and margin > floor and np.count_nonzero(free > margin) < keep <= free.size:
         # a large lesion: shrink the lesion-relative margin (never below the floor) so that at
         # least twice the minimum skin share remains
         margin = max(floor, float(np.partition(free, free.size - keep)[free.size - keep]) - 1e-6)
@@ -778,7 +786,7 @@ _CAST_VARIANTS = {"estimated mask, cast reference": "estimated mask, no correcti
 
 
 def _variants_one(job):
-    image_id, image_path, mask_path, lesion_params, artifact_params = job
+    image_id, image_path, mask_path, lesion_params, artifact_params, shrink_margin = job
     out = {"image_id": image_id}
     try:
         image, mask = _read(image_path, mask_path)
@@ -792,6 +800,7 @@ def _variants_one(job):
         if key not in cache:
             cache[key] = _prepare(image, mask if given else None, None, lesion_params, artifact_params)
         wi, lesion, masks = cache[key]
+        p = replace(p, shrink_margin=shrink_margin)  # the sample policy of the run, for every variant
         res = _ita_from_working(wi, lesion, masks, p, "given" if given else "estimated")
         out[name] = res.ita
         if name in _CAST_VARIANTS.values():
@@ -809,8 +818,9 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
     each with and without the dataset-level cast correction of :func:`correct_cast`
     (``params.reference_b``, acquisition groups from ``params.cast_group``); the estimated mask
     after specular-highlight correction and after whole-image Shades of Gray; and the naive
-    border-frame median. The first row is the variant ``params`` selects (with the given mask
-    when the dataset has masks, as :func:`inspect_dataset`); ``agreement`` is measured against
+    border-frame median; all with ``params.shrink_margin``. The first row is the variant
+    ``params`` selects (with the given mask when the dataset has masks, as
+    :func:`inspect_dataset`); ``agreement`` is measured against
     it.
 
     Parameters
@@ -838,7 +848,7 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
         per = dataset.copy()
     else:
         groups = dataset_cast_groups(dataset, replace(params, color_correction="dataset_reference"))
-        jobs = [(str(r.image_id), r.image_path, r.mask_path, lesion_params, artifact_params)
+        jobs = [(str(r.image_id), r.image_path, r.mask_path, lesion_params, artifact_params, params.shrink_margin)
                 for r in dataset.table.itertuples(index=False)]
         per = pd.DataFrame(_run_jobs(jobs, n_jobs, progress, "variants"))
     values = {c: per[c].to_numpy(dtype=float) for c in per.columns if c != "image_id" and "::" not in c}

@@ -182,6 +182,11 @@ def test_inspect_cast_options(phantom_dataset, tmp_path):
     assert none.exit_code == 0 and "b_offset" not in pd.read_csv(tmp_path / "n" / "inspect.csv").columns
     wrong = runner.invoke(app, [*args, "--ita-correction", "grey", "--out", str(tmp_path / "w")])
     assert wrong.exit_code == 2 and "ita_correction" in wrong.output
+    full = runner.invoke(app, [*args, "--skin-margin", "full", "--out", str(tmp_path / "f")])
+    assert full.exit_code == 0, full.output
+    assert pd.read_csv(tmp_path / "f" / "inspect.csv")["method"].str.contains("/full-margin").all()
+    odd = runner.invoke(app, [*args, "--skin-margin", "wide", "--out", str(tmp_path / "o")])
+    assert odd.exit_code == 2 and "skin_margin" in odd.output and "Traceback" not in odd.output
 
 
 def test_inspect_suggests_an_acquisition_column(phantom_dataset, tmp_path):

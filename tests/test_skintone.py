@@ -119,6 +119,21 @@ def test_too_few_skin_pixels_gives_unknown_with_reason():
     assert "too_few_skin_pixels" in st.estimate_ita(img, lesion_mask=lesion2, params=strict).reason
 
 
+def test_full_margin_reports_unknown_where_the_default_shrinks_the_margin():
+    img, _, _ = patch(60, 10, 15)
+    yy, xx = np.mgrid[:96, :96]
+    lesion = (yy - 48) ** 2 + (xx - 48) ** 2 < 42 ** 2  # a lesion filling most of the frame
+    shrunk = st.estimate_ita(img, lesion_mask=lesion)
+    full = st.estimate_ita(img, lesion_mask=lesion, params=st.ItaParams(shrink_margin=False))
+    assert not math.isnan(shrunk.ita) and shrunk.flags == ()
+    assert math.isnan(full.ita) and "too_few_skin_pixels" in full.reason
+    assert full.skin_pixels < shrunk.skin_pixels and full.method.endswith("/full-margin")
+    small = (yy - 48) ** 2 + (xx - 48) ** 2 < 20 ** 2  # room for the full margin: no difference
+    a = st.estimate_ita(img, lesion_mask=small)
+    b = st.estimate_ita(img, lesion_mask=small, params=st.ItaParams(shrink_margin=False))
+    assert (a.ita, a.skin_pixels) == (b.ita, b.skin_pixels)
+
+
 def test_statistic_margin_and_trim_reach_the_computation():
     img, _, _ = patch(70, 10, 15)
     dark, _, _ = patch(40, 10, 15)
