@@ -495,3 +495,12 @@ def test_source_date_epoch_makes_the_report_byte_identical(tmp_path, monkeypatch
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH"):
         report._report_date()
+
+
+def test_report_states_intended_use_and_limits(written):
+    _, paths = written
+    html = paths["html"].read_text()
+    for text in ("Intended use and limits", "Not a diagnostic device", "not a Fitzpatrick type",
+                 "Automatic masks and flags are approximations", "Small groups", "One threshold"):
+        assert text in html, text
+    assert html.index("<section id=\"use\">") < html.index("<section id=\"dataset\">")  # stated up front
