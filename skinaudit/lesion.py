@@ -78,8 +78,8 @@ patches        vivid colour (C*ab > ``patch_chroma``) touching the     area > ``
 =============  ======================================================  =====================
 
 Measured quality (benchmarks/results, docs/skintone.md): dark corner is reliable (isic-uda1 F1
-0.95); hair 0.83 (held-out half 0.80); ruler moderate (0.76); gel bubble and gel border
-detection are weak on real images.
+0.95); hair 0.83 (held-out half 0.80); ruler 0.82 (held-out half 0.82); gel bubble and gel
+border detection are weak on real images.
 """
 from __future__ import annotations
 
@@ -303,9 +303,7 @@ class WorkingImage:
         lum = _channel_mean(raw)
         self.raw_lum = lum
         k = params.hair_kernel
-        # grey closing with a k x k square per channel (_running: same values as scipy's, faster)
-        closed = _running(_running(raw, k, 0, np.maximum), k, 1, np.maximum)
-        closed = _running(_running(closed, k, 0, np.minimum), k, 1, np.minimum)
+        closed = _closing(raw, k)  # per channel (same values as scipy's grey_closing, faster)
         self.hair_response = _channel_mean(closed) - lum
         hairy = self.hair_response > params.hair_contrast
         self.hair_pixels = hairy
@@ -385,7 +383,7 @@ def _segment_small(wi: WorkingImage, params: LesionParams) -> np.ndarray:
                 m[box] = core
     # the closing in _dark_component (zero outside the image) peels the 2 outer pixels off a
     # lesion that runs off the frame; give back those that are dark at the global threshold
-    if _near_frame(m, 4):
+    if (m & _frame(m.shape, 4)).any():
         m = _restore_frame(m, (s < _biased_threshold(vals, t, params.skin_bias)) & wi.field)
     return m
 
@@ -396,17 +394,17 @@ def _biased_threshold(vals: np.ndarray, t: float, skin_bias: float) -> float:
     return t + skin_bias * (float(np.median(skin)) - t) if skin.size else t
 
 
-def _near_frame(m: np.ndarray, r: int) -> bool:
-    """Whether ``m`` has a pixel within ``r`` px of the image border."""
-    return bool(m[:r].any() or m[-r:].any() or m[:, :r].any() or m[:, -r:].any())
+def _frame(shape: tuple[int, int], width: int) -> np.ndarray:
+    """Bool mask of the outer ``width`` px of an image of ``shape``."""
+    f = np.zeros(shape, dtype=bool)
+    f[:width], f[-width:], f[:, :width], f[:, -width:] = True, True, True, True
+    return f
 
 
 def _restore_frame(m: np.ndarray, dark: np.ndarray, width: int = 2) -> np.ndarray:
     """``m`` plus the ``dark`` pixels on the outer ``width`` px of the image within ``width`` px
     of ``m`` (a closing with a zero border removes them from a lesion cut by the frame)."""
-    strip = np.zeros_like(m)
-    strip[:width], strip[-width:], strip[:, :width], strip[:, -width:] = True, True, True, True
-    return m | (strip & dark & ndi.binary_dilation(m, iterations=width))
+    return m | (_frame(m.shape, width) & dark & ndi.binary_dilation(m, iterations=width))
 
 
 def _dark_component(s: np.ndarray, region: np.ndarray, t: float, skin_bias: float, weight: np.ndarray):
@@ -477,7 +475,7 @@ def _hair_ruler_small(wi: WorkingImage, ap: ArtifactParams, lesion: np.ndarray):
     blackhat = _blackhat(g, k)
     # dark corner grown by about k px (a square of the area of a radius-k diamond)
     dark_corner = _resize_mask(wi.dark_corner_rel, (hs, ws))
-    dark_corner = _running(_running(dark_corner, k + 4, 0, np.maximum), k + 4, 1, np.maximum)
+    dark_corner = _square(dark_corner, k + 4, np.maximum)
     # hair is darker than its neighbourhood's mean; this keeps the insides of bright gel-bubble
     # rims (raised by the closing) out
     local = ndi.uniform_filter(g, size=k)
@@ -486,18 +484,17 @@ def _hair_ruler_small(wi: WorkingImage, ap: ArtifactParams, lesion: np.ndarray):
     # nearby (the median of the field of view: a black vignette would lower it and make all the
     # skin a "rim")
     ref = g[~dark_corner] if (~dark_corner).any() else g
-    rim = _running(_running(g, k, 0, np.maximum), k, 1, np.maximum) > float(np.median(ref)) + 2 * ap.bubble_contrast
+    rim = _square(g, k, np.maximum) > float(np.median(ref)) + 2 * ap.bubble_contrast
     darker &= ~rim
-    thin = (blackhat > ap.hair_contrast) & darker & ~dark_corner
-    thin[:2], thin[-2:], thin[:, :2], thin[:, -2:] = False, False, False, False
+    inner = ~_frame((hs, ws), 2)  # not the outermost 2 px (thin camera frame lines)
+    thin = (blackhat > ap.hair_contrast) & darker & ~dark_corner & inner
     small = wi.raw.shape[:2]
     ruler = _resize_mask(_ruler_full(wi.image, ap), small, conservative=True)
     keep = _hair_strands(thin, ap, ap.hair_min_len)
     if ap.hair_low_contrast < ap.hair_contrast:
         # faint strands (hysteresis): components at the lower contrast that hold a pixel above
         # hair_contrast, are thin, elongated and at least hair_low_min_len px long
-        low = (blackhat > ap.hair_low_contrast) & (g < local - ap.hair_low_contrast / 2) & ~rim & ~dark_corner
-        low[:2], low[-2:], low[:, :2], low[:, -2:] = False, False, False, False
+        low = (blackhat > ap.hair_low_contrast) & (g < local - ap.hair_low_contrast / 2) & ~rim & ~dark_corner & inner
         keep |= _hair_strands(low, ap, ap.hair_low_min_len, seeds=thin)
     if not keep.any():
         return np.zeros(small, dtype=bool), ruler
@@ -551,11 +548,20 @@ def _running(a: np.ndarray, k: int, axis: int, op) -> np.ndarray:
     return np.moveaxis(cur, 0, axis)
 
 
+def _square(a: np.ndarray, k: int, op) -> np.ndarray:
+    """Grey dilation (``np.maximum``) or erosion (``np.minimum``) with a ``k`` x ``k`` square over
+    the first two axes (per channel for an (h, w, c) array), edges replicated."""
+    return _running(_running(a, k, 0, op), k, 1, op)
+
+
+def _closing(a: np.ndarray, k: int) -> np.ndarray:
+    """Grey closing with a ``k`` x ``k`` square."""
+    return _square(_square(a, k, np.maximum), k, np.minimum)
+
+
 def _blackhat(g: np.ndarray, k: int) -> np.ndarray:
     """Grey closing with a ``k`` x ``k`` square (``k`` odd) minus ``g`` (same dtype; >= 0)."""
-    closed = _running(_running(g, k, 0, np.maximum), k, 1, np.maximum)
-    closed = _running(_running(closed, k, 0, np.minimum), k, 1, np.minimum)
-    return closed - g
+    return _closing(g, k) - g
 
 
 def _components(labels: np.ndarray, n: int):
@@ -641,13 +647,6 @@ def _component_labels(adj: np.ndarray, small: int = 64) -> np.ndarray:
     return first[cl]
 
 
-def _component_sizes(adj: np.ndarray, small: int = 64) -> np.ndarray:
-    """Size of the connected component of each node of a symmetric bool adjacency matrix
-    (:func:`_component_labels`)."""
-    lab = _component_labels(adj, small)
-    return np.bincount(lab, minlength=len(lab))[lab]
-
-
 def _comb_score(a: np.ndarray, p: np.ndarray, off: float, periods: tuple[float, float]) -> float:
     """Periodicity of the marks hanging off a straight line (a ruler's mm graduation joined to
     its edge): pixels more than ``off`` px from the line's median offset, counted per px along
@@ -667,8 +666,8 @@ def _comb_score(a: np.ndarray, p: np.ndarray, off: float, periods: tuple[float, 
 def _ruler_full(image: np.ndarray, ap: ArtifactParams) -> np.ndarray:
     """Ruler marks at up to ``ap.ruler_size`` px (long side): thin dark marks (black-hat with a
     square of 1.5% of the long side > ``tick_contrast``) that are either graduation ticks
-    (:func:`_regular_ticks`: evenly spaced groups, or dark pairs at the image border) or a straight line >= ``ruler_min_len`` x the long side carrying
-    periodic marks (:func:`_comb_score` >= ``ruler_min_comb``). Lengths scale with the long
+    (:func:`_regular_ticks`: evenly spaced groups, or dark pairs at the image border) or a
+    straight line >= ``ruler_min_len`` x the long side carrying periodic marks (:func:`_comb_score` >= ``ruler_min_comb``). Lengths scale with the long
     side (600 px reference). Returns a bool mask at that size."""
     h, w = image.shape[:2]
     s = min(1.0, ap.ruler_size / max(h, w))
@@ -693,10 +692,8 @@ def _ruler_full(image: np.ndarray, ap: ArtifactParams) -> np.ndarray:
     edge = contrast = None
     if ap.ruler_edge_pairs and idx.size:
         # marks within 5 px (at 600 px) of the image border, and their mean black-hat (0-1)
-        fw = int(5 * r) + 1
         edge = np.zeros(n + 1, dtype=bool)
-        for band in (labels[:fw], labels[-fw:], labels[:, :fw], labels[:, -fw:]):
-            edge[band] = True
+        edge[labels[_frame((hs, ws), int(5 * r) + 1)]] = True
         contrast = np.bincount(lab, bh[ys, xs], n + 1) / (255 * np.maximum(area, 1))
         edge, contrast = edge[idx], contrast[idx]
     keep[idx[_regular_ticks(my[idx], mx[idx], major[idx], theta[idx], ap.ruler_min_ticks, 50 * r,
@@ -791,8 +788,7 @@ def _artifacts_small(wi: WorkingImage, params: LesionParams, ap: ArtifactParams,
     ink = ndi.binary_opening(ink) & ~wi.dark_corner
     brighter = lum > skin_level + ap.bubble_contrast
     specular = (value > ap.specular_value) & (sat < ap.specular_saturation) & brighter
-    opened = _running(_running(lum, 5, 0, np.minimum), 5, 1, np.minimum)
-    tophat = lum - _running(_running(opened, 5, 0, np.maximum), 5, 1, np.maximum)  # white top-hat, 5x5
+    tophat = lum - _square(_square(lum, 5, np.minimum), 5, np.maximum)  # white top-hat, 5x5
     bubble = (specular | ((tophat > ap.bubble_contrast) & brighter)) & wi.field
     # gel border: a bright smooth band along the border, clearly brighter than the skin
     skin_ref = wi.field & ~lesion & ~bubble

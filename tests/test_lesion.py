@@ -16,6 +16,16 @@ def jaccard(a, b):
     return np.logical_and(a, b).sum() / u if u else 1.0
 
 
+def painted(shape, *regions, skin=(200, 160, 140), seed=0):
+    """A uint8 skin-coloured image with each (mask, RGB) region painted in, plus noise (SD 3)."""
+    img = np.empty((*shape, 3))
+    img[:] = skin
+    for mask, rgb in regions:
+        img[mask] = rgb
+    rng = np.random.default_rng(seed)
+    return np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_segmentation_recovers_phantom_lesions(seed):
     ph = make_phantom(PhantomSpec(seed=seed, hair=5, dark_corner=True))
@@ -51,15 +61,10 @@ def test_small_dark_lesion_inside_a_darker_skin_blotch_is_refined():
 def test_central_lesion_beats_a_larger_off_centre_dark_region():
     # an off-centre dark blob (ink mark, shaded skin) 5x the lesion's area wins on plain
     # centre-weighted area; the squared weight (default centre_power=2) keeps the central lesion
-    rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:192, 0:256]
-    img = np.empty((192, 256, 3))
-    img[:] = (200, 160, 140)
     lesion = np.hypot(yy - 96, xx - 128) < 14
     blob = np.hypot(yy - 40, xx - 205) < 31
-    img[lesion] = (120, 80, 60)
-    img[blob] = (110, 70, 60)
-    img = np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    img = painted((192, 256), (lesion, (120, 80, 60)), (blob, (110, 70, 60)))
     assert jaccard(le.segment_lesion(img), lesion) > 0.9
     plain = le.segment_lesion(img, params=le.LesionParams(centre_power=1))
     assert jaccard(plain, blob) > 0.9
@@ -68,13 +73,9 @@ def test_central_lesion_beats_a_larger_off_centre_dark_region():
 def test_lesion_cut_by_the_frame_keeps_its_outer_pixels():
     # the closing treats the outside as skin and used to peel the 2 outer columns off a lesion
     # running off the image (working size = image size here, so no resampling blurs it)
-    rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:96, 0:128]
-    img = np.empty((96, 128, 3))
-    img[:] = (200, 160, 140)
     lesion = np.hypot(yy - 48, xx - 100) < 36
-    img[lesion] = (110, 70, 50)
-    img = np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    img = painted((96, 128), (lesion, (110, 70, 50)))
     m = le.segment_lesion(img)
     assert m[:, -2:][lesion[:, -2:]].mean() > 0.95
     assert jaccard(m, lesion) > 0.99
@@ -181,13 +182,13 @@ def test_two_dark_ticks_at_the_border_are_a_ruler_with_edge_pairs():
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_component_sizes_closure_matches_csgraph(seed):
+def test_component_labels_closure_matches_csgraph(seed):
     rng = np.random.default_rng(seed)
     adj = rng.random((50, 50)) < 0.03
     adj |= adj.T
-    fast = le._component_sizes(adj)                 # boolean squaring (<= 64 nodes)
-    sparse = le._component_sizes(adj, small=0)      # scipy csgraph
-    assert fast.max() > 1 and np.array_equal(fast, sparse)
+    fast = le._component_labels(adj)                # boolean squaring (<= 64 nodes)
+    sparse = le._component_labels(adj, small=0)     # scipy csgraph
+    assert np.bincount(fast).max() > 1 and np.array_equal(fast, sparse)
 
 
 def test_thin_camera_frame_is_not_hair():
