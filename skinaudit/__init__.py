@@ -7,7 +7,7 @@ An audit tool for researchers and reviewers, not a diagnostic device. The public
 >>> result = sa.run_audit(sa.PrecomputedScores.from_csv("s.csv"), ds)  # doctest: +SKIP
 >>> result.overall["recall"]                                          # doctest: +SKIP
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .audit import AuditConfig, AuditResult, run_audit
 from .data import AuditDataset, load_isic, load_isic_archive, load_manifest

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from ._version import __version__
 from .data import AuditDataset
 from .errors import ConfigError, DataError
 from .metrics import binary_metrics, check_threshold

@@ -52,7 +52,7 @@ def source_digest(modules: tuple[str, ...] | None = None) -> str:
     """SHA-256 of the source files of ``skinaudit.<module>`` for each name (None: every module
     of the package). A file that cannot be read (e.g. a zipped install) contributes its name
     and the package version instead."""
-    from . import __version__
+    from ._version import __version__
 
     pkg = Path(__file__).resolve().parent
     files = sorted(pkg.glob("*.py")) if modules is None else [pkg / f"{m}.py" for m in modules]

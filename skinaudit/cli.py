@@ -365,7 +365,7 @@ def demo(
 @app.command()
 def version():
     """Print the skinaudit version."""
-    from . import __version__
+    from ._version import __version__
 
     typer.echo(__version__)
 

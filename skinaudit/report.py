@@ -1123,7 +1123,7 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
 
 
 def _skinaudit_version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return __version__
 
