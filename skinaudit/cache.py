@@ -49,13 +49,17 @@ STAGE_CODE = {
 
 @functools.lru_cache(maxsize=None)
 def source_digest(modules: tuple[str, ...] | None = None) -> str:
-    """SHA-256 of the source files of ``skinaudit.<module>`` for each name (None: every module
-    of the package). A file that cannot be read (e.g. a zipped install) contributes its name
+    """SHA-256 of the source files of ``skinaudit.<module>`` for each name, every file of a
+    subpackage included (None: every module of the package). A file that cannot be read (e.g. a zipped install) contributes its name
     and the package version instead."""
     from ._version import __version__
 
     pkg = Path(__file__).resolve().parent
-    files = sorted(pkg.glob("*.py")) if modules is None else [pkg / f"{m}.py" for m in modules]
+    if modules is None:
+        files = sorted(pkg.rglob("*.py"))
+    else:  # a module is a file ``m.py`` or a package folder ``m/``
+        files = [f for m in modules for f in (sorted((pkg / m).rglob("*.py")) if (pkg / m).is_dir()
+                                               else [pkg / f"{m}.py"])]
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode() + b"\0")
