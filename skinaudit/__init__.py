@@ -9,7 +9,10 @@ An audit tool for researchers and reviewers, not a diagnostic device. The public
 """
 from ._version import __version__
 
-from .audit import AuditConfig, AuditResult, run_audit
+from .audit import run_audit
+from .config import AuditConfig
+from .result import AuditResult
+from .report import write_audit
 from .data import AuditDataset, load_isic, load_isic_archive, load_manifest
 from .errors import (ConfigError, DataError, ImageError, MissingDependencyError, ModelError, NotFittedError,
                      SkinauditError, UnsafeCheckpointError)
@@ -21,7 +24,7 @@ from .phantoms import PhantomSpec, generate_phantoms, make_phantom
 
 __all__ = [
     "__version__",
-    "AuditConfig", "AuditResult", "run_audit",
+    "AuditConfig", "AuditResult", "run_audit", "write_audit",
     "AuditDataset", "load_isic", "load_isic_archive", "load_manifest",
     "ConfigError", "DataError", "ImageError", "MissingDependencyError", "ModelError", "NotFittedError",
     "SkinauditError", "UnsafeCheckpointError",

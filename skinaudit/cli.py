@@ -236,13 +236,14 @@ def run(
     """Audit a model (or precomputed scores) on a dataset: predictions, skin tone, fairness statistics,
     recalibration, explanations and failure modes, report.html and report.pdf."""
     from .audit import AuditConfig, run_audit
+    from .report import write_audit
 
     if (model is None) == (scores is None):
         raise ConfigError("give exactly one of --model FILE or --scores CSV")
     if report:
-        from .report import _report_date
+        from .report import report_date
 
-        _report_date()  # a malformed SOURCE_DATE_EPOCH fails here, not after the audit
+        report_date()  # a malformed SOURCE_DATE_EPOCH fails here, not after the audit
     fraction, cal_file = _calibration_arg(calibration)
     config = AuditConfig(threshold=threshold, batch_size=batch_size, strict=strict, seed=seed, scheme=scheme,
                          n_jobs=jobs, alpha=alpha, n_boot=n_boot, min_positives=min_positives, reference=reference,
@@ -257,7 +258,7 @@ def run(
     if skin_tone:
         _cast_group_hint(ds, ita_correction, cast_group)
     result = run_audit(scorer, ds, config, progress=_progress(), cache=_cache(cache, no_cache), calibration=cal_file)
-    result.write(out, report=report, pdf=pdf and report)
+    write_audit(result, out, report=report, pdf=pdf and report)
     typer.echo(_summary_line(result))
     if len(result.skipped):
         typer.echo(f"{len(result.skipped)} image(s) skipped or excluded; see {out / 'skipped.csv'}", err=True)
@@ -280,7 +281,8 @@ def inspect(
 ):
     """Skin tone (ITA), lesion masks and artifacts per image, no model needed: inspect.csv and the group sizes
     under each ITA estimator variant (inspect_sensitivity.csv)."""
-    from .audit import AuditConfig, atomic_output_dir
+    from .config import AuditConfig
+    from .outputs import atomic_output_dir
     from .skintone import cast_summary, get_scheme, inspect_dataset, sensitivity_table
 
     sch = get_scheme(scheme)
@@ -326,6 +328,7 @@ def explain(
     """Grad-CAM++ explanations and the false-negative failure-mode taxonomy: CAM PNGs (figures/), Fig. 8
     triptychs, localisation.csv and failure_modes.csv."""
     from .audit import AuditConfig, run_audit
+    from .report import write_audit
 
     if model is None:
         raise ConfigError("skinaudit explain needs --model FILE (a state dict with --arch, for Grad-CAM++ hooks)")
@@ -337,10 +340,10 @@ def explain(
     scorer = _load_scorer(model, None, arch, image_size, positive_index, device)
     result = run_audit(scorer, ds, config, progress=_progress(), cache=_cache(cache, no_cache),
                        stages=("skintone", "explain"))
-    if result.sections["explanations"].get("available") is False:
-        raise ConfigError(result.sections["explanations"]["reason"])
-    result.write(out, report=False)
-    fm = result.sections["failure_modes"]
+    if not result.sections["explanations"].available:
+        raise ConfigError(result.sections["explanations"].reason)
+    write_audit(result, out, report=False)
+    fm = result.sections["failure_modes"].to_dict()
     typer.echo(_summary_line(result))
     if fm.get("available") is not False:
         typer.echo("failure modes: " + ", ".join(f"{k} {v['count']}" for k, v in fm["summary"].items() if k != "n"))
@@ -360,6 +363,25 @@ def demo(
     result = run_demo(out, n=n, seed=seed, progress=_progress())
     typer.echo(_summary_line(result))
     typer.echo(f"wrote {out}")
+
+
+@app.command("report")
+@_friendly
+def report_cmd(
+    source: Annotated[Path, typer.Option("--from", help="A saved audit: its audit.json or the folder holding it.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder for report.html and report.pdf.")],
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also write report.pdf.")] = True,
+):
+    """Re-render the HTML and PDF report of a saved audit (e.g. with a newer template)."""
+    from .outputs import atomic_output_dir
+    from .report import report_date, write_report
+    from .result import AuditResult
+
+    report_date()  # a malformed SOURCE_DATE_EPOCH fails before any work
+    result = AuditResult.read(source)
+    with atomic_output_dir(out) as tmp:
+        write_report(result, tmp, pdf=pdf)
+    typer.echo(f"wrote {out / 'report.html'}" + (f" and {out / 'report.pdf'}" if pdf else ""))
 
 
 @app.command()

@@ -118,13 +118,13 @@ class AuditDataset:
         dup = t["image_id"][t["image_id"].duplicated()].unique()
         if len(dup):
             raise DataError(
-                f"dataset '{self.name}' has {len(dup)} duplicate image id(s): {_preview(dup)}")
+                f"dataset '{self.name}' has {len(dup)} duplicate image id(s): {preview(dup)}")
         labels = pd.to_numeric(t["label"], errors="coerce")
         bad = t["image_id"][~labels.isin([0, 1])]
         if len(bad):
             raise DataError(
                 f"dataset '{self.name}': labels must be 0 (benign) or 1 (malignant); "
-                f"{len(bad)} row(s) are not, e.g. {_preview(bad)}")
+                f"{len(bad)} row(s) are not, e.g. {preview(bad)}")
         t["label"] = labels.astype(int)
         if "mask_path" not in t.columns:
             t["mask_path"] = None
@@ -170,7 +170,7 @@ class AuditDataset:
         idx = self.table.set_index("image_id")
         unknown = [i for i in ids if i not in idx.index]
         if unknown:
-            raise DataError(f"dataset '{self.name}' has no image id(s) {_preview(unknown)}")
+            raise DataError(f"dataset '{self.name}' has no image id(s) {preview(unknown)}")
         table = idx.loc[ids].reset_index()
         return AuditDataset(table, name=self.name, source=dict(self.source), excluded=self.excluded)
 
@@ -208,13 +208,13 @@ class AuditDataset:
 # helpers
 # ----------------------------------------------------------------------------------------
 
-def _preview(values: Sequence, k: int = 5) -> str:
+def preview(values: Sequence, k: int = 5) -> str:
     values = [str(v) for v in list(values)]
     head = ", ".join(repr(v) for v in values[:k])
     return head + (f" and {len(values) - k} more" if len(values) > k else "")
 
 
-def _read_csv(path, what: str) -> pd.DataFrame:
+def read_table(path, what: str) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: {what} file not found")
@@ -249,7 +249,7 @@ def _attach_images(ids: Sequence[str], images_dir, labels_path) -> list[str]:
     missing = [i for i in ids if i not in index]
     if missing:
         raise DataError(
-            f"{labels_path}: {len(missing)} image id(s) have no image file in {images_dir}: {_preview(missing)}")
+            f"{labels_path}: {len(missing)} image id(s) have no image file in {images_dir}: {preview(missing)}")
     return [str(index[i]) for i in ids]
 
 
@@ -274,7 +274,7 @@ def _attach_masks(ids: Sequence[str], masks_dir, pattern: str) -> list[str | Non
 def _check_unique(df: pd.DataFrame, col: str, path) -> None:
     dup = df[col][df[col].duplicated()].unique()
     if len(dup):
-        raise DataError(f"{path}: {len(dup)} duplicate image id(s) in column '{col}': {_preview(dup)}")
+        raise DataError(f"{path}: {len(dup)} duplicate image id(s) in column '{col}': {preview(dup)}")
 
 
 def _malignant_set(malignant: Iterable[str]) -> set[str]:
@@ -312,7 +312,7 @@ def load_isic(images, labels, *, masks=None, malignant: Iterable[str] = DEFAULT_
         File name of an image's mask, with ``{id}`` for the image id.
     """
     labels = Path(labels)
-    df = _read_csv(labels, "labels")
+    df = read_table(labels, "labels")
     mal = _malignant_set(malignant)
     unknown = mal - set(ISIC_CLASSES) - {"SCC"}
     if unknown:
@@ -326,7 +326,7 @@ def load_isic(images, labels, *, masks=None, malignant: Iterable[str] = DEFAULT_
         bad = df["image"][~np.isclose(sums, 1.0)]
         if len(bad):
             raise DataError(f"{labels}: each row must have exactly one class set to 1; {len(bad)} do not, "
-                            f"e.g. {_preview(bad)}")
+                            f"e.g. {preview(bad)}")
         dx = onehot.idxmax(axis=1)
         table = pd.DataFrame({"image_id": df["image"].astype(str).str.strip(), "diagnosis": dx})
         kind = "ISIC 2018 Task 3 ground truth"
@@ -334,7 +334,7 @@ def load_isic(images, labels, *, masks=None, malignant: Iterable[str] = DEFAULT_
         codes = df["dx"].str.strip().str.lower().map(DIAGNOSIS_CODES)
         bad = df["image_id"][codes.isna()]
         if len(bad):
-            raise DataError(f"{labels}: unknown diagnosis in column 'dx' for {_preview(bad)}")
+            raise DataError(f"{labels}: unknown diagnosis in column 'dx' for {preview(bad)}")
         table = df.rename(columns={"dx": "dx_original"}).copy()
         table["image_id"] = table["image_id"].astype(str).str.strip()
         table["diagnosis"] = codes
@@ -364,7 +364,7 @@ def load_isic_archive(metadata, images, *, masks=None, malignant: Iterable[str] 
     (age, sex, diagnosis, Fitzpatrick type, ...) is kept as metadata.
     """
     metadata = Path(metadata)
-    df = _read_csv(metadata, "metadata")
+    df = read_table(metadata, "metadata")
     id_col = "isic_id" if "isic_id" in df.columns else "image_id" if "image_id" in df.columns else None
     if id_col is None:
         raise DataError(f"{metadata}: no 'isic_id' (or 'image_id') column; found {list(df.columns)[:10]}")
@@ -411,7 +411,7 @@ def load_manifest(manifest, *, allow_outside_root: bool = False, name: str | Non
     path elsewhere, a symlink out) is refused unless ``allow_outside_root`` is True.
     """
     manifest = Path(manifest)
-    df = _read_csv(manifest, "manifest")
+    df = read_table(manifest, "manifest")
     missing = [c for c in _REQUIRED if c not in df.columns]
     if missing:
         raise DataError(f"{manifest}: missing required column(s) {', '.join(missing)}; "
@@ -422,7 +422,7 @@ def load_manifest(manifest, *, allow_outside_root: bool = False, name: str | Non
     bad = df["image_id"][labels.isna()]
     if len(bad):
         raise DataError(f"{manifest}: label must be 0/1 or benign/malignant; {len(bad)} row(s) are not, "
-                        f"e.g. {_preview(bad)}")
+                        f"e.g. {preview(bad)}")
     df["label"] = labels.astype(int)
     root = manifest.resolve().parent
     for col in ("image_path", "mask_path"):

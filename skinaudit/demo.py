@@ -13,6 +13,7 @@ import numpy as np
 from skimage import color
 
 from .audit import AuditConfig, run_audit
+from .report import write_audit
 from .imageio import read_image
 from .phantoms import generate_phantoms
 
@@ -129,5 +130,5 @@ def run_demo(out_dir, *, n: int = 120, seed: int = 0, train_fraction: float = 0.
     except ImportError:
         model = fit_colour_model(images, train.labels, seed=seed)
     result = run_audit(model, ds.subset(test_ids), config, progress=progress)
-    result.write(out, report=report, pdf=pdf)
+    write_audit(result, out, report=report, pdf=pdf)
     return result

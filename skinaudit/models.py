@@ -254,35 +254,35 @@ class PrecomputedScores:
 
     @classmethod
     def from_csv(cls, path) -> "PrecomputedScores":
-        from .data import _preview, _read_csv
+        from .data import preview, read_table
 
         path = Path(path)
-        df = _read_csv(path, "scores")
+        df = read_table(path, "scores")
         if not {"image_id", "score"} <= set(df.columns):
             raise DataError(f"{path}: a scores CSV needs the columns image_id,score; found {list(df.columns)[:10]}")
         ids = df["image_id"].astype(str).str.strip()
         dup = ids[ids.duplicated()].unique()
         if len(dup):
-            raise DataError(f"{path}: {len(dup)} duplicate image id(s): {_preview(dup)}")
+            raise DataError(f"{path}: {len(dup)} duplicate image id(s): {preview(dup)}")
         score = pd.to_numeric(df["score"], errors="coerce")
         bad = ids[~np.isfinite(score) | (score < 0) | (score > 1)]
         if len(bad):
             raise DataError(f"{path}: scores must be finite probabilities in [0, 1]; {len(bad)} are not "
-                            f"(NaN, inf, text or out of range), e.g. {_preview(bad)}")
+                            f"(NaN, inf, text or out of range), e.g. {preview(bad)}")
         return cls(pd.Series(score.to_numpy(float), index=ids.to_numpy(), name="score"), name=path.name, path=path)
 
     def lookup(self, ids: Sequence[str]) -> np.ndarray:
-        from .data import _preview
+        from .data import preview
 
         ids = [str(i) for i in ids]
         missing = [i for i in ids if i not in self.scores.index]
         if missing:
             raise DataError(f"{self.path or self.name}: no score for {len(missing)} image(s) of the dataset: "
-                            f"{_preview(missing)}")
+                            f"{preview(missing)}")
         extra = self.scores.index.difference(pd.Index(ids))
         if len(extra):
             raise DataError(f"{self.path or self.name}: {len(extra)} scored image id(s) are not in the dataset: "
-                            f"{_preview(sorted(extra))}")
+                            f"{preview(sorted(extra))}")
         return self.scores.loc[ids].to_numpy(dtype=float)
 
     def predict_proba(self, images):  # pragma: no cover - scores are looked up by id

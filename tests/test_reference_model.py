@@ -132,9 +132,9 @@ def test_grouped_folds_never_split_a_lesion_and_stratified_folds_do():
 
 
 def test_folds_on_real_ham10000_metadata(shared_data):
-    from skinaudit.data import _read_csv
+    from skinaudit.data import read_table
 
-    meta = _read_csv(shared_data("ham10000-224") / "HAM10000_metadata.csv", "metadata")
+    meta = read_table(shared_data("ham10000-224") / "HAM10000_metadata.csv", "metadata")
     y = meta["dx"].str.lower().isin(["mel", "bcc", "akiec"]).astype(int).to_numpy()
     folds = make_folds(y, meta["lesion_id"], n_splits=3, random_state=42)
     leak = lesion_leakage(meta["lesion_id"], folds)

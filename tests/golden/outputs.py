@@ -64,7 +64,7 @@ def isic200_outputs(out: Path, data_root: Path) -> dict:
     pd.DataFrame({"image_id": ds.ids, "score": np.round(scores, 6)}).to_csv(csv, index=False)
     model = sa.PrecomputedScores.from_csv(csv)
     result = sa.run_audit(model, ds, sa.AuditConfig(threshold=0.4, seed=3))
-    result.write(out, pdf=False)
+    sa.write_audit(result, out, pdf=False)
     return hash_folder(out, {"<OUT>": out, "<TMP>": out.parent, "<DATA>": data_root.resolve()})
 
 

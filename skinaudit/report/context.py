@@ -1,0 +1,337 @@
+"""The report's context: everything the templates show, as JSON-safe data, built from a typed
+:class:`~skinaudit.result.AuditResult`; the figures the report draws itself."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import importlib.metadata
+import logging
+import math
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._jsonsafe import json_safe
+from ..errors import ConfigError, DataError
+from .badges import ReportRules, group_counts, summary_badges
+from .format import is_missing
+from .order import presented
+from .sections import KNOWN_SECTIONS, section_view
+from .tables import embed_figure, kv_table, make_table, pretty
+
+log = logging.getLogger(__name__)
+
+
+#: Packages whose versions the cover and the appendix list (distribution names).
+VERSION_PACKAGES = ("skinaudit", "numpy", "pandas", "scipy", "scikit-learn", "scikit-image", "statsmodels",
+                    "fairlearn", "matplotlib", "jinja2", "weasyprint", "torch", "torchvision", "grad-cam",
+                    "captum", "pillow")
+
+
+#: Where each report section answers reporting guidelines: Model Cards (Mitchell et al.
+#: 2019, section names), TRIPOD+AI (Collins et al., BMJ 2024) and CLAIM 2024 (Tejani et
+#: al., Radiology: AI 2024). Guideline items are named by topic; TRIPOD+AI's numbers are
+#: given where they are unambiguous. Rows: (section id, title, model card, TRIPOD+AI, CLAIM).
+CHECKLIST = (
+    ("cover", "Cover: model, data, versions",
+     "Model details", "Model specification; open science (code, versions)",
+     "Software and model description; data sources"),
+    ("use", "Intended use and limits",
+     "Intended use; ethical considerations; caveats and recommendations",
+     "3b target population and intended users; limitations", "Intended use and clinical role; limitations"),
+    ("dataset", "Dataset composition",
+     "Evaluation data; factors", "Data sources and participants; 3c health inequalities (groups represented)",
+     "Data sources; eligibility; demographic characteristics (ITA group)"),
+    ("overall", "Overall performance",
+     "Metrics (with the decision threshold); quantitative analyses",
+     "Model performance with its decision threshold", "Metrics of model performance; performance on the test data"),
+    ("fairness", "Fairness across ITA groups",
+     "Quantitative analyses disaggregated by factor, with intervals",
+     "3c health inequalities; fairness approaches; performance in key subgroups",
+     "Statistical measures of significance and uncertainty; subgroup performance"),
+    ("skintone", "ITA estimator sensitivity",
+     "Factors (how the skin-tone factor was measured); caveats",
+     "Predictor (group) definition and measurement; sensitivity analysis",
+     "Robustness or sensitivity analysis; definitions of data elements"),
+    ("recalibration", "Threshold recalibration",
+     "Metrics (decision thresholds); quantitative analyses",
+     "Model updating / recalibration; fairness approaches", "Model output and thresholds; robustness analysis"),
+    ("explanations", "Explanations and localisation",
+     "Quantitative analyses; caveats", "Interpretability of the model",
+     "Methods for explainability or interpretability"),
+    ("failure_modes", "Failure modes of false negatives",
+     "Caveats and recommendations", "Limitations; usability in context",
+     "Failure analysis of incorrectly classified cases"),
+    ("skipped", "Skipped and flagged images",
+     "Evaluation data (exclusions)", "Missing data and data preparation", "Missing data; data preprocessing"),
+    ("appendix", "Reproducibility appendix",
+     "Model details (version, hashes)", "Open science: code, software and data availability",
+     "Software libraries and versions; availability of code and data"),
+)
+
+
+def _versions() -> list[dict]:
+    rows = [{"package": "python", "version": platform.python_version()}]
+    for pkg in VERSION_PACKAGES:
+        try:
+            rows.append({"package": pkg, "version": importlib.metadata.version(pkg)})
+        except importlib.metadata.PackageNotFoundError:
+            rows.append({"package": pkg, "version": "not installed"})
+    return rows
+
+
+def _scheme_cut_points(result) -> list[float]:
+    """Cut points (degrees) of the audit's grouping scheme, from its configuration."""
+    from ..skintone import get_scheme
+
+    return [float(c) for c in get_scheme(result.config.scheme).cuts]
+
+
+def _threshold_marks(result) -> dict:
+    """Recalibrated global thresholds (method label -> threshold) other than the audit threshold."""
+    sec = result.section("recalibration")
+    if sec is None:
+        return {}
+    return {pretty(name): t for name, t in sec.global_thresholds().items()
+            if 0 <= t <= 1 and not math.isclose(t, result.config.threshold)}
+
+
+def _computed_figures(result, figures_dir: Path) -> dict:
+    """Draw every figure the report computes itself; name -> (path or None, reason)."""
+    from .. import figures as F
+
+    pred = result.predictions
+    y = pred["label"].to_numpy(int)
+    s = pred["score"].to_numpy(float)
+    t = float(result.config.threshold)
+    o = result.section("overall").to_dict() if result.section("overall") else {}
+    out = {"roc": (F.roc_png(y, s, figures_dir / "roc.png", threshold=t), None)}
+    if all(isinstance(o.get(k), int) for k in ("tp", "fn", "tn", "fp")):
+        out["confusion"] = (F.confusion_png(o["tp"], o["fn"], o["tn"], o["fp"], figures_dir / "confusion.png",
+                                            threshold=t), None)
+    else:
+        out["confusion"] = (None, "the overall section has no confusion counts")
+    groups = pred["group"].astype("string").fillna("missing").to_numpy(object) if "group" in pred else None
+    if groups is not None:
+        out["roc_by_group"] = (F.roc_png(y, s, figures_dir / "roc_by_group.png", threshold=t, groups=groups,
+                                         title="ROC curve per ITA group"), None)
+    else:
+        out["roc_by_group"] = (None, "no skin-tone group per image in this audit")
+    if "ita" in pred.columns and np.isfinite(pd.to_numeric(pred["ita"], errors="coerce").to_numpy(float)).any():
+        cuts = _scheme_cut_points(result)
+        out["ita_histogram"] = (F.ita_histogram_png(pd.to_numeric(pred["ita"], errors="coerce").to_numpy(float),
+                                                    figures_dir / "ita_histogram.png", cut_points=cuts,
+                                                    groups=groups), None)
+    else:
+        out["ita_histogram"] = (None, "no ITA value per image in this audit")
+    out["threshold_curves"] = (F.threshold_curves_png(y, s, figures_dir / "threshold_curves.png", threshold=t,
+                                                      groups=groups, marks=_threshold_marks(result)), None)
+    return out
+
+
+_FIGURE_CAPTIONS = {
+    "roc": "ROC curve of all scored images; the dot is the operating point at the audit threshold.",
+    "confusion": "Confusion matrix at the audit threshold (rows: true class; shares of each row).",
+    "roc_by_group": "ROC curve per ITA group; dots: operating point at the audit threshold.",
+    "ita_histogram": "ITA per image with the grouping scheme's cut points (dashed).",
+    "threshold_curves": "Recall, precision, F1 and specificity against the threshold (top); recall per ITA "
+                        "group (bottom, when groups are known). Solid line: the audit threshold; dotted: "
+                        "recalibrated thresholds.",
+}
+
+
+def _overall_table(overall: dict) -> dict:
+    rows = [("AUC", "auc"), ("Recall (sensitivity)", "recall"), ("Precision (PPV)", "precision"), ("F1", "f1"),
+            ("Accuracy", "accuracy"), ("Specificity", "specificity"), ("False-negative rate", "fnr"),
+            ("True positives (TP)", "tp"), ("False negatives (FN)", "fn"), ("True negatives (TN)", "tn"),
+            ("False positives (FP)", "fp"), ("Images (n)", "n")]
+    return make_table("Overall performance (layout of the paper's Table 3)",
+                  [{"metric": label, "value": overall.get(key)} for label, key in rows if key in overall],
+                  columns=["metric", "value"], source="sections.overall")
+
+
+def _dataset_table(dataset: dict, n_scored: int) -> dict:
+    n = dataset.get("n")
+    mal = dataset.get("malignant")
+    ben = dataset.get("benign")
+    rows = [{"item": "images in the dataset", "value": n}, {"item": "benign", "value": ben},
+            {"item": "malignant", "value": mal},
+            {"item": "malignant share", "value": mal / n if isinstance(mal, int) and n else None},
+            {"item": "with a lesion mask", "value": dataset.get("with_mask")},
+            {"item": "excluded when loading", "value": dataset.get("excluded")},
+            {"item": "scored in this audit", "value": n_scored}]
+    return make_table("Dataset composition (layout of the paper's Table 1)", rows, columns=["item", "value"],
+                  source="dataset")
+
+
+#: Rows listed per image table (skipped, flagged) in the report; the rest are counted and
+#: named in the CSV files of the audit.
+MAX_LISTED = 300
+
+
+def _listing(caption: str, records: list, columns: list, *, source: str, where: str) -> dict:
+    shown = records[:MAX_LISTED]
+    more = len(records) - len(shown)
+    if more:
+        caption = f"{caption}: the first {len(shown)} of {len(records)}; all are in {where}"
+    table = make_table(caption, shown, columns=columns, source=source)
+    table["more"] = more
+    return table
+
+
+def _predictions_flags(pred: pd.DataFrame) -> list[dict]:
+    if "flags" not in pred.columns:
+        return []
+    rows = []
+    for rec in pred.to_dict(orient="records"):
+        flags = rec.get("flags")
+        if isinstance(flags, (list, tuple, np.ndarray)):
+            flags = [str(f) for f in flags]
+            text = ", ".join(flags)
+        else:
+            text = "" if is_missing(flags) or flags is pd.NA else str(flags)
+        if text.strip():
+            rows.append({"image_id": rec["image_id"], "label": rec["label"], "score": rec["score"],
+                         "group": rec.get("group"), "flags": text})
+    return rows
+
+
+def report_date() -> str:
+    """UTC date of the report: ``SOURCE_DATE_EPOCH`` (seconds since 1970) when set, else now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            when = _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise ConfigError(f"SOURCE_DATE_EPOCH={epoch!r}: expected whole seconds since 1970-01-01 UTC") from None
+    else:
+        when = _dt.datetime.now(_dt.timezone.utc)
+    return when.replace(microsecond=0).isoformat()
+
+
+def build_context(result, *, figures_dir, rules: ReportRules | None = None, generated_at: str | None = None) -> dict:
+    """Everything the report templates show, as JSON-safe data; draws the figures.
+
+    Parameters
+    ----------
+    result : AuditResult
+        The audit. Its ``predictions`` (columns ``image_id, label, score, prediction``
+        and, when present, ``group``, ``ita``, ``flags``) feed the figures; its
+        ``sections`` feed every table, so every number comes from the same scores and
+        the one threshold ``result.config.threshold``.
+    figures_dir : path-like
+        Folder where the figure PNGs are written (created if needed).
+    rules : ReportRules, optional
+        Thresholds of the summary badges.
+    generated_at : str, optional
+        Date shown on the cover; default: the environment's ``SOURCE_DATE_EPOCH`` (the
+        reproducible-builds convention: the same audit then gives byte-identical HTML and PDF)
+        or else now; UTC, ISO 8601 to the second.
+
+    Returns
+    -------
+    dict, JSON-serialisable: ``title, generated_at, threshold, model, dataset, config,
+    versions, hashes, badges, figures`` (name -> {file, src, caption, reason}),
+    ``overall, dataset_table, sections`` (id -> view with ``available, reason, parts,
+    figures, notes``), ``other_sections, checklist, skipped, flagged``. Figure ``src``
+    values are ``data:`` URIs.
+    """
+    from ..result import AuditResult
+
+    if not isinstance(result, AuditResult):
+        raise ConfigError(f"the report needs an AuditResult; got {type(result).__name__}")
+    result = presented(result)
+    rules = rules if rules is not None else ReportRules()
+    if not isinstance(rules, ReportRules):
+        raise ConfigError(f"the 'rules' parameter must be a ReportRules; got {type(rules).__name__}")
+    pred = result.predictions
+    missing = {"image_id", "label", "score"} - set(pred.columns)
+    if missing:
+        raise DataError(f"the predictions lack the column(s) {sorted(missing)} that the report needs")
+    if not len(pred):
+        raise DataError("the audit has no scored image to report on")
+    figures_dir = Path(figures_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    base = figures_dir.parent
+    threshold = float(result.config.threshold)
+
+    figures = {}
+    for name, (path, reason) in _computed_figures(result, figures_dir).items():
+        fig = embed_figure(name, path, caption=_FIGURE_CAPTIONS[name], base=base) if path else \
+            {"kind": "figure", "name": name, "caption": _FIGURE_CAPTIONS[name], "file": None, "src": None,
+             "reason": reason}
+        figures[name] = fig
+
+    titles = {"groups": "Composition by ITA group (layout of the paper's Table 7)",
+              "fairness": "Fairness across ITA groups (layout of the paper's Table 8)",
+              "skintone": "ITA estimator and its sensitivity", "recalibration": "Threshold recalibration",
+              "explanations": "Explanations (Grad-CAM++ triptychs, the paper's Fig. 8)",
+              "localisation": "Localisation of the explanation against the lesion, by ITA group",
+              "failure_modes": "Failure modes of the false negatives (layout of the paper's Table 6)"}
+    absent = {"explanations": "no model with an explainable layer was audited (scores only), so no Grad-CAM++",
+              "localisation": "no explanations were computed, so no localisation scores",
+              "failure_modes": "the failure-mode stage needs explanations and was not run",
+              "groups": "no skin-tone group per image in this audit",
+              "fairness": "no skin-tone group per image, so no comparison between groups",
+              "skintone": "skin tone (ITA) was not estimated in this audit",
+              "recalibration": "no recalibration was run in this audit"}
+    sections = {}
+    for sid, title in titles.items():
+        sec = result.section(sid)
+        view = section_view(sid, title, sec.to_dict() if sec is not None else None, base=base,
+                            source=f"sections.{sid}", result=result)
+        if sec is None:
+            view["reason"] = absent[sid]
+        sections[sid] = view
+    other = [section_view(k, pretty(k), v.to_dict(), base=base, source=f"sections.{k}", result=result)
+             for k, v in sorted(result.sections.items()) if k not in KNOWN_SECTIONS]
+
+    overall = result.section("overall").to_dict() if result.section("overall") else None
+    cfg = result.config.to_dict() if hasattr(result.config, "to_dict") else dataclasses.asdict(result.config)
+    model = {**dict.fromkeys(("name", "adapter", "path", "sha256", "arch")), **json_safe(result.model or {})}
+    dataset = {**dict.fromkeys(("name", "n", "malignant", "benign", "with_mask", "excluded", "manifest_sha256",
+                                "source")), **json_safe(result.dataset or {})}
+    hashes = [{"item": "model file", "sha256": model.get("sha256") or "n/a (no model file)"},
+              {"item": "dataset manifest", "sha256": dataset.get("manifest_sha256") or "n/a"}]
+    skipped = result.skipped if result.skipped is not None else pd.DataFrame(columns=["image_id", "reason"])
+    counts = group_counts(pred)
+    small_groups = [] if counts is None else [
+        {"group": str(k), "n": int(r["size"]), "malignant": int(r["sum"])} for k, r in counts.iterrows()
+        if r["sum"] < rules.min_group_positives]
+    context = {
+        "title": "Skin-lesion classifier audit",
+        "generated_at": generated_at or report_date(),
+        "threshold": threshold,
+        "skinaudit_version": _skinaudit_version(),
+        "model": model, "dataset": dataset, "config": cfg,
+        "model_table": kv_table("Model", model, source="model"),
+        "dataset_info_table": kv_table("Dataset", dataset, source="dataset"),
+        "config_table": kv_table("Configuration", cfg, source="config"),
+        "versions": _versions(), "hashes": hashes,
+        "rules": dataclasses.asdict(rules),
+        "badges": summary_badges(result, rules=rules),
+        "figures": figures,
+        "overall_available": overall is not None,
+        "overall": _overall_table(overall) if overall is not None else None,
+        "dataset_table": _dataset_table(dataset, len(pred)),
+        "n_scored": len(pred), "n_skipped": len(skipped),
+        "small_groups": small_groups,
+        "sections": sections, "other_sections": other,
+        "checklist": [{"id": sid, "section": title, "model_card": mc, "tripod_ai": tr, "claim": cl}
+                      for sid, title, mc, tr, cl in CHECKLIST],
+        "skipped": _listing("Images that could not be scored or were excluded", skipped.to_dict(orient="records"),
+                            ["image_id", "reason"], source="skipped", where="skipped.csv"),
+        "flagged": _listing("Scored images with quality flags", _predictions_flags(pred),
+                            ["image_id", "label", "score", "group", "flags"], source="predictions.flags",
+                            where="predictions.csv"),
+    }
+    return json_safe(context)
+
+
+def _skinaudit_version() -> str:
+    from .._version import __version__
+
+    return __version__

@@ -1,0 +1,40 @@
+"""Stage 3: fairness statistics across skin-tone groups."""
+from __future__ import annotations
+
+from ..result import unavailable
+from . import StageOutput
+
+__all__ = ["fairness_stage"]
+
+def fairness_stage(pred, config, *, progress=None) -> StageOutput:
+    """Per-group metrics, gaps, tests and verdicts over the images with a known group
+    (:func:`skinaudit.fairness.fairness_report`); the ``fairness`` section."""
+    from ..fairness import fairness_report
+    from ..skintone import UNKNOWN
+
+    if "group" not in pred:
+        return StageOutput(sections={"fairness": unavailable("no skin-tone groups")})
+    known = pred[pred["group"] != UNKNOWN]
+    if known["group"].nunique() < 2:
+        return StageOutput(sections={"fairness": unavailable(
+            f"a fairness comparison needs at least two ITA groups with images; found "
+            f"{sorted(known['group'].unique().tolist())}")})
+    res = fairness_report(known["label"].to_numpy(), known["score"].to_numpy(), known["group"].to_numpy(),
+                          threshold=config.threshold, reference=config.reference, alpha=config.alpha,
+                          n_boot=config.n_boot, random_state=config.seed, min_positives=config.min_positives,
+                          progress=progress)
+    section = dict(res.section)
+    n_unknown = int((pred["group"] == UNKNOWN).sum())
+    if n_unknown:
+        section.setdefault("notes", []).append(
+            f"{n_unknown} of {len(pred)} image(s) without a usable ITA (group 'unknown') are left out of the group "
+            "comparison.")
+    if "flags" in pred:
+        n_cast = int(pred["flags"].fillna("").astype(str).str.contains("b_nonpositive").sum())
+        if n_cast:
+            section.setdefault("notes", []).append(
+                f"{n_cast} image(s) have skin with CIELAB b* <= 0 (typically a blue dermatoscope cast). The plain "
+                "ITA formula would put them in the darkest groups; skinaudit leaves them 'unknown'. A light/dark "
+                "comparison made with the plain formula on such data compares colour casts, not skin tones "
+                "(see docs/skintone.md).")
+    return StageOutput(sections={"fairness": section}, tables=dict(res.tables))

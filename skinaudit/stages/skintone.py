@@ -1,0 +1,138 @@
+"""Stage 2: skin tone. ITA per image from non-lesion skin (cached per image), the dataset-level cast
+step, groups under the scheme (the paper's Table 7) and the estimator's sensitivity."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from ..per_image import cached_rows
+from ..result import unavailable
+from . import StageOutput
+
+__all__ = ["skin_tone_stage", "inspect_cached", "sensitivity_cached"]
+
+def inspect_cached(dataset, config, *, progress=None, cache=None) -> pd.DataFrame:
+    """Per-image skin-tone rows (cached one by one), then the dataset-level cast step on all."""
+    from ..skintone import correct_cast, dataset_cast_groups, inspect_dataset
+
+    params = config.ita_params()
+    dataset_cast_groups(dataset, params)  # checks the column before any image is read
+
+    def compute(ds):
+        return inspect_dataset(ds, scheme=config.scheme, params=params, n_jobs=config.n_jobs, progress=progress,
+                               strict=config.strict, correct=False)
+
+    out = cached_rows(dataset, cache, "inspect", {"scheme": config.scheme,
+                                                        "method": params.describe()}, compute)
+    for col in ("hair", "ruler", "ink", "dark_corner", "gel_bubble", "gel_border", "patches"):
+        if col in out.columns:
+            out[col] = out[col].map(lambda v: bool(v) if v is not None and not pd.isna(v) else False)
+    if params.color_correction == "dataset_reference":
+        out = correct_cast(out, params, dataset_cast_groups(dataset, params, out["image_id"]), config.scheme)
+    return out
+
+
+def sensitivity_cached(dataset, config, *, progress=None, cache=None, offsets=None) -> pd.DataFrame:
+    """The ITA estimator variants on ``dataset`` (cached per image), as the sensitivity table."""
+    from ..skintone import dataset_cast_groups, sensitivity_table
+
+    params = config.ita_params()
+
+    def compute(ds):
+        return sensitivity_table(ds, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress,
+                                 params=params).attrs["per_image"]
+
+    per_image = cached_rows(dataset, cache, "ita_variants",
+                                  {"variants": 2, "shrink_margin": params.shrink_margin}, compute)
+    groups = dataset_cast_groups(dataset, dataclasses.replace(params, color_correction="dataset_reference"),
+                                 per_image["image_id"])
+    return sensitivity_table(per_image, scheme=config.scheme, params=params, groups=groups, offsets=offsets)
+
+
+def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None):
+    """ITA and group per image (estimated, or the dataset's ``ita`` / ``group`` columns), Table 7
+    and the skin-tone section with the estimator's sensitivity; returns
+    ``(predictions with ita/group/flags, StageOutput)``."""
+    out = StageOutput()
+    sections, result_tables = out.sections, out.tables
+    from ..skintone import UNKNOWN, get_scheme
+
+    scheme = get_scheme(config.scheme)
+    if not config.skin_tone:
+        given = [c for c in ("group", "ita") if c in dataset.table.columns]
+        if not given:
+            sections["groups"] = unavailable("skin-tone estimation was switched off and the dataset gives no "
+                                             "ita or group column")
+            return pred, out
+    insp = inspect_cached(dataset, config, progress=progress, cache=cache) if config.skin_tone else pd.DataFrame(
+        {"image_id": dataset.table["image_id"], "ita": dataset.table.get("ita"), "group": dataset.table.get("group")})
+    if "group" not in insp or insp["group"].isna().all():
+        from ..skintone import assign_groups
+
+        insp["group"] = assign_groups(insp["ita"], scheme)
+    insp["group"] = insp["group"].fillna(UNKNOWN).astype(str)
+    if "status" in insp.columns and "flags" in insp.columns:
+        # an image the skin-tone stage could not read carries the reason in its flags
+        bad = insp["status"].notna() & (insp["status"].astype(str) != "ok")
+        insp.loc[bad, "flags"] = insp.loc[bad, "status"].astype(str)
+    keep = [c for c in ("ita", "group", "flags") if c in insp.columns]
+    pred = pred.merge(insp[["image_id", *keep]], on="image_id", how="left")
+    pred["group"] = pred["group"].fillna(UNKNOWN)
+    # Table 7: per group N, benign, malignant, share
+    order = [g for g in (*reversed(scheme.labels), UNKNOWN) if g in set(pred["group"])]
+    order += sorted(set(pred["group"]) - set(order))
+    rows = {}
+    for g in order:
+        sel = pred["group"] == g
+        rows[g] = {"n": int(sel.sum()), "benign": int((sel & (pred["label"] == 0)).sum()),
+                   "malignant": int((sel & (pred["label"] == 1)).sum()), "share": float(sel.mean())}
+    intervals = dict(zip(scheme.labels, scheme.intervals))
+    sections["groups"] = {"scheme": scheme.name, "intervals": intervals, "groups": rows,
+                          "notes": ["ITA groups are a colorimetric proxy for skin tone, not Fitzpatrick types.",
+                                    "Bins are half-open (lower, upper]: a value equal to a cut point belongs to "
+                                    "the darker bin."]}
+    result_tables["groups"] = pd.DataFrame([{"group": g, "interval": intervals.get(g, ""), **r}
+                                            for g, r in rows.items()])
+    if config.skin_tone:
+        result_tables["skin_tone"] = insp
+        flagged = insp["flags"].fillna("").astype(str).str.len().gt(0) if "flags" in insp else pd.Series(False)
+        skin = {"scheme": scheme.name, "method": str(insp["method"].mode().iloc[0]) if "method" in insp and
+                insp["method"].notna().any() else None,
+                "n_unknown": int((insp["group"] == UNKNOWN).sum()), "n_flagged": int(flagged.sum()),
+                "mask_source": {str(k): int(v) for k, v in insp.get("mask_source", pd.Series(dtype=str))
+                                .value_counts().items()},
+                "artifacts": {a: int(insp[a].sum()) for a in ("hair", "ruler", "ink", "dark_corner", "gel_bubble",
+                                                              "gel_border", "patches") if a in insp}}
+        if "b_offset" in insp:
+            from ..skintone import cast_summary
+
+            skin["cast"] = {
+                "correction": "dataset_reference", "reference_b": float(config.reference_b),
+                "cast_group_column": config.cast_group, "groups": cast_summary(insp).to_dict(orient="records"),
+                "assumption": (f"Each acquisition group's median skin b* is taken to be at least "
+                               f"{config.reference_b:g} (light-to-intermediate skin); groups below it are shifted "
+                               "up by the difference (a blue dermatoscope cast), L* is left as measured. For a "
+                               "population of mostly dark skin this assumption fails: rerun with "
+                               "--ita-correction none and compare.")}
+            small = [g["cast_group"] for g in skin["cast"]["groups"] if not g["estimated"]]
+            if small:
+                skin["cast"]["not_estimated"] = (
+                    f"no cast offset for {', '.join(small)}: fewer than {config.ita_params().min_cast_images} "
+                    "images with a skin sample, so b* is used as measured")
+        if config.sensitivity_sample > 0:
+            sample = dataset
+            if len(dataset) > config.sensitivity_sample:
+                rng = np.random.default_rng(config.seed)
+                ids = sorted(rng.choice(dataset.ids, size=config.sensitivity_sample, replace=False))
+                sample = dataset.subset(ids)
+            # the whole dataset's cast offsets, not re-estimated on the sample
+            offsets = {g["cast_group"]: g["b_offset"] for g in skin.get("cast", {}).get("groups", [])
+                       if g["estimated"]}
+            sens = sensitivity_cached(sample, config, progress=progress, cache=cache, offsets=offsets)
+            result_tables["ita_sensitivity"] = sens
+            skin["sensitivity"] = {"n_images": len(sample), "tables": {"group sizes by ITA estimator variant":
+                                                                       sens.to_dict(orient="records")}}
+        sections["skintone"] = skin
+    return pred, out
