@@ -4,7 +4,8 @@ The paper sorted its 35 false negatives by hand into four modes (its Table 6). T
 measures, for each missed case, what the model looked at (its Grad-CAM++ map against the
 lesion mask and the artifact masks) and what the lesion looks like (contrast against the
 surrounding skin, asymmetry, border, colour), then applies a table of named thresholds
-(:class:`FailureRules`) in a stated precedence order, so every case gets exactly one mode:
+(:class:`FailureRules`) in a stated precedence order, so every case gets exactly one mode.
+The modes are records of one registry, :data:`FAILURE_MODES` (name, wording, criterion):
 
 ============================  ==============================================================
 ``artifact_distraction``      the map puts much of its mass on artifact pixels (hair, ruler,
@@ -26,7 +27,7 @@ masks dilated by ``artifact_margin`` and minus ``M``):
 * ``artifact_mass = sum(c * A) / sum(c)``; ``artifact_lift = artifact_mass / mean(A)``
   (1 = no more attention on artifacts than a flat map); ``top_artifact`` the artifact with
   the largest share.
-* ``relevance_mass``, ``pointing_game``, ``iou_top``: :func:`skinaudit.explain.localisation_scores`.
+* ``relevance_mass``, ``pointing_game``, ``iou_top``: :func:`skinaudit.localisation.localisation_scores`.
 * ``delta_e`` = CIEDE2000 (Sharma et al. 2005, scikit-image ``deltaE_ciede2000``) between the
   median CIELAB colour of the lesion and of a ring of skin around it (from ``ring_gap`` to
   ``ring_gap + ring_width`` lesion-equivalent diameters outside the border), artifact pixels
@@ -43,17 +44,22 @@ masks dilated by ``artifact_margin`` and minus ``M``):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
+from .localisation import localisation_scores
+from .validation import check_choice
 
 __all__ = [
+    "DARK_ITA",
+    "FAILURE_MODES",
     "MODES",
     "MODE_DESCRIPTIONS",
+    "FailureMode",
     "FailureRules",
     "lesion_features",
     "cam_features",
@@ -63,28 +69,6 @@ __all__ = [
     "failure_table",
     "failure_summary",
 ]
-
-MODES = ("artifact_distraction", "low_contrast", "poor_localisation", "atypical_presentation")
-
-#: Table 6's descriptions, stated as what is measured here.
-MODE_DESCRIPTIONS = {
-    "artifact_distraction": "attention on hair, rulers, ink, gel or dark corners rather than the lesion",
-    "atypical_presentation": "the model looked at the lesion, which lacks canonical malignant cues",
-    "poor_localisation": "activations scattered or off the lesion; the lesion was not identified",
-    "low_contrast": "insufficient lesion-to-skin colour contrast (especially on darker skin, low ITA)",
-}
-
-#: For false positives (``case="FP"``) the fourth mode reads the other way.
-FP_DESCRIPTIONS = {**MODE_DESCRIPTIONS,
-                   "atypical_presentation": "a benign lesion showing malignancy cues (asymmetry, border, colour)"}
-
-#: Display names in Table 6's wording.
-MODE_LABELS = {
-    "artifact_distraction": "artifact distraction",
-    "atypical_presentation": "atypical presentation",
-    "poor_localisation": "poor lesion localisation",
-    "low_contrast": "low contrast",
-}
 
 _MIN_PIXELS = 30
 
@@ -227,13 +211,11 @@ def cam_features(cam, lesion_mask, *, artifact_masks: Mapping[str, np.ndarray] |
 
     Returns
     -------
-    dict: ``relevance_mass, pointing_game, iou_top`` (see explain.localisation_scores),
+    dict: ``relevance_mass, pointing_game, iou_top`` (see localisation.localisation_scores),
     ``artifact_mass``, ``artifact_area_frac``, ``artifact_lift``, ``top_artifact``
     (name or ""), ``artifact_mass_<name>`` per artifact, ``cam_reason``.
     """
     from scipy import ndimage
-
-    from .explain import localisation_scores
 
     loc = localisation_scores(cam, lesion_mask, keep_top=keep_top)
     c = np.asarray(cam, dtype=np.float64)
@@ -323,8 +305,141 @@ def failure_features(ids: Sequence, images: Sequence[np.ndarray], lesion_masks: 
 
 
 # ----------------------------------------------------------------------------------------
-# the rules, as data
+# the criteria: each takes one case's features and the rules, says whether its mode holds
+# (None when the features it needs are NaN) and states the comparison with the numbers
 # ----------------------------------------------------------------------------------------
+
+def _nan(x) -> bool:
+    return x is None or (isinstance(x, (float, np.floating)) and math.isnan(x))
+
+
+def _f(x) -> str:
+    return f"{x:.3g}"
+
+
+def _artifact_rule(r, rules, case):
+    mass, lift = r.get("artifact_mass", np.nan), r.get("artifact_lift", np.nan)
+    if _nan(mass) or _nan(lift):
+        return None, "no CAM or no artifact masks"
+    fired = mass >= rules.artifact_mass_min and lift >= rules.artifact_lift_min
+    top = r.get("top_artifact")
+    where = f" on {top}" if isinstance(top, str) and top else ""
+    return fired, (f"artifact_mass {_f(mass)}{where} {'>=' if mass >= rules.artifact_mass_min else '<'} "
+                   f"{_f(rules.artifact_mass_min)}, lift {_f(lift)} {'>=' if lift >= rules.artifact_lift_min else '<'} "
+                   f"{_f(rules.artifact_lift_min)}")
+
+
+def _contrast_rule(r, rules, case):
+    de, ita = r.get("delta_e", np.nan), r.get("ita", np.nan)
+    if _nan(de):
+        return None, "no lesion-to-skin Delta E"
+    dark = not _nan(ita) and ita <= rules.dark_ita
+    thr = rules.delta_e_max_dark if dark else rules.delta_e_max
+    tone = f"ITA {_f(ita)} <= {_f(rules.dark_ita)}" if dark else ("ITA unknown" if _nan(ita) else f"ITA {_f(ita)}")
+    return de < thr, f"delta_e {_f(de)} {'<' if de < thr else '>='} {_f(thr)} ({tone})"
+
+
+def _localisation_rule(r, rules, case):
+    rm, pg = r.get("relevance_mass", np.nan), r.get("pointing_game", np.nan)
+    if _nan(rm) or _nan(pg):
+        return None, "no CAM"
+    low = rm < rules.relevance_mass_min
+    missed = rules.pointing_game_required and pg < 0.5
+    return bool(low or missed), (f"relevance_mass {_f(rm)} {'<' if low else '>='} {_f(rules.relevance_mass_min)}, "
+                                 f"pointing game {'missed' if pg < 0.5 else 'hit'}")
+
+
+def _cues(r, rules):
+    vals = [r.get("asymmetry", np.nan), r.get("border_irregularity", np.nan), r.get("colour_variegation", np.nan)]
+    if any(_nan(v) for v in vals):
+        return None
+    thr = (rules.asymmetry_min, rules.border_min, rules.variegation_min)
+    return sum(int(v >= t) for v, t in zip(vals, thr))
+
+
+def _atypical_rule(r, rules, case):
+    n = _cues(r, rules)
+    if n is None:
+        return None, "no shape or colour features"
+    fired = n < rules.min_cues if case == "FN" else n >= rules.min_cues
+    return fired, (f"{n} of 3 cues (asymmetry {_f(r['asymmetry'])}, border {_f(r['border_irregularity'])}, "
+                   f"variegation {_f(r['colour_variegation'])}) {'<' if n < rules.min_cues else '>='} "
+                   f"{rules.min_cues}")
+
+
+# ----------------------------------------------------------------------------------------
+# the taxonomy: one record per mode
+# ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FailureMode:
+    """One mode of the taxonomy: its key, its wording and its criterion.
+
+    Attributes
+    ----------
+    name : str
+        Key of the mode in every table (``mode`` column) and in ``FailureRules.order``.
+    label : str
+        Display name, in the paper's Table 6 wording.
+    description : str
+        What the mode means for a false negative, stated as what is measured.
+    check : callable ``(features, rules, case) -> (fired, evidence)``
+        ``features`` one case's feature mapping (a missing key counts as NaN), ``rules`` a
+        :class:`FailureRules`, ``case`` ``"FN"`` or ``"FP"``. ``fired`` is True or False, or
+        None when the features it needs are NaN (the criterion does not hold); ``evidence``
+        states the comparison with its numbers.
+    fp_description : str
+        The false-positive reading when it differs from ``description`` ("" = the same).
+    """
+
+    name: str
+    label: str
+    description: str
+    check: Callable[[Mapping, "FailureRules", str], tuple]
+    fp_description: str = ""
+
+    def describe(self, case: str = "FN") -> str:
+        """The description for false negatives (``"FN"``) or false positives (``"FP"``)."""
+        return self.fp_description if case == "FP" and self.fp_description else self.description
+
+
+#: The taxonomy (the paper's Table 6), in the default precedence order. Adding a mode is
+#: adding a record here (and, if it needs thresholds, fields of :class:`FailureRules`).
+FAILURE_MODES = (
+    FailureMode("artifact_distraction", "artifact distraction",
+                "attention on hair, rulers, ink, gel or dark corners rather than the lesion", _artifact_rule),
+    FailureMode("low_contrast", "low contrast",
+                "insufficient lesion-to-skin colour contrast (especially on darker skin, low ITA)", _contrast_rule),
+    FailureMode("poor_localisation", "poor lesion localisation",
+                "activations scattered or off the lesion; the lesion was not identified", _localisation_rule),
+    FailureMode("atypical_presentation", "atypical presentation",
+                "the model looked at the lesion, which lacks canonical malignant cues", _atypical_rule,
+                fp_description="a benign lesion showing malignancy cues (asymmetry, border, colour)"),
+)
+
+#: Mode keys in the default precedence order.
+MODES = tuple(m.name for m in FAILURE_MODES)
+
+#: Table 6's descriptions (false negatives) by mode key, derived from :data:`FAILURE_MODES`.
+MODE_DESCRIPTIONS = {m.name: m.description for m in FAILURE_MODES}
+
+_BY_NAME = {m.name: m for m in FAILURE_MODES}
+
+#: ITA (degrees) at or below which a case counts as dark skin by default: the cut of the
+#: binary grouping scheme (``skinaudit.skintone``'s ``binary``: dark <= 28 < light).
+DARK_ITA = 28.0
+
+CASES = ("FN", "FP")
+
+
+# ----------------------------------------------------------------------------------------
+# the thresholds, as data
+# ----------------------------------------------------------------------------------------
+
+def _rule(default, meaning: str):
+    """A rule field with its one-line meaning (shown by :meth:`FailureRules.table`)."""
+    return field(default=default, metadata={"meaning": meaning})
+
 
 @dataclass(frozen=True)
 class FailureRules:
@@ -332,27 +447,27 @@ class FailureRules:
 
     A case gets the first mode of ``order`` whose criterion holds; a criterion whose
     features are NaN (no map, no skin ring...) does not hold. When none holds the case gets
-    ``fallback`` with ``criterion_met=False``. Defaults and their grounds are in
-    docs/explanations.md (measured on isic-uda1 and PH2 with their human masks).
+    ``fallback`` with ``criterion_met=False``. The defaults and their grounds (measurements
+    on public datasets with human masks) are in docs/explanations.md.
 
     Attributes
     ----------
-    artifact_mass_min : float
+    artifact_mass_min : float in [0, 1]
         artifact_distraction needs at least this share of the map's mass on (dilated)
         artifact pixels outside the lesion...
     artifact_lift_min : float
         ...and at least this many times the share a flat map would put there.
-    delta_e_max : float
+    delta_e_max : float >= 0
         low_contrast when the lesion-to-skin CIEDE2000 is below this...
-    delta_e_max_dark : float
+    delta_e_max_dark : float >= 0
         ...or below this when the case's ITA is <= ``dark_ita``. The default equals
-        ``delta_e_max``: measured on PAD-UFES-20, lesions on Fitzpatrick IV-VI skin did not
-        have a lower CIEDE2000 than on I-II, and a wider tolerance on darker skin would put
-        dark-skin cases into "low contrast" by construction. Raise it to follow the paper's
-        reading ("low contrast (dark skin)").
+        ``delta_e_max`` (no wider tolerance on darker skin, see docs/explanations.md); raise
+        it to follow the paper's reading ("low contrast (dark skin)").
     dark_ita : float
-        ITA (degrees) at or below which ``delta_e_max_dark`` applies (the paper's split, 28).
-    relevance_mass_min : float
+        ITA (degrees) at or below which ``delta_e_max_dark`` applies; default
+        :data:`DARK_ITA` (28, the binary scheme's cut). An audit passes its own grouping
+        scheme's cut (``classify_failures(..., dark_ita=...)``).
+    relevance_mass_min : float in [0, 1]
         poor_localisation when less than this share of the map is on the lesion...
     pointing_game_required : bool
         ...or (if True) when the map's peak is off the lesion.
@@ -367,19 +482,22 @@ class FailureRules:
         Mode of a case no criterion explains.
     """
 
-    artifact_mass_min: float = 0.25
-    artifact_lift_min: float = 1.5
-    delta_e_max: float = 8.0
-    delta_e_max_dark: float = 8.0
-    dark_ita: float = 28.0
-    relevance_mass_min: float = 0.3
-    pointing_game_required: bool = True
-    asymmetry_min: float = 0.065
-    border_min: float = 1.5
-    variegation_min: float = 11.0
-    min_cues: int = 2
-    order: tuple = MODES
-    fallback: str = "atypical_presentation"
+    artifact_mass_min: float = _rule(
+        0.25, "artifact distraction: min share of CAM mass on artifact pixels outside the lesion")
+    artifact_lift_min: float = _rule(
+        1.5, "artifact distraction: min ratio of that share to the artifact pixels' area share")
+    delta_e_max: float = _rule(8.0, "low contrast: max lesion-to-skin CIEDE2000")
+    delta_e_max_dark: float = _rule(8.0, "low contrast: max CIEDE2000 when ITA <= dark_ita")
+    dark_ita: float = _rule(DARK_ITA, "ITA (degrees) at or below which the dark-skin contrast threshold applies")
+    relevance_mass_min: float = _rule(0.3, "poor localisation: min share of CAM mass on the lesion")
+    pointing_game_required: bool = _rule(True, "poor localisation also when the CAM's peak is off the lesion")
+    asymmetry_min: float = _rule(
+        0.065, "cue: asymmetry (share of mirrored lesion pixels outside the lesion) at least")
+    border_min: float = _rule(1.5, "cue: border irregularity P^2/(4 pi A) at least")
+    variegation_min: float = _rule(11.0, "cue: colour variegation (mean Delta E76 to the lesion median) at least")
+    min_cues: int = _rule(2, "atypical presentation: fewer cues than this")
+    order: tuple = _rule(MODES, "precedence of the modes")
+    fallback: str = _rule("atypical_presentation", "mode of a case no criterion explains")
 
     def __post_init__(self):
         for f in fields(self):
@@ -401,92 +519,21 @@ class FailureRules:
             raise ConfigError(f"the rule 'fallback' must be one of {', '.join(MODES)}; got {self.fallback!r}")
 
     def table(self) -> pd.DataFrame:
-        """The rules as a table: ``name, value, meaning`` (for reports)."""
-        meaning = {
-            "artifact_mass_min": "artifact distraction: min share of CAM mass on artifact pixels outside the lesion",
-            "artifact_lift_min": "artifact distraction: min ratio of that share to the artifact pixels' area share",
-            "delta_e_max": "low contrast: max lesion-to-skin CIEDE2000",
-            "delta_e_max_dark": "low contrast: max CIEDE2000 when ITA <= dark_ita",
-            "dark_ita": "ITA (degrees) at or below which the dark-skin contrast threshold applies",
-            "relevance_mass_min": "poor localisation: min share of CAM mass on the lesion",
-            "pointing_game_required": "poor localisation also when the CAM's peak is off the lesion",
-            "asymmetry_min": "cue: asymmetry (share of mirrored lesion pixels outside the lesion) at least",
-            "border_min": "cue: border irregularity P^2/(4 pi A) at least",
-            "variegation_min": "cue: colour variegation (mean Delta E76 to the lesion median) at least",
-            "min_cues": "atypical presentation: fewer cues than this",
-            "order": "precedence of the modes",
-            "fallback": "mode of a case no criterion explains",
-        }
-        return pd.DataFrame([{"name": k, "value": v if not isinstance(v, tuple) else " > ".join(v), "meaning": meaning[k]}
-                             for k, v in asdict(self).items()])
+        """The rules as a table: ``name, value, meaning`` (for reports), one row per field."""
+        rows = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            rows.append({"name": f.name, "value": v if not isinstance(v, tuple) else " > ".join(v),
+                         "meaning": f.metadata["meaning"]})
+        return pd.DataFrame(rows)
 
-
-def _nan(x) -> bool:
-    return x is None or (isinstance(x, (float, np.floating)) and math.isnan(x))
-
-
-def _f(x) -> str:
-    return f"{x:.3g}"
-
-
-def _artifact_rule(r, rules):
-    mass, lift = r.get("artifact_mass", np.nan), r.get("artifact_lift", np.nan)
-    if _nan(mass) or _nan(lift):
-        return None, "no CAM or no artifact masks"
-    fired = mass >= rules.artifact_mass_min and lift >= rules.artifact_lift_min
-    top = r.get("top_artifact")
-    where = f" on {top}" if isinstance(top, str) and top else ""
-    return fired, (f"artifact_mass {_f(mass)}{where} {'>=' if mass >= rules.artifact_mass_min else '<'} "
-                   f"{_f(rules.artifact_mass_min)}, lift {_f(lift)} {'>=' if lift >= rules.artifact_lift_min else '<'} "
-                   f"{_f(rules.artifact_lift_min)}")
-
-
-def _contrast_rule(r, rules):
-    de, ita = r.get("delta_e", np.nan), r.get("ita", np.nan)
-    if _nan(de):
-        return None, "no lesion-to-skin Delta E"
-    dark = not _nan(ita) and ita <= rules.dark_ita
-    thr = rules.delta_e_max_dark if dark else rules.delta_e_max
-    tone = f"ITA {_f(ita)} <= {_f(rules.dark_ita)}" if dark else ("ITA unknown" if _nan(ita) else f"ITA {_f(ita)}")
-    return de < thr, f"delta_e {_f(de)} {'<' if de < thr else '>='} {_f(thr)} ({tone})"
-
-
-def _localisation_rule(r, rules):
-    rm, pg = r.get("relevance_mass", np.nan), r.get("pointing_game", np.nan)
-    if _nan(rm) or _nan(pg):
-        return None, "no CAM"
-    low = rm < rules.relevance_mass_min
-    missed = rules.pointing_game_required and pg < 0.5
-    return bool(low or missed), (f"relevance_mass {_f(rm)} {'<' if low else '>='} {_f(rules.relevance_mass_min)}, "
-                                 f"pointing game {'missed' if pg < 0.5 else 'hit'}")
-
-
-def _cues(r, rules):
-    vals = [r.get("asymmetry", np.nan), r.get("border_irregularity", np.nan), r.get("colour_variegation", np.nan)]
-    if any(_nan(v) for v in vals):
-        return None
-    thr = (rules.asymmetry_min, rules.border_min, rules.variegation_min)
-    return sum(int(v >= t) for v, t in zip(vals, thr))
-
-
-def _atypical_rule(r, rules, case="FN"):
-    n = _cues(r, rules)
-    if n is None:
-        return None, "no shape or colour features"
-    fired = n < rules.min_cues if case == "FN" else n >= rules.min_cues
-    return fired, (f"{n} of 3 cues (asymmetry {_f(r['asymmetry'])}, border {_f(r['border_irregularity'])}, "
-                                f"variegation {_f(r['colour_variegation'])}) {'<' if n < rules.min_cues else '>='} "
-                                f"{rules.min_cues}")
-
-
-_RULES = {"artifact_distraction": _artifact_rule, "low_contrast": _contrast_rule,
-          "poor_localisation": _localisation_rule, "atypical_presentation": _atypical_rule}
 
 EVIDENCE_COLUMNS = ("artifact_mass", "artifact_lift", "top_artifact", "relevance_mass", "pointing_game", "iou_top",
                     "delta_e", "ita", "asymmetry", "border_irregularity", "colour_variegation", "n_cues")
 
 
-def classify_failures(features: pd.DataFrame, *, rules: FailureRules | None = None, case: str = "FN") -> pd.DataFrame:
+def classify_failures(features: pd.DataFrame, *, rules: FailureRules | None = None, case: str = "FN",
+                      dark_ita: float | None = None) -> pd.DataFrame:
     """Give each case exactly one failure mode, with its evidence.
 
     Parameters
@@ -501,6 +548,11 @@ def classify_failures(features: pd.DataFrame, *, rules: FailureRules | None = No
         reads the other way: ``atypical_presentation`` = a benign lesion that shows at least
         ``min_cues`` malignancy cues (the "atypical nevus" a dermatologist would also
         biopsy); the other rules are the same.
+    dark_ita : float, optional
+        ITA cut (degrees) of the audit's grouping scheme: a case with ``ita <= dark_ita``
+        gets the dark-skin contrast threshold ``rules.delta_e_max_dark``. Given, it replaces
+        ``rules.dark_ita``; None keeps it (default :data:`DARK_ITA`, 28, the binary scheme's
+        cut).
 
     Returns
     -------
@@ -511,20 +563,22 @@ def classify_failures(features: pd.DataFrame, *, rules: FailureRules | None = No
     (``yes`` / ``no`` / ``n/a`` with the numbers).
     """
     rules = rules or FailureRules()
-    if case not in ("FN", "FP"):
-        raise ConfigError(f"the 'case' parameter must be 'FN' or 'FP'; got {case!r}")
+    check_choice(case, "case", CASES)
     if not isinstance(rules, FailureRules):
         raise ConfigError(f"the 'rules' parameter must be a FailureRules; got {type(rules).__name__}")
+    if dark_ita is not None:
+        rules = replace(rules, dark_ita=dark_ita)
     if not isinstance(features, pd.DataFrame) or "image_id" not in features.columns:
         raise DataError("classify_failures needs a DataFrame with an 'image_id' column (see failure_features)")
+    modes = [_BY_NAME[name] for name in rules.order]
     rows = []
     for rec in features.to_dict("records"):
         mode, met, evidence, checks = None, False, "", []
-        for name in rules.order:
-            fired, text = _atypical_rule(rec, rules, case) if name == "atypical_presentation" else _RULES[name](rec, rules)
-            checks.append(f"{name}: {'n/a' if fired is None else 'yes' if fired else 'no'} ({text})")
+        for m in modes:
+            fired, text = m.check(rec, rules, case)
+            checks.append(f"{m.name}: {'n/a' if fired is None else 'yes' if fired else 'no'} ({text})")
             if fired and mode is None:
-                mode, met, evidence = name, True, text
+                mode, met, evidence = m.name, True, text
         if mode is None:
             mode, evidence = rules.fallback, "no criterion holds; assigned by elimination"
         n = _cues(rec, rules)
@@ -544,10 +598,19 @@ def failure_table(modes: pd.DataFrame, *, case: str = "FN") -> pd.DataFrame:
     order; ``percent`` is the share of the classified cases (% of FN) in percent, NaN when
     there are none. ``by_elimination`` counts cases given the mode as fallback. ``case="FP"``
     uses the false-positive reading of the descriptions.
+
+    Parameters
+    ----------
+    modes : DataFrame
+        :func:`classify_failures` output (a ``mode`` column; ``criterion_met`` optional).
+    case : {"FN", "FP"}
+
+    Returns
+    -------
+    DataFrame ``mode`` (display label), ``key``, ``count``, ``percent``, ``description``,
+    ``by_elimination``; one row per :data:`FAILURE_MODES` record.
     """
-    if case not in ("FN", "FP"):
-        raise ConfigError(f"the 'case' parameter must be 'FN' or 'FP'; got {case!r}")
-    descriptions = MODE_DESCRIPTIONS if case == "FN" else FP_DESCRIPTIONS
+    check_choice(case, "case", CASES)
     if not isinstance(modes, pd.DataFrame) or "mode" not in modes.columns:
         raise DataError("failure_table needs classify_failures' output (a 'mode' column)")
     unknown = set(modes["mode"]) - set(MODES)
@@ -556,18 +619,21 @@ def failure_table(modes: pd.DataFrame, *, case: str = "FN") -> pd.DataFrame:
     n = len(modes)
     met = modes["criterion_met"] if "criterion_met" in modes.columns else pd.Series(True, index=modes.index)
     rows = []
-    for rank, mode in enumerate(MODES):
-        sel = modes["mode"] == mode
+    for rank, m in enumerate(FAILURE_MODES):
+        sel = modes["mode"] == m.name
         count = int(sel.sum())
-        rows.append({"mode": MODE_LABELS[mode], "key": mode, "count": count,
-                     "percent": 100.0 * count / n if n else np.nan, "description": descriptions[mode],
+        rows.append({"mode": m.label, "key": m.name, "count": count,
+                     "percent": 100.0 * count / n if n else np.nan, "description": m.describe(case),
                      "by_elimination": int((sel & ~met.astype(bool)).sum()), "_rank": rank})
     out = pd.DataFrame(rows).sort_values(["count", "_rank"], ascending=[False, True], kind="stable")
     return out.drop(columns="_rank").reset_index(drop=True)
 
 
 def failure_summary(modes: pd.DataFrame) -> dict:
-    """JSON-safe ``{mode: {"count": int, "share": float or None}}`` plus ``"n"`` (for metrics.json)."""
+    """JSON-safe ``{mode: {"count": int, "share": float or None}}`` plus ``"n"`` (for metrics.json).
+
+    ``share`` is ``count / n`` in [0, 1], None when there is no case.
+    """
     t = failure_table(modes)
     out = {"n": int(len(modes))}
     for r in t.itertuples():

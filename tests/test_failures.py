@@ -13,8 +13,9 @@ from scipy import ndimage
 from skimage import color, draw
 
 from skinaudit.errors import ConfigError, DataError
-from skinaudit.failures import (MODES, FailureRules, cam_features, case_features, classify_failures, failure_features,
-                                failure_summary, failure_table, lesion_features)
+from skinaudit.failures import (DARK_ITA, FAILURE_MODES, MODE_DESCRIPTIONS, MODES, FailureMode, FailureRules,
+                                cam_features, case_features, classify_failures, failure_features, failure_summary,
+                                failure_table, lesion_features)
 from skinaudit.phantoms import PhantomSpec, make_phantom
 
 
@@ -311,6 +312,56 @@ def test_every_rule_parameter_reaches_the_decision():
 def test_bad_rules_fail_with_a_sentence(kw, match):
     with pytest.raises(ConfigError, match=match):
         FailureRules(**kw)
+
+
+def test_registry_has_one_record_per_mode():
+    assert all(isinstance(m, FailureMode) for m in FAILURE_MODES)
+    names = [m.name for m in FAILURE_MODES]
+    assert names == list(MODES) and len(set(names)) == len(names) == 4
+    assert len({m.label for m in FAILURE_MODES}) == 4 and all(callable(m.check) for m in FAILURE_MODES)
+    assert MODE_DESCRIPTIONS == {m.name: m.description for m in FAILURE_MODES}
+    assert FailureRules().order == MODES                      # default precedence = registry order
+    # the false-positive reading differs for the cue rule only
+    assert [m.name for m in FAILURE_MODES if m.describe("FP") != m.describe("FN")] == ["atypical_presentation"]
+    t = failure_table(pd.DataFrame({"mode": pd.Series([], dtype=str)}))
+    assert sorted(t["key"]) == sorted(MODES) and set(t["mode"]) == {m.label for m in FAILURE_MODES}
+    # every record's criterion is what classify_failures reports, in the rules' order
+    row = classify_failures(pd.DataFrame([BASE])).iloc[0]
+    assert [c.split(":")[0] for c in row["checks"].split("; ")] == list(MODES)
+    for m in FAILURE_MODES:
+        fired, text = m.check(BASE, FailureRules(), "FN")
+        assert f"{m.name}: {'yes' if fired else 'no'} ({text})" in row["checks"]
+
+
+def test_rule_order_and_fallback_are_validated_against_the_registry():
+    shuffled = tuple(reversed(MODES))
+    assert FailureRules(order=shuffled).order == shuffled
+    row = classify_failures(pd.DataFrame([BASE]), rules=FailureRules(order=shuffled)).iloc[0]
+    assert [c.split(":")[0] for c in row["checks"].split("; ")] == list(shuffled)
+    for order in ((*MODES[:3], MODES[0]), (*MODES, "bad_luck"), MODES[1:]):
+        with pytest.raises(ConfigError, match="'order' must list each of artifact_distraction"):
+            FailureRules(order=order)
+    for mode in MODES:
+        assert FailureRules(fallback=mode).fallback == mode
+    with pytest.raises(ConfigError, match="'fallback' must be one of"):
+        FailureRules(fallback="bad_luck")
+
+
+def test_dark_ita_comes_from_the_callers_scheme():
+    from skinaudit.skintone import get_scheme
+
+    assert DARK_ITA == FailureRules().dark_ita == get_scheme("binary").cuts[0]   # the binary scheme's cut
+    rules = FailureRules(delta_e_max=8.0, delta_e_max_dark=12.0)
+    case = pd.DataFrame([{**BASE, "delta_e": 10.0, "ita": 35.0}])
+    assert classify_failures(case, rules=rules).iloc[0]["mode"] != "low_contrast"   # 35 > 28: light
+    row = classify_failures(case, rules=rules, dark_ita=41.0).iloc[0]               # e.g. a scheme cut at 41
+    assert row["mode"] == "low_contrast" and "ITA 35 <= 41" in row["evidence"]
+    pd.testing.assert_frame_equal(classify_failures(case, rules=rules, dark_ita=41.0),
+                                  classify_failures(case, rules=FailureRules(delta_e_max=8.0, delta_e_max_dark=12.0,
+                                                                             dark_ita=41.0)))
+    pd.testing.assert_frame_equal(classify_failures(case, rules=rules, dark_ita=None), classify_failures(case, rules=rules))
+    with pytest.raises(ConfigError, match="'dark_ita' must be a finite number"):
+        classify_failures(case, dark_ita=float("nan"))
 
 
 def test_rules_table_documents_every_rule():
