@@ -38,10 +38,6 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ConfigError, MissingDependencyError, ModelError
-# Re-exported from the numeric module for callers that import them from here (skinaudit.audit
-# does); new code imports them from skinaudit.localisation, which needs no torch.
-from .localisation import (localisation_by_group, localisation_scores, localisation_table, overlay,  # noqa: F401
-                           save_triptych, sharpen, triptych_cases)
 from .validation import check_choice, check_int
 
 __all__ = [
@@ -51,14 +47,6 @@ __all__ = [
     "default_target_layer",
     "resolve_layer",
     "compute_cams",
-    # re-exported from skinaudit.localisation
-    "sharpen",
-    "overlay",
-    "localisation_scores",
-    "localisation_table",
-    "localisation_by_group",
-    "triptych_cases",
-    "save_triptych",
 ]
 
 log = logging.getLogger(__name__)

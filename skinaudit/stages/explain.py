@@ -12,7 +12,7 @@ from ..per_image import cached_cams
 from ..result import unavailable
 from . import StageOutput
 
-__all__ = ["explain_stage", "explainable", "safe_name", "png_bytes"]
+__all__ = ["explain_stage", "explainable", "dark_cut", "safe_name", "png_bytes"]
 
 def explainable(model) -> str | None:
     """None when Grad-CAM++ can explain ``model``, else the reason it cannot."""
@@ -48,6 +48,16 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def dark_cut(scheme) -> float:
+    """The ITA (degrees) at or below which the failure rules call skin dark: the grouping
+    scheme's cut point nearest to the paper's light/dark boundary (28; the binary scheme's only
+    cut)."""
+    from ..skintone import get_scheme
+
+    cuts = [float(c) for c in get_scheme(scheme).cuts]
+    return min(cuts, key=lambda c: (abs(c - 28.0), c)) if cuts else 28.0
+
+
 def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) -> StageOutput:
     """CAMs for the triptych cases, every false negative (and false positive with
     ``explain_fp``) and a seeded random sample (localisation by group); failure modes."""
@@ -60,12 +70,14 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) ->
         for name in ("explanations", "localisation", "failure_modes"):
             sections[name] = unavailable(reason)
         return out
-    from ..explain import localisation_by_group, localisation_table, overlay, save_triptych, sharpen, triptych_cases
+    from ..localisation import (localisation_by_group, localisation_table, overlay, save_triptych, sharpen,
+                                triptych_cases)
     from ..failures import classify_failures, failure_features, failure_summary, failure_table
     from ..imageio import read_image, read_mask
     from ..lesion import detect_artifacts, segment_lesion
 
     ids = pred["image_id"].tolist()
+    dark_ita = dark_cut(config.scheme)
     y, yhat, s = pred["label"].to_numpy(), pred["prediction"].to_numpy(), pred["score"].to_numpy()
     trip = triptych_cases(y, yhat, s, per_kind=config.cases_per_kind, ids=ids)
     errors = pred.loc[(y == 1) & (yhat == 0), "image_id"].tolist()
@@ -143,7 +155,7 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) ->
         parts = []
         for case, sel in (("FN", is_fn), ("FP", ~is_fn)):
             if sel.any():
-                m = classify_failures(feats[sel].reset_index(drop=True), case=case)
+                m = classify_failures(feats[sel].reset_index(drop=True), case=case, dark_ita=dark_ita)
                 m.insert(1, "case", case)
                 parts.append(m)
         modes = pd.concat(parts, ignore_index=True)
