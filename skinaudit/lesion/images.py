@@ -108,8 +108,10 @@ def hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     -------
     value, saturation : ndarray, shape (h, w)
         ``max(R, G, B)`` and ``(max - min) / max`` (0 where max = 0), in [0, 1].
-    hue : ndarray, shape (h, w), float64
+    hue : ndarray, shape (h, w)
         Degrees in [0, 360); 0 for grey pixels.
+
+    All three in ``rgb``'s float dtype.
 
     Notes
     -----
