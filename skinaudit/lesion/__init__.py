@@ -1,0 +1,44 @@
+"""Lesion segmentation and artifact masks for dermoscopy and clinical photos, without weights.
+
+Everything runs on a small working copy of the image (long side ``LesionParams.work_size``
+pixels, box-averaged; hair at ``ArtifactParams.hair_size``, rulers at up to ``ruler_size``);
+masks returned by the public functions are resized back to the image's full size.
+
+Modules, one idea each:
+
+- :mod:`.params`: :class:`LesionParams` and :class:`ArtifactParams`, validated when built.
+- :mod:`.images`: input check, resampling, mask resizing, per-pixel colour reductions.
+- :mod:`.morphology`: fast square grey morphology and connected-component helpers.
+- :mod:`.working`: :class:`WorkingImage`, the working copy and the maps every stage shares.
+- :mod:`.segmentation`: :func:`segment_lesion` (the algorithm is in that module's docstring).
+- :mod:`.hair`, :mod:`.ruler`: the two shape-based artifact detectors.
+- :mod:`.artifacts`: every artifact mask and flag (:func:`detect_artifacts`,
+  :func:`artifact_flags`), and :func:`analyse_masks`, the shared pass used by ITA.
+
+Measured quality and the history of each choice are in ``docs/skintone.md``.
+"""
+from __future__ import annotations
+
+from .artifacts import ARTIFACT_NAMES, analyse_masks, artifact_flags, detect_artifacts
+from .images import resize_mask, validate_image
+from .params import ArtifactParams, LesionParams
+from .segmentation import segment_lesion
+from .working import WorkingImage
+
+__all__ = [
+    "ARTIFACT_NAMES",
+    "LesionParams",
+    "ArtifactParams",
+    "segment_lesion",
+    "detect_artifacts",
+    "artifact_flags",
+    "analyse_masks",
+    "WorkingImage",
+    "resize_mask",
+    "validate_image",
+]
+
+# Temporary aliases for importers that still use the old private names (skintone.py,
+# benchmarks/bench_segmentation.py); remove once they import resize_mask / validate_image.
+_resize_mask = resize_mask
+_validate_image = validate_image
