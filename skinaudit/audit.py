@@ -125,8 +125,8 @@ class AuditConfig:
                               f"got {self.ita_correction!r}")
         if self.skin_margin not in ("shrink", "full"):
             raise ConfigError(f"the 'skin_margin' parameter must be shrink or full; got {self.skin_margin!r}")
-        return ItaParams(color_correction=self.ita_correction, cast_group=self.cast_group,
-                         reference_b=float(self.reference_b), shrink_margin=self.skin_margin == "shrink")
+        return ItaParams(ita_correction=self.ita_correction, cast_group=self.cast_group,
+                         reference_b=float(self.reference_b), skin_margin=self.skin_margin)
 
 
 _JSON_FORMAT = {"indent": 2, "sort_keys": True, "ensure_ascii": False, "allow_nan": False}
