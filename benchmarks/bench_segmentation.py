@@ -28,7 +28,7 @@ def main():
                      "sets watched, centre_power on the even half of isic-uda1; even/odd halves of isic-uda1 are "
                      "reported separately", "sets": {}}
     params = st.ItaParams()
-    full_params = st.ItaParams(shrink_margin=False)
+    full_params = st.ItaParams(skin_margin="full")
     for name, pattern in SETS.items():
         root = DATA / name
         ids = sorted(p.name.split(".")[0] for p in (root / "images").glob("*.jpg"))
@@ -46,10 +46,10 @@ def main():
             u = (est | truth).sum()
             jac.append((est & truth).sum() / u if u else 1.0)
             wi, lesion, masks = le.analyse_masks(img)
-            skin = st._skin_mask_small(wi, lesion, masks, params)
-            t_small = le._resize_mask(truth, skin.shape, conservative=False)
+            skin = st.skin_mask(lesion, masks, params=params)
+            t_small = le.resize_mask(truth, skin.shape, conservative=False)
             leak.append(float((skin & t_small).sum() / max(skin.sum(), 1)))
-            full = st._skin_mask_small(wi, lesion, masks, full_params)  # --skin-margin full
+            full = st.skin_mask(lesion, masks, params=full_params)  # --skin-margin full
             enough = full.sum() >= max(16, full_params.min_skin_fraction * full.size)
             leak_full.append(float((full & t_small).sum() / full.sum()) if enough else np.nan)
         jac = np.array(jac)

@@ -25,8 +25,8 @@ OUT = Path(__file__).resolve().parent / "results"
 #: per-image analysis is the same) by skintone.correct_cast; acquisition group = HAM10000's
 #: ``dataset`` column (four sources) or the whole set as one group.
 CAST_VARIANTS = {
-    "default: cast reference b*=15, groups = HAM 'dataset' column": ("dataset", 15.0),
-    "cast reference b*=15, one group (no acquisition column)": (None, 15.0),
+    "default: cast reference b*=15, groups = HAM 'dataset' column": ("dataset", st.DEFAULT_REFERENCE_B),
+    "cast reference b*=15, one group (no acquisition column)": (None, st.DEFAULT_REFERENCE_B),
     "cast reference b*=12, groups = 'dataset'": ("dataset", 12.0),
     "cast reference b*=17.5, groups = 'dataset'": ("dataset", 17.5),
     "cast reference b*=20, groups = 'dataset'": ("dataset", 20.0),
@@ -36,12 +36,12 @@ VARIANTS = {
     "no correction (trimmed median)": st.ItaParams(),
     "plain median": st.ItaParams(statistic="median"),
     "trimmed mean (Groh 2021)": st.ItaParams(statistic="trimmed_mean"),
-    "specular correction": st.ItaParams(color_correction="specular"),
-    "shades of gray (whole image)": st.ItaParams(color_correction="shades_of_gray"),
+    "specular correction": st.ItaParams(ita_correction="specular"),
+    "shades of gray (whole image)": st.ItaParams(ita_correction="shades_of_gray"),
     "border frame median (naive)": st.ItaParams(method="border", statistic="median"),
     "opencv8 compatibility (reproduces Kinyanjui)": st.ItaParams(lab_scale="opencv8"),
     "plain formula, no flags (paper-compatible)": st.ItaParams(b_min=-np.inf, plausible_range=(-90.0, 90.0)),
-    "full margin, no correction (shrink_margin=False)": st.ItaParams(shrink_margin=False),
+    "full margin, no correction (shrink_margin=False)": st.ItaParams(skin_margin="full"),
 }
 
 
@@ -115,13 +115,13 @@ def main(argv=None):
         dt = time.perf_counter() - t0
         record(name, out, dt)
         if name.startswith("full margin"):  # the default cast step on top (--skin-margin full)
-            params = st.ItaParams(color_correction="dataset_reference", shrink_margin=False)
+            params = st.ItaParams(ita_correction="dataset_reference", skin_margin="full")
             t0 = time.perf_counter()
             cast = st.correct_cast(out, params, table["dataset"].to_numpy())
             record("full margin + default cast reference (--skin-margin full)", cast, dt + time.perf_counter() - t0)
         if name.startswith("no correction"):
             for cname, (column, reference_b) in CAST_VARIANTS.items():
-                params = st.ItaParams(color_correction="dataset_reference", reference_b=reference_b)
+                params = st.ItaParams(ita_correction="dataset_reference", reference_b=reference_b)
                 t0 = time.perf_counter()
                 cast = st.correct_cast(out, params, None if column is None else table[column].to_numpy())
                 record(cname, cast, dt + time.perf_counter() - t0)

@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import ConfigError, SkinauditError
+from .skintone.params import DEFAULT_REFERENCE_B
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -207,7 +208,7 @@ def run(
     arch: ArchOpt = None, threshold: ThresholdOpt = 0.5, image_size: SizeOpt = 299, batch_size: BatchOpt = 16,
     device: DeviceOpt = "cpu", positive_index: PosOpt = 1, strict: StrictOpt = False, seed: SeedOpt = 0,
     scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, ita_correction: CorrectionOpt = "dataset_reference",
-    cast_group: CastGroupOpt = None, reference_b: ReferenceBOpt = 15.0, skin_margin: MarginOpt = "shrink",
+    cast_group: CastGroupOpt = None, reference_b: ReferenceBOpt = DEFAULT_REFERENCE_B, skin_margin: MarginOpt = "shrink",
     alpha: Annotated[float, typer.Option("--alpha", help="Level of every test and interval (1 - alpha).")] = 0.05,
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")] = 2000,
     min_positives: Annotated[int, typer.Option(
@@ -272,7 +273,7 @@ def inspect(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, strict: StrictOpt = False,
     ita_correction: CorrectionOpt = "dataset_reference", cast_group: CastGroupOpt = None,
-    reference_b: ReferenceBOpt = 15.0, skin_margin: MarginOpt = "shrink",
+    reference_b: ReferenceBOpt = DEFAULT_REFERENCE_B, skin_margin: MarginOpt = "shrink",
     sensitivity: Annotated[bool, typer.Option(
         "--sensitivity/--no-sensitivity", help="Also tabulate group sizes under every ITA estimator variant.")] = True,
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,

@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .skintone.params import DEFAULT_REFERENCE_B
 from .validation import check_choice, check_int, check_param
 
 __all__ = ["AuditConfig"]
@@ -56,7 +57,7 @@ class AuditConfig:
     sensitivity_sample: int = 200
     ita_correction: str = "dataset_reference"
     cast_group: str | None = None
-    reference_b: float = 15.0
+    reference_b: float = DEFAULT_REFERENCE_B
     skin_margin: str = "shrink"
     alpha: float = 0.05
     n_boot: int = 2000
@@ -109,6 +110,6 @@ class AuditConfig:
 
         check_choice(self.ita_correction, "ita_correction", ("dataset_reference", "none"))
         check_choice(self.skin_margin, "skin_margin", ("shrink", "full"))
-        return ItaParams(color_correction=self.ita_correction, cast_group=self.cast_group,
-                         reference_b=float(self.reference_b), shrink_margin=self.skin_margin == "shrink")
+        return ItaParams(ita_correction=self.ita_correction, cast_group=self.cast_group,
+                         reference_b=float(self.reference_b), skin_margin=self.skin_margin)
 

@@ -271,14 +271,10 @@ def test_bad_options(kwargs, match):
         compute_cams(tiny(), [img], target_layer="act", **kwargs)
 
 
-# ---------------------------------------------------------------------- re-exports
-
-def test_numeric_names_are_reexported_unchanged():
-    """skinaudit.audit imports these from explain; they are the localisation module's own."""
-    for name in ("sharpen", "overlay", "localisation_scores", "localisation_table", "localisation_by_group",
-                 "triptych_cases", "save_triptych"):
-        assert getattr(explain, name) is getattr(localisation, name), name
-        assert name in explain.__all__ and name in localisation.__all__
+def test_the_torch_module_holds_no_numeric_localisation():
+    """The numeric part lives in skinaudit.localisation (no torch); explain keeps the CAMs only."""
+    for name in ("sharpen", "overlay", "localisation_scores", "localisation_table", "localisation_by_group"):
+        assert not hasattr(explain, name) and name in localisation.__all__, name
 
 
 def test_save_triptych_of_a_real_cam(tmp_path):

@@ -30,10 +30,6 @@ def test_validate_image_refuses(arr, match):
         im.validate_image(arr)
 
 
-def test_private_aliases_are_kept_for_old_importers():
-    assert le._resize_mask is le.resize_mask and le._validate_image is le.validate_image
-
-
 def test_resize_mask():
     m = np.zeros((40, 60), bool)
     m[10:30, 20:40] = True

@@ -37,8 +37,3 @@ __all__ = [
     "resize_mask",
     "validate_image",
 ]
-
-# Temporary aliases for importers that still use the old private names (skintone.py,
-# benchmarks/bench_segmentation.py); remove once they import resize_mask / validate_image.
-_resize_mask = resize_mask
-_validate_image = validate_image

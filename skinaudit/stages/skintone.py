@@ -29,7 +29,7 @@ def inspect_cached(dataset, config, *, progress=None, cache=None) -> pd.DataFram
     for col in ("hair", "ruler", "ink", "dark_corner", "gel_bubble", "gel_border", "patches"):
         if col in out.columns:
             out[col] = out[col].map(lambda v: bool(v) if v is not None and not pd.isna(v) else False)
-    if params.color_correction == "dataset_reference":
+    if params.ita_correction == "dataset_reference":
         out = correct_cast(out, params, dataset_cast_groups(dataset, params, out["image_id"]), config.scheme)
     return out
 
@@ -45,8 +45,8 @@ def sensitivity_cached(dataset, config, *, progress=None, cache=None, offsets=No
                                  params=params).attrs["per_image"]
 
     per_image = cached_rows(dataset, cache, "ita_variants",
-                                  {"variants": 2, "shrink_margin": params.shrink_margin}, compute)
-    groups = dataset_cast_groups(dataset, dataclasses.replace(params, color_correction="dataset_reference"),
+                                  {"variants": 2, "shrink_margin": params.skin_margin == "shrink"}, compute)
+    groups = dataset_cast_groups(dataset, dataclasses.replace(params, ita_correction="dataset_reference"),
                                  per_image["image_id"])
     return sensitivity_table(per_image, scheme=config.scheme, params=params, groups=groups, offsets=offsets)
 

@@ -1,0 +1,41 @@
+"""Skin tone of dermoscopy images: ITA from non-lesion skin pixels, grouping schemes, casts.
+
+The package follows the data: :mod:`~skinaudit.skintone.schemes` (grouping schemes as data),
+:mod:`~skinaudit.skintone.params` (the estimator's options), :mod:`~skinaudit.skintone.sample`
+(which pixels are skin), :mod:`~skinaudit.skintone.illuminant` (per-image colour correction),
+:mod:`~skinaudit.skintone.ita` (ITA of one image), :mod:`~skinaudit.skintone.cast` (the
+dataset-level colour-cast step) and :mod:`~skinaudit.skintone.dataset` (whole datasets and the
+estimator-sensitivity table). Choices and their measured effects: docs/skintone.md.
+"""
+from __future__ import annotations
+
+from .cast import cast_summary, correct_cast, dataset_cast_groups
+from .dataset import inspect_dataset, sensitivity_table
+from .ita import ItaResult, analyse_image, estimate_ita, ita_degrees
+from .params import DATASET_ITA, DEFAULT_REFERENCE_B, ITA_CORRECTIONS, SKIN_MARGINS, ItaParams
+from .sample import skin_mask
+from .schemes import SCHEMES, UNKNOWN, Scheme, assign_groups, get_scheme
+
+__all__ = [
+    "Scheme",
+    "SCHEMES",
+    "get_scheme",
+    "assign_groups",
+    "ita_degrees",
+    "ItaParams",
+    "ItaResult",
+    "estimate_ita",
+    "analyse_image",
+    "skin_mask",
+    "inspect_dataset",
+    "correct_cast",
+    "cast_summary",
+    "dataset_cast_groups",
+    "DATASET_ITA",
+    "DEFAULT_REFERENCE_B",
+    "ITA_CORRECTIONS",
+    "SKIN_MARGINS",
+    "sensitivity_table",
+    "UNKNOWN",
+]
+

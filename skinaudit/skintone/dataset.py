@@ -1,0 +1,294 @@
+"""Skin tone of a whole dataset: the per-image driver and the estimator-sensitivity table.
+
+:func:`inspect_dataset` reads every image of an :class:`~skinaudit.data.AuditDataset` (in
+worker processes), estimates its ITA and artifacts, applies the dataset's given ITA or groups
+where it has them, then the dataset-level cast step. :func:`sensitivity_table` counts the images
+per group under each ITA estimator variant, so an auditor sees how much the grouping depends on
+the method.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, ImageError
+from ..lesion import ARTIFACT_NAMES, ArtifactParams, LesionParams
+from ..validation import check_int
+from .cast import correct_cast, dataset_cast_groups
+from .ita import _check_options, _ita_from_working, _prepare, analyse_image
+from .params import DATASET_ITA, ItaParams
+from .schemes import UNKNOWN, assign_groups, get_scheme
+
+__all__ = ["inspect_dataset", "sensitivity_table"]
+
+_COLUMNS = ["image_id", "ita", "group", "L", "a", "b", "skin_pixels", "mask_source", "flags", "method", "ita_raw",
+            "lesion_fraction", *ARTIFACT_NAMES, "status"]
+
+
+def _read(image_path, mask_path):
+    from ..imageio import read_image, read_mask
+
+    image = read_image(image_path)
+    mask = read_mask(mask_path, shape=image.shape[:2]) if mask_path else None
+    return image, mask
+
+
+def _mask_problems(mask, mask_path) -> list[str]:
+    """Flags for a given mask that cannot be used as it is: empty (no lesion: the lesion is
+    estimated instead) or not binary (binarised at half its maximum)."""
+    from ..imageio import mask_is_binary
+
+    if mask is None:
+        return []
+    if not mask.any():
+        return ["empty_given_mask"]
+    if mask.all():
+        return ["all_lesion_mask"]
+    return [] if mask_is_binary(mask_path) else ["non_binary_mask"]
+
+
+_MASK_PROBLEMS = {"empty_given_mask": "the lesion mask is empty",
+                  "all_lesion_mask": "the lesion mask covers the whole image (no skin left)",
+                  "non_binary_mask": "the lesion mask is not binary (values other than 0 and one maximum)"}
+
+
+def _inspect_one(job):
+    image_id, image_path, mask_path, kwargs, use_mask, strict = job
+    try:
+        image, mask = _read(image_path, mask_path if use_mask else None)
+        problems = _mask_problems(mask, mask_path)
+        if problems and strict:
+            raise ImageError(mask_path, _MASK_PROBLEMS[problems[0]])
+        if "empty_given_mask" in problems:
+            mask = None
+        row = analyse_image(image, mask, **kwargs)
+        if problems:
+            row["flags"] = ";".join([*problems, *([row["flags"]] if row.get("flags") else [])])
+        row["status"] = "ok"
+    except (ImageError, DataError) as exc:
+        if strict:
+            raise
+        row = {"ita": float("nan"), "group": UNKNOWN, "flags": "read_error", "status": f"error: {exc}"}
+    row["image_id"] = image_id
+    return row
+
+
+def _run_jobs(jobs, n_jobs, progress, worker, desc):
+    if n_jobs == 1 or len(jobs) < 8:
+        it = map(worker, jobs)
+        it = it if progress is None else progress(it, total=len(jobs), desc=desc)
+        return list(it)
+    with ProcessPoolExecutor(max_workers=int(n_jobs)) as ex:
+        it = ex.map(worker, jobs, chunksize=max(1, min(32, len(jobs) // (4 * n_jobs))))
+        it = it if progress is None else progress(it, total=len(jobs), desc=desc)
+        return list(it)
+
+
+def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA,
+                    lesion_params: LesionParams = LesionParams(), artifact_params: ArtifactParams = ArtifactParams(),
+                    use_given_masks: bool = True, n_jobs: int = 2, progress=None, strict: bool = False,
+                    correct: bool = True) -> pd.DataFrame:
+    """Skin tone and artifacts of every image of an :class:`~skinaudit.data.AuditDataset`.
+
+    The dataset's own ``ita`` / ``group`` columns, where filled, override the estimate (the
+    estimate stays in ``ita_estimated``; ``method`` becomes ``given``). Images are analysed in
+    ``n_jobs`` processes; the output order is the dataset's, whatever ``n_jobs``.
+
+    With ``params.ita_correction == 'dataset_reference'`` (the default, :data:`DATASET_ITA`)
+    the per-image rows then go through :func:`~skinaudit.skintone.correct_cast`, grouped by the
+    dataset column ``params.cast_group``; ``correct=False`` returns the per-image rows before
+    that step (they depend on nothing but their image, so they can be cached and corrected
+    later together).
+
+    Parameters
+    ----------
+    dataset : AuditDataset
+    scheme : str, sequence of float or Scheme
+        Grouping scheme (:func:`~skinaudit.skintone.get_scheme`).
+    params : ItaParams
+    lesion_params, artifact_params : LesionParams, ArtifactParams
+    use_given_masks : bool
+        Use the dataset's lesion masks where it has them (else estimate every lesion).
+    n_jobs : int, >= 1
+        Worker processes (1: in this process).
+    progress : callable, optional
+        ``progress(iterable, total=..., desc=...)`` wrapping the per-image iterator (e.g. tqdm).
+    strict : bool
+        Raise on an unreadable image or an unusable given mask instead of recording it.
+    correct : bool
+        Apply the dataset-level cast step.
+
+    Returns
+    -------
+    DataFrame, one row per image
+        ``image_id, ita, group, L, a, b, skin_pixels, mask_source, flags, method, ita_raw,
+        lesion_fraction, hair, ruler, ink, dark_corner, gel_bubble, gel_border, patches, status,
+        ita_estimated`` (plus ``b_offset, b_corrected, cast_group`` after the cast step). An
+        image that cannot be read gives a row with ``status`` = the reason and group
+        ``unknown``, unless ``strict`` (then the :class:`ImageError` is raised).
+
+    Raises
+    ------
+    ConfigError
+        A bad scheme, option object or ``n_jobs``, or a ``cast_group`` column the dataset lacks.
+    """
+    sch = get_scheme(scheme)
+    _check_options(params, lesion_params, artifact_params)
+    check_int(n_jobs, "n_jobs", low=1)
+    table = dataset.table
+    cast_groups = dataset_cast_groups(dataset, params) if correct else None
+    kwargs = dict(params=params, scheme=sch, lesion_params=lesion_params, artifact_params=artifact_params)
+    jobs = [(str(r.image_id), r.image_path, r.mask_path, kwargs, use_given_masks, strict)
+            for r in table.itertuples(index=False)]
+    rows = _run_jobs(jobs, n_jobs, progress, _inspect_one, "inspect")
+    out = pd.DataFrame(rows)
+    for c in _COLUMNS:
+        if c not in out.columns:
+            out[c] = np.nan
+    out = out[_COLUMNS].copy()
+    for c in ARTIFACT_NAMES:
+        out[c] = out[c].fillna(False).astype(bool)
+    out["ita_estimated"] = out["ita"]
+    if "ita" in table.columns:
+        given = pd.to_numeric(table["ita"], errors="coerce").to_numpy()
+        has = ~np.isnan(given)
+        out.loc[has, "ita"] = given[has]
+        out.loc[has, "method"] = "given"
+        out.loc[has, "group"] = assign_groups(given[has], sch)
+    if "group" in table.columns:
+        g = table["group"].to_numpy(dtype=object)
+        has = pd.notna(g)
+        out.loc[has, "group"] = g[has].astype(str)
+        out.loc[has, "method"] = "given_group"
+    if correct and params.ita_correction == "dataset_reference":
+        out = correct_cast(out, params, cast_groups, sch)
+    return out
+
+
+#: Per-image ITA estimator variants: name -> (use the given mask, ItaParams). The two mask
+#: variants also keep their skin L* and b*, from which :func:`sensitivity_table` derives the
+#: ", cast reference" variants of :func:`correct_cast` over the whole table.
+_VARIANTS = {
+    "estimated mask, no correction": (False, ItaParams()),
+    "given mask, no correction": (True, ItaParams()),
+    "estimated mask, specular correction": (False, ItaParams(ita_correction="specular")),
+    "estimated mask, shades of gray": (False, ItaParams(ita_correction="shades_of_gray")),
+    "border frame (naive baseline)": (False, ItaParams(method="border", statistic="median")),
+}
+_CAST_VARIANTS = {"estimated mask, cast reference": "estimated mask, no correction",
+                  "given mask, cast reference": "given mask, no correction"}
+
+
+def _variants_one(job):
+    image_id, image_path, mask_path, lesion_params, artifact_params, skin_margin = job
+    out = {"image_id": image_id}
+    try:
+        image, mask = _read(image_path, mask_path)
+    except (ImageError, DataError):
+        return out
+    cache = {}
+    for name, (given, p) in _VARIANTS.items():
+        if given and mask is None:
+            continue
+        key = bool(given)
+        if key not in cache:
+            cache[key] = _prepare(image, mask if given else None, None, lesion_params, artifact_params)
+        wi, lesion, masks = cache[key]
+        p = replace(p, skin_margin=skin_margin)  # the sample policy of the run, for every variant
+        res = _ita_from_working(wi, lesion, masks, p, "given" if given else "estimated")
+        out[name] = res.ita
+        if name in _CAST_VARIANTS.values():
+            out[f"{name}::L"], out[f"{name}::b"] = res.L, res.b
+    return out
+
+
+def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams = LesionParams(),
+                      artifact_params: ArtifactParams = ArtifactParams(), n_jobs: int = 2,
+                      progress=None, params: ItaParams = DATASET_ITA, groups=None,
+                      offsets: dict | None = None) -> pd.DataFrame:
+    """Group sizes under each estimator variant, so an auditor sees how much grouping depends on method.
+
+    Variants: the estimated lesion mask and the dataset's given mask (only when it has masks),
+    each with and without the dataset-level cast correction of
+    :func:`~skinaudit.skintone.correct_cast` (``params.reference_b``, acquisition groups from
+    ``params.cast_group``); the estimated mask after specular-highlight correction and after
+    whole-image Shades of Gray; and the naive border-frame median; all with
+    ``params.skin_margin``. The first row is the variant ``params`` selects (with the given
+    mask when the dataset has masks, as :func:`inspect_dataset`); ``agreement`` is measured
+    against it.
+
+    Parameters
+    ----------
+    dataset : AuditDataset or DataFrame
+        An AuditDataset (images are analysed), or a DataFrame with ``image_id`` and one ITA
+        column per variant (e.g. a previous result of this function's ``.attrs['per_image']``,
+        whose ``<variant>::L`` / ``<variant>::b`` columns feed the cast-reference variants).
+    scheme : str, sequence of float or Scheme
+    lesion_params, artifact_params : LesionParams, ArtifactParams
+    n_jobs : int, >= 1
+    progress : callable, optional
+        As for :func:`inspect_dataset`.
+    params : ItaParams
+        ``skin_margin``, ``ita_correction`` (which variant comes first), ``reference_b``,
+        ``cast_group``, ``min_cast_images`` and the validity bounds.
+    groups : array_like, optional
+        Acquisition group per row of a DataFrame ``dataset`` (read from ``params.cast_group``
+        for an AuditDataset).
+    offsets : dict group -> float, optional
+        Cast offsets estimated on the whole dataset (see :func:`correct_cast`), so that the
+        cast-reference rows of a sample match the main result; estimated on the sample if None.
+
+    Returns
+    -------
+    DataFrame
+        One row per variant: ``variant, n, <one column per group label>, unknown,
+        agreement`` (share of images whose group equals the first variant's). The per-image
+        ITA table (before the cast step) is in ``.attrs['per_image']``.
+
+    Raises
+    ------
+    ConfigError
+        A bad scheme, option object or ``n_jobs``.
+    DataError
+        No variant could be computed (no readable image).
+    """
+    sch = get_scheme(scheme)
+    _check_options(params, lesion_params, artifact_params)
+    check_int(n_jobs, "n_jobs", low=1)
+    cast = replace(params, ita_correction="dataset_reference")
+    if isinstance(dataset, pd.DataFrame):
+        per = dataset.copy()
+    else:
+        groups = dataset_cast_groups(dataset, cast)
+        jobs = [(str(r.image_id), r.image_path, r.mask_path, lesion_params, artifact_params, params.skin_margin)
+                for r in dataset.table.itertuples(index=False)]
+        per = pd.DataFrame(_run_jobs(jobs, n_jobs, progress, _variants_one, "variants"))
+    values = {c: per[c].to_numpy(dtype=float) for c in per.columns if c != "image_id" and "::" not in c}
+    for name, source in _CAST_VARIANTS.items():
+        if f"{source}::L" in per.columns:
+            lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
+                                "group": UNKNOWN})
+            values[name] = correct_cast(lab, cast, groups, sch, offsets)["ita"].to_numpy(dtype=float)
+    # first: what inspect_dataset reports (the given mask where the dataset has masks)
+    suffix = "cast reference" if params.ita_correction == "dataset_reference" else "no correction"
+    first = f"given mask, {suffix}" if f"given mask, {suffix}" in values else f"estimated mask, {suffix}"
+    variants = sorted(values, key=lambda v: (v != first, list(values).index(v)))
+    if not variants:
+        raise DataError("no ITA variant could be computed (no readable image)")
+    rows = []
+    ref = assign_groups(values[variants[0]], sch)
+    for v in variants:
+        g = assign_groups(values[v], sch)
+        counts = pd.Series(g).value_counts()
+        row = {"variant": v, "n": int(len(g))}
+        for lab in (*sch.labels, UNKNOWN):
+            row[lab] = int(counts.get(lab, 0))
+        row["agreement"] = float(np.mean(g == ref))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["per_image"] = per
+    out.attrs["intervals"] = dict(zip(sch.labels, sch.intervals))
+    return out

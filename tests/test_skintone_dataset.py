@@ -1,0 +1,75 @@
+"""Whole datasets (skinaudit.skintone.dataset): inspect_dataset and the sensitivity table."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skinaudit import skintone as st
+from skinaudit.data import AuditDataset
+from skinaudit.errors import ConfigError, ImageError
+
+
+def test_inspect_dataset_columns_overrides_and_determinism(phantom_dataset):
+    ds = phantom_dataset.head(10)
+    a = st.inspect_dataset(ds, n_jobs=1, use_given_masks=False)
+    for col in ("image_id", "ita", "group", "L", "b", "skin_pixels", "mask_source", "flags", "method", "hair",
+                "ruler", "ink", "dark_corner", "gel_bubble", "gel_border", "status"):
+        assert col in a.columns
+    assert list(a["image_id"]) == list(ds.ids) and set(a["mask_source"]) == {"estimated"}
+    assert a["hair"].dtype == bool
+    truth = ds.table["ita_true"].astype(float).to_numpy()  # the manifest keeps metadata as text
+    assert np.nanmax(np.abs(a["ita"].to_numpy() - truth)) < 3.0
+    given = st.inspect_dataset(ds, n_jobs=1)
+    assert set(given["mask_source"]) == {"given"}
+    table = ds.table.copy()
+    table["ita"] = [12.0] + [np.nan] * 9
+    over = st.inspect_dataset(AuditDataset(table), n_jobs=1, scheme="del_bino")
+    assert over.loc[0, "ita"] == 12.0 and over.loc[0, "group"] == "tan" and over.loc[0, "method"] == "given"
+    assert over.loc[1, "ita"] == pytest.approx(given.loc[1, "ita"])
+
+
+def test_inspect_parallel_equals_serial(phantom_dataset):
+    ds = phantom_dataset.head(10)
+    serial = st.inspect_dataset(ds, n_jobs=1)
+    parallel = st.inspect_dataset(ds, n_jobs=2)
+    pd.testing.assert_frame_equal(serial, parallel)
+
+
+def test_unreadable_image_becomes_a_row_unless_strict(phantom_dataset, tmp_path):
+    table = phantom_dataset.table.head(2).copy()
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    table.loc[1, "image_path"] = str(bad)
+    table["mask_path"] = None
+    ds = AuditDataset(table)
+    out = st.inspect_dataset(ds, n_jobs=1)
+    assert out.loc[1, "group"] == "unknown" and out.loc[1, "status"].startswith("error")
+    assert out.loc[0, "status"] == "ok"
+    with pytest.raises(ImageError):
+        st.inspect_dataset(ds, n_jobs=1, strict=True)
+
+
+def test_sensitivity_table_counts(phantom_dataset):
+    ds = phantom_dataset.head(6)
+    tab = st.sensitivity_table(ds, scheme="binary", n_jobs=1)
+    assert "given mask, no correction" in set(tab["variant"]) and "border frame (naive baseline)" in set(tab["variant"])
+    assert (tab[["dark", "light", "unknown"]].sum(axis=1) == 6).all()
+    assert tab.loc[0, "agreement"] == 1.0 and tab.loc[0, "variant"] == "given mask, cast reference"
+    again = st.sensitivity_table(tab.attrs["per_image"], scheme="del_bino")
+    assert (again.drop(columns=["variant", "n", "agreement"]).sum(axis=1) == 6).all()
+
+
+def test_inspect_dataset_cast_group_column(phantom_dataset):
+    ds = phantom_dataset.head(24)
+    table = ds.table.copy()
+    table["site"] = ["a"] * 24
+
+    out = st.inspect_dataset(AuditDataset(table), n_jobs=1, params=replace(st.DATASET_ITA, cast_group="site"))
+    assert set(out["cast_group"]) == {"a"} and out["b_offset"].notna().any()
+    raw = st.inspect_dataset(AuditDataset(table), n_jobs=1, correct=False)
+    assert "b_offset" not in raw.columns
+    with pytest.raises(ConfigError, match="cast group column 'nope'"):
+        st.inspect_dataset(AuditDataset(table), n_jobs=1, params=replace(st.DATASET_ITA, cast_group="nope"))
