@@ -59,7 +59,7 @@ def _one_audit(kind: str, data: str, n: int | None, cache: str, report: bool) ->
         scores = PrecomputedScores.from_csv(_scores_csv(ds, Path(tmp) / "s.csv"))
         t0 = time.perf_counter()
         result = sa.run_audit(scores, ds, sa.AuditConfig(threshold=0.5, n_jobs=2), cache=cache)
-        result.write(Path(tmp) / "out", report=report, pdf=report)
+        sa.write_audit(result, Path(tmp) / "out", report=report, pdf=report)
         wall = time.perf_counter() - t0
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -33,7 +33,7 @@ def main(argv=None):
 
     result = sa.run_audit(sa.CallableModel(forest_model, name="random forest on colour features"), test,
                           sa.AuditConfig(threshold=0.5))
-    result.write(args.out)
+    sa.write_audit(result, args.out)
     print({k: result.overall[k] for k in ("n", "auc", "recall", "precision", "fn", "fp")})
     return result
 

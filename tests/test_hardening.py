@@ -16,6 +16,7 @@ from PIL import Image
 
 from skinaudit.audit import AuditConfig, run_audit
 from skinaudit.cache import ResultCache
+from skinaudit.report import write_audit
 
 torch = pytest.importorskip("torch")
 
@@ -105,8 +106,8 @@ def test_same_inputs_same_bytes(phantom_dataset, tmp_path):
     config = dataclasses.replace(FAST, seed=5, n_jobs=2)
     a = run_audit(model, ds, config)
     b = run_audit(model, ds, config)
-    a.write(tmp_path / "a")
-    b.write(tmp_path / "b")
+    write_audit(a, tmp_path / "a")
+    write_audit(b, tmp_path / "b")
     assert (tmp_path / "a" / "audit.json").read_bytes() == (tmp_path / "b" / "audit.json").read_bytes()
 
 

@@ -13,15 +13,12 @@ import pandas as pd
 import pytest
 
 from skinaudit import stats
-from skinaudit.audit import (
-    AuditConfig,
-    _dump_json,
-    _frame_from_packed,
-    _packed,
-    _RowRecords,
-    _write_json,
-    run_audit,
-)
+from skinaudit.audit import AuditConfig, run_audit
+from skinaudit.outputs import RowRecords as _RowRecords
+from skinaudit.outputs import dump_json as _dump_json
+from skinaudit.outputs import write_json as _write_json
+from skinaudit.per_image import _frame_from_packed, _packed
+from skinaudit.report import write_audit
 from skinaudit.cache import ResultCache
 from skinaudit.models import PrecomputedScores
 from skinaudit.thresholds import bootstrap_threshold
@@ -93,14 +90,14 @@ def test_written_files_equal_the_in_memory_forms(phantom_dataset, tmp_path):
     scores = PrecomputedScores(pd.Series(rng.random(len(ds)), index=ds.ids))
     config = AuditConfig(n_boot=50, sensitivity_sample=0, n_jobs=1)
     cold = run_audit(scores, ds, config, cache=ResultCache(tmp_path / "cache"))
-    cold.write(tmp_path / "cold", report=False)
+    write_audit(cold, tmp_path / "cold", report=False)
     assert (tmp_path / "cold" / "audit.json").read_text(encoding="utf-8") == cold.to_json()
     assert (tmp_path / "cold" / "metrics.json").read_text(encoding="utf-8") == _dump_json(cold.metrics_dict())
     assert (tmp_path / "cold" / "predictions.csv").read_text() == cold.predictions.to_csv(index=False)
     for name, table in cold.tables.items():
         assert (tmp_path / "cold" / f"{name}.csv").read_text() == table.to_csv(index=False)
     warm = run_audit(scores, ds, config, cache=ResultCache(tmp_path / "cache"))
-    warm.write(tmp_path / "warm", report=False)
+    write_audit(warm, tmp_path / "warm", report=False)
     assert (tmp_path / "warm" / "audit.json").read_bytes() == (tmp_path / "cold" / "audit.json").read_bytes()
 
 
