@@ -6,7 +6,8 @@ Figures are deterministic: a fixed size (:data:`FIGSIZE`), a fixed resolution
 (:data:`DPI`), matplotlib's default style whatever the user's ``matplotlibrc`` says, and
 no ``Software`` metadata, so the same inputs give the same PNG bytes.
 
-A case is predicted malignant when ``score >= threshold`` (as in :mod:`skinaudit.metrics`).
+A case is predicted malignant when ``score >= threshold`` (as in :mod:`skinaudit.metrics`);
+the metric-vs-threshold curves come from :func:`skinaudit.thresholds.threshold_curve`.
 """
 from __future__ import annotations
 
@@ -282,7 +283,7 @@ def threshold_curves_png(y_true, y_score, path, *, threshold: float, groups=None
         When given, a second panel shows recall per group against the threshold.
     marks : dict of str -> float, optional
         Other thresholds to show (e.g. a recalibrated one), dotted lines, labelled.
-    step : float
+    step : float in (0, 0.5]
         Grid step of the sweep.
     """
     y, s = _labels_scores(y_true, y_score)

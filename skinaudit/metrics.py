@@ -11,6 +11,9 @@ where the formulas live:
     recall = TP/(TP+FN)     precision = TP/(TP+FP)     F1 = 2TP/(2TP+FP+FN)
     specificity = TN/(TN+FP)     FNR = FN/(TP+FN)     accuracy = (TP+TN)/n
 
+Every gap between groups comes from :func:`gap` (``group - reference``: positive when the
+group's metric is higher) and every range over groups from :func:`max_min`.
+
 The paper's "significance" rule (Rumale et al. 2026, Table 8) is a fixed threshold on the gap
 between two groups: |gap| > 0.02 for AUC, > 0.05 for every other metric. It is a heuristic,
 not a statistical test; :data:`PAPER_GAP_RULE` holds it as data and every output that uses it

@@ -4,12 +4,13 @@ The paper picks the operating point on a validation split as
 
     t* = argmax_t F1(t)  subject to  recall(t) >= gamma,    t on a grid of step 0.02,
 
-where a case is predicted malignant when ``score >= t``. This module implements that search
-with the estimator contract (configure in ``__init__``, learn in ``fit``, refuse ``predict``
-before ``fit``), a bootstrap of the whole select-then-evaluate pipeline, per-group thresholds
-that reach the same recall target, fairness-constrained thresholds through fairlearn's
-``ThresholdOptimizer``, and a stratified calibration split. Thresholds are always fitted on a
-calibration split and reported on a different one.
+where a case is predicted malignant when ``score >= t``. This module implements the threshold
+sweep (:func:`threshold_curve`, also drawn by the report's figures), that search with
+scikit-learn's estimator contract (configure in ``__init__``, learn in ``fit``, refuse
+``predict`` before ``fit``), a bootstrap of the whole select-then-evaluate pipeline, per-group
+thresholds that reach the same recall target, fairness-constrained thresholds through
+fairlearn's ``ThresholdOptimizer``, and a stratified calibration split. Thresholds are always
+fitted on a calibration split and reported on a different one.
 
 Grid
 ----
@@ -48,7 +49,7 @@ from .stats import resample_indices
 from .validation import check_choice, check_int, check_labels_scores, check_param
 
 __all__ = [
-    "threshold_grid", "threshold_curve", "search_threshold", "RecallConstrainedThreshold",
+    "threshold_grid", "threshold_curve", "sweep_counts", "search_threshold", "RecallConstrainedThreshold",
     "bootstrap_threshold", "GroupRecallThresholds", "FairlearnThresholds", "calibration_split",
     "evaluate_thresholds",
 ]

@@ -86,7 +86,12 @@ def check_param(value, name: str, *, label: str | None = None) -> float:
 
 
 def check_int(value, name: str, *, low: int = 0) -> int:
-    """Return ``value`` as an int >= ``low``; floats with a fraction, text and booleans are refused."""
+    """Return ``value`` as an int >= ``low`` (a count: replicates, seeds, bins).
+
+    Integral floats (``200.0``) are accepted; floats with a fraction, NaN, text and booleans
+    are refused with "the 'NAME' parameter must be an integer >= LOW; got VALUE"
+    (:class:`~skinaudit.errors.ConfigError`).
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer() \
             or int(value) < low:
         raise ConfigError(f"the '{name}' parameter must be an integer >= {low}; got {value!r}")
@@ -94,7 +99,8 @@ def check_int(value, name: str, *, low: int = 0) -> int:
 
 
 def check_choice(value, name: str, choices) -> str:
-    """Return ``value`` when it is one of ``choices`` (strings)."""
+    """Return ``value`` when it is one of ``choices`` (strings), else raise
+    :class:`~skinaudit.errors.ConfigError`: "the 'NAME' parameter must be one of A, B; got 'x'"."""
     if value not in tuple(choices):
         raise ConfigError(f"the '{name}' parameter must be one of {', '.join(map(str, choices))}; got {value!r}")
     return value
