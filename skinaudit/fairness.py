@@ -18,14 +18,15 @@ import pandas as pd
 from scipy import stats as _st
 
 from ._jsonsafe import json_safe
-from .errors import ConfigError, DataError
-from .metrics import (COUNT_COLUMNS, PAPER_GAP_RULE, RATE_METRICS, _as_binary, check_threshold, choose_reference,
-                      group_metrics, paper_rule, paper_table)
-from .stats import (_alpha, _count_param, adjust_pvalues, delong_auc, delong_unpaired, min_detectable_difference,
-                    newcombe_interval, percentile_interval, permutation_test, proportion_test, stratified_bootstrap, verdict,
+from .errors import DataError
+from .metrics import (COUNT_COLUMNS, PAPER_GAP_RULE, RATE_METRICS, UNDEFINED_REASONS, check_threshold,
+                      choose_reference, gap, group_metrics, max_min, paper_rule, paper_table)
+from .stats import (adjust_pvalues, delong_auc, delong_unpaired, min_detectable_difference, newcombe_interval,
+                    percentile_interval, permutation_test, proportion_test, stratified_bootstrap, verdict,
                     wilson_interval)
 from .thresholds import (FairlearnThresholds, GroupRecallThresholds, RecallConstrainedThreshold, bootstrap_threshold,
                          evaluate_thresholds)
+from .validation import check_bounded, check_choice, check_int, check_labels_scores, check_param
 
 __all__ = ["SectionResult", "fairness_report", "recalibrate", "threshold_change", "PAPER_RULE_LABEL"]
 
@@ -50,9 +51,8 @@ class SectionResult(NamedTuple):
 
 def _seeds(random_state: int, k: int) -> list[int]:
     """k independent child seeds of ``random_state`` (numpy SeedSequence)."""
-    if isinstance(random_state, bool) or int(random_state) != random_state or int(random_state) < 0:
-        raise ConfigError(f"the 'random_state' parameter must be a non-negative integer; got {random_state}")
-    return [int(c.generate_state(1)[0]) for c in np.random.SeedSequence(int(random_state)).spawn(k)]
+    seed = check_int(random_state, "random_state", low=0)
+    return [int(c.generate_state(1)[0]) for c in np.random.SeedSequence(seed).spawn(k)]
 
 
 def _with_derived(table: pd.DataFrame) -> pd.DataFrame:
@@ -110,16 +110,14 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
         ``fairness_gaps``, ``fairness_tests`` (DataFrames). See docs/statistics.md.
     """
     t = check_threshold(threshold)
-    alpha = _alpha(alpha)
-    n_boot = _count_param(n_boot, "n_boot")
-    n_perm = n_boot if n_perm is None else _count_param(n_perm, "n_perm")
-    min_positives = _count_param(min_positives, "min_positives", low=0)
-    if not float(max_ci_width) > 0:
-        raise ConfigError(f"the 'max_ci_width' parameter must be positive; got {max_ci_width}")
-    unknown = set(primary) - set(_TESTED)
-    if unknown:
-        raise ConfigError(f"the 'primary' metrics must be among {list(_TESTED)}; got {sorted(unknown)}")
-    y, s = _as_binary(y_true, y_score)
+    alpha = check_param(alpha, "alpha")
+    n_boot = check_int(n_boot, "n_boot", low=1)
+    n_perm = n_boot if n_perm is None else check_int(n_perm, "n_perm", low=1)
+    min_positives = check_int(min_positives, "min_positives", low=0)
+    check_bounded(max_ci_width, "max_ci_width", 0.0, math.inf, low_open=True, high_open=True)
+    for met in primary:
+        check_choice(met, "primary", _TESTED)
+    y, s = check_labels_scores(y_true, y_score)
     table = group_metrics(y, s, groups, threshold=t)
     ref = choose_reference(table, reference)
     names = [str(i) for i in table.index if str(i) != "all"]
@@ -160,11 +158,11 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
 
     # ---- gaps against the reference and max-min
     vals = boot["values"]
-    gap_rows, max_min = [], {}
+    gap_rows, spreads = [], {}
     for met in RATE_METRICS + ("fn", "fp"):
         for g in others:
-            d_boot = vals[met][:, col[g]] - vals[met][:, col[ref]]
-            d = float(tab.loc[g, met] - tab.loc[ref, met])
+            d_boot = gap(vals[met][:, col[g]], vals[met][:, col[ref]])
+            d = gap(tab.loc[g, met], tab.loc[ref, met])
             rec = {"metric": met, "group": g, "reference": ref, "value": float(tab.loc[g, met]),
                    "reference_value": float(tab.loc[ref, met]), "difference": d,
                    **_prefixed("boot", percentile_interval(d_boot, alpha=alpha)),
@@ -179,12 +177,9 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
                 dl = _delong_pair(y, s, g_arr, g, ref, alpha)
                 rec.update(analytic_low=dl["ci"][0], analytic_high=dl["ci"][1], analytic_method="delong_unpaired")
             gap_rows.append(rec)
-        gv = vals[met][:, [col[g] for g in names]]
-        with np.errstate(invalid="ignore"):
-            mm_boot = np.where(np.isfinite(gv).all(1), gv.max(1) - gv.min(1), np.nan)
-        obs = tab.loc[names, met].to_numpy(dtype=float)
-        mm = float(obs.max() - obs.min()) if np.isfinite(obs).all() else float("nan")
-        max_min[met] = {"value": mm, **_prefixed("boot", percentile_interval(mm_boot, alpha=alpha)),
+        mm_boot = max_min(vals[met][:, [col[g] for g in names]], axis=1)
+        mm = max_min(tab.loc[names, met].to_numpy(dtype=float))
+        spreads[met] = {"value": mm, **_prefixed("boot", percentile_interval(mm_boot, alpha=alpha)),
                         "paper_flag": None if met in COUNT_COLUMNS else paper_rule(met, mm)}
     gaps = pd.DataFrame(gap_rows)
 
@@ -195,8 +190,8 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
         perm = permutation_test(y, s, g_arr, g, ref, threshold=t, n_perm=n_perm, random_state=perm_seed,
                                 metrics=_TESTED)
         for met in _TESTED:
-            gap = gaps[(gaps.metric == met) & (gaps.group == g)].iloc[0]
-            test_rows.append(_test_row(tab, y, s, g_arr, g, ref, met, gap, perm[met], alpha, power, z, primary))
+            gap_row = gaps[(gaps.metric == met) & (gaps.group == g)].iloc[0]
+            test_rows.append(_test_row(tab, y, s, g_arr, g, ref, met, gap_row, perm[met], alpha, power, z, primary))
     tests = pd.DataFrame(test_rows)
     tests["p_adjusted"] = np.nan
     for fam, method in (("primary", "holm"), ("exploratory", "fdr_bh")):
@@ -216,9 +211,9 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
 
     # ---- paper heuristic, notes, tables
     paper = {"label": PAPER_RULE_LABEL, "limits": dict(PAPER_GAP_RULE),
-             "flags": {met: {g: paper_rule(met, float(tab.loc[g, met] - tab.loc[ref, met])) for g in others}
+             "flags": {met: {g: paper_rule(met, gap(tab.loc[g, met], tab.loc[ref, met])) for g in others}
                        for met in RATE_METRICS},
-             "max_min_flags": {met: max_min[met]["paper_flag"] for met in RATE_METRICS}}
+             "max_min_flags": {met: spreads[met]["paper_flag"] for met in RATE_METRICS}}
     notes = _notes(tab, names, min_positives, boot, col)
     t8 = paper_table(table, reference=ref)
     section = {
@@ -227,7 +222,7 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
         "primary": list(primary), "groups": group_out,
         "gaps": {met: {r["group"]: {k: r[k] for k in r.index if k not in ("metric", "group")}
                        for _, r in gaps[gaps.metric == met].iterrows()} for met in gaps.metric.unique()},
-        "max_min": max_min,
+        "max_min": spreads,
         "tests": tests.to_dict(orient="records"),
         "verdicts": {met: {r["group"]: r["verdict"] for _, r in tests[tests.metric == met].iterrows()}
                      for met in _TESTED},
@@ -244,9 +239,7 @@ def _prefixed(prefix: str, interval: dict) -> dict:
 
 
 def _reasons(row) -> dict:
-    from .metrics import _UNDEFINED
-
-    return {m: _UNDEFINED[m] for m in RATE_METRICS if not np.isfinite(row[m])}
+    return {m: UNDEFINED_REASONS[m] for m in RATE_METRICS if not np.isfinite(row[m])}
 
 
 def _delong_pair(y, s, g_arr, g, ref, alpha) -> dict:
@@ -254,17 +247,17 @@ def _delong_pair(y, s, g_arr, g, ref, alpha) -> dict:
     return delong_unpaired(y[a], s[a], y[b], s[b], alpha=alpha)
 
 
-def _test_row(tab, y, s, g_arr, g, ref, met, gap, perm, alpha, power, z, primary) -> dict:
+def _test_row(tab, y, s, g_arr, g, ref, met, gap_row, perm, alpha, power, z, primary) -> dict:
     """One contrast: analytic test and interval where one exists, else permutation / bootstrap."""
     n1, n2 = int(tab.loc[g, "n_pos"]), int(tab.loc[ref, "n_pos"])
-    row = {"metric": met, "group": g, "reference": ref, "difference": gap["difference"],
+    row = {"metric": met, "group": g, "reference": ref, "difference": gap_row["difference"],
            "family": "primary" if met in primary else "exploratory", "correction": None,
            "n_pos_group": n1, "n_pos_reference": n2, "p_permutation": perm["p_value"]}
     if met in _PROPORTIONS:
         k, nn = _PROPORTIONS[met]
         pt = proportion_test(tab.loc[g, k], tab.loc[g, nn], tab.loc[ref, k], tab.loc[ref, nn])
-        row.update(test=pt["method"], p_value=pt["p_value"], ci_low=gap["analytic_low"], ci_high=gap["analytic_high"],
-                   ci_method="newcombe",
+        row.update(test=pt["method"], p_value=pt["p_value"], ci_low=gap_row["analytic_low"],
+                   ci_high=gap_row["analytic_high"], ci_method="newcombe",
                    mdd=min_detectable_difference(float(tab.loc[ref, met]), int(tab.loc[ref, nn]), int(tab.loc[g, nn]),
                                                  alpha=alpha, power=power))
     elif met == "auc":
@@ -273,8 +266,8 @@ def _test_row(tab, y, s, g_arr, g, ref, met, gap, perm, alpha, power, z, primary
         row.update(test="delong_unpaired_z", p_value=dl["p_value"], ci_low=dl["ci"][0], ci_high=dl["ci"][1],
                    ci_method="delong", mdd=mdd)
     else:
-        row.update(test="permutation", p_value=perm["p_value"], ci_low=gap["boot_low"], ci_high=gap["boot_high"],
-                   ci_method="bootstrap_percentile", mdd=float("nan"))
+        row.update(test="permutation", p_value=perm["p_value"], ci_low=gap_row["boot_low"],
+                   ci_high=gap_row["boot_high"], ci_method="bootstrap_percentile", mdd=float("nan"))
     return row
 
 
@@ -310,7 +303,7 @@ def threshold_change(y_true, y_score, groups, *, before: float, after: float) ->
         delta_fp``; the last record is ``all``). The recall gap is max - min recall over the groups;
         ``recall_gap_change_pct = 100 (after - before) / before`` (NaN when the gap was 0).
     """
-    y, s = _as_binary(y_true, y_score)
+    y, s = check_labels_scores(y_true, y_score)
     b, a = check_threshold(before), check_threshold(after)
     return _compare(y, groups, (s >= b).astype(int), (s >= a).astype(int), {"before": b, "after": a})
 
@@ -319,12 +312,7 @@ def _compare(y, groups, pred_before, pred_after, extra: dict) -> dict:
     eb = evaluate_thresholds(y, pred_before, groups).set_index("group")
     ea = evaluate_thresholds(y, pred_after, groups).set_index("group")
     grp = [g for g in eb.index if g != "all"]
-
-    def gap(e):
-        r = e.loc[grp, "recall"].to_numpy(dtype=float)
-        return float(r.max() - r.min()) if np.isfinite(r).all() else float("nan")
-
-    gb, ga = gap(eb), gap(ea)
+    gb, ga = (max_min(e.loc[grp, "recall"].to_numpy(dtype=float)) for e in (eb, ea))
     per_group = _before_after(eb, ea)
     out = dict(extra)
     out.update(fn_before=int(eb.loc["all", "fn"]), fn_after=int(ea.loc["all", "fn"]),
@@ -332,7 +320,7 @@ def _compare(y, groups, pred_before, pred_after, extra: dict) -> dict:
                recall_before=float(eb.loc["all", "recall"]), recall_after=float(ea.loc["all", "recall"]),
                precision_before=float(eb.loc["all", "precision"]), precision_after=float(ea.loc["all", "precision"]),
                recall_gap_before=gb, recall_gap_after=ga,
-               recall_gap_change_pct=100.0 * (ga - gb) / gb if gb > 0 else float("nan"),
+               recall_gap_change_pct=100.0 * gap(ga, gb) / gb if gb > 0 else float("nan"),
                per_group=per_group.to_dict(orient="records"))
     return out
 
@@ -395,11 +383,10 @@ def recalibrate(cal_y, cal_score, cal_groups, test_y, test_score, test_groups, *
         search's curve on the calibration split).
     """
     t = check_threshold(threshold)
-    bad = set(methods) - set(_METHODS)
-    if bad:
-        raise ConfigError(f"the 'methods' must be among {list(_METHODS)}; got {sorted(bad)}")
-    cy, cs = _as_binary(cal_y, cal_score)
-    ty, ts = _as_binary(test_y, test_score)
+    for name in methods:
+        check_choice(name, "methods", _METHODS)
+    cy, cs = check_labels_scores(cal_y, cal_score)
+    ty, ts = check_labels_scores(test_y, test_score)
     cg = np.array([str(x) for x in np.asarray(cal_groups, dtype=object)])
     tg = np.array([str(x) for x in np.asarray(test_groups, dtype=object)])
     if cg.size != cy.size or tg.size != ty.size:
@@ -429,7 +416,7 @@ def recalibrate(cal_y, cal_score, cal_groups, test_y, test_score, test_groups, *
                 after = (ts >= np.array([thr[x] for x in tg], dtype=float)).astype(int)
             else:
                 cons = "true_positive_rate_parity" if name == "tpr_parity" else "equalized_odds"
-                est = FairlearnThresholds(cons, objective=objective, random_state=fair_seed).fit(cy, cs, cg)
+                est = FairlearnThresholds(constraints=cons, objective=objective, random_state=fair_seed).fit(cy, cs, cg)
                 info = {"thresholds": est.thresholds_, "feasible": None, "fallback": None, "randomized": True,
                         "constraints": cons, "objective": objective,
                         "note": "fairlearn ThresholdOptimizer: randomised mixture of thresholds per group; "

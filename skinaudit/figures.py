@@ -6,7 +6,8 @@ Figures are deterministic: a fixed size (:data:`FIGSIZE`), a fixed resolution
 (:data:`DPI`), matplotlib's default style whatever the user's ``matplotlibrc`` says, and
 no ``Software`` metadata, so the same inputs give the same PNG bytes.
 
-A case is predicted malignant when ``score >= threshold`` (as in :mod:`skinaudit.metrics`).
+A case is predicted malignant when ``score >= threshold`` (as in :mod:`skinaudit.metrics`);
+the metric-vs-threshold curves come from :func:`skinaudit.thresholds.threshold_curve`.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, DataError
-from .metrics import check_threshold
+from .metrics import check_threshold, rates_from_counts
+from .thresholds import threshold_curve
+from .validation import check_int, check_labels_scores
 
 __all__ = ["DPI", "FIGSIZE", "roc_png", "confusion_png", "ita_histogram_png", "threshold_curves_png",
            "roc_points", "threshold_sweep"]
@@ -53,17 +56,10 @@ def _save(fig, path) -> Path:
 
 
 def _labels_scores(y_true, y_score):
-    y = np.asarray(y_true)
-    s = np.asarray(y_score, dtype=float)
-    if y.ndim != 1 or y.shape != s.shape:
-        raise DataError(f"labels and scores must be 1-D of the same length; got {y.shape} and {s.shape}")
+    y, s = check_labels_scores(y_true, y_score)
     if y.size == 0:
         raise DataError("a figure needs at least one scored image; got none")
-    if not np.isin(y, (0, 1)).all():
-        raise DataError("labels must be 0 (benign) or 1 (malignant)")
-    if not np.all(np.isfinite(s)) or s.min() < 0 or s.max() > 1:
-        raise DataError("scores must be finite probabilities in [0, 1]")
-    return y.astype(int), s
+    return y, s
 
 
 def _groups(groups, n):
@@ -209,8 +205,7 @@ def ita_histogram_png(ita, path, *, cut_points=(28.0,), groups=None, bins: int =
     values = np.asarray(ita, dtype=float)
     if values.ndim != 1:
         raise DataError(f"ITA values must be 1-D; got shape {values.shape}")
-    if int(bins) < 2:
-        raise ConfigError(f"the 'bins' parameter must be at least 2; got {bins}")
+    bins = check_int(bins, "bins", low=2)
     cuts = sorted(float(c) for c in cut_points)
     if not all(np.isfinite(cuts)):
         raise ConfigError(f"the cut points must be finite degrees; got {list(cut_points)}")
@@ -245,36 +240,32 @@ def ita_histogram_png(ita, path, *, cut_points=(28.0,), groups=None, bins: int =
 
 
 def threshold_sweep(y_true, y_score, *, step: float = 0.01) -> dict:
-    """Recall, precision, F1 and specificity at every threshold of a grid.
+    """Recall, precision, F1 and specificity at every threshold of a grid, for plotting.
 
-    The grid is 0, step, 2 step, ..., 1 (both ends included). At threshold t a case is
-    predicted malignant when score >= t. Recall = TP / (TP + FN), precision =
-    TP / (TP + FP), F1 = 2 TP / (2 TP + FP + FN), specificity = TN / (TN + FP); each is
-    NaN where its denominator is zero (e.g. precision when nothing is predicted malignant).
+    The grid is 0, step, 2 step, ..., floor(1/step) step (0 and, for steps dividing 1, also 1
+    included). At threshold t a case is predicted malignant when score >= t. The counts and
+    rates come from :func:`skinaudit.thresholds.threshold_curve` (the package's one threshold
+    sweep): recall = TP / (TP + FN), precision = TP / (TP + FP), F1 = 2 TP / (2 TP + FP + FN),
+    specificity = TN / (TN + FP); each is NaN where its denominator is zero (e.g. precision
+    when nothing is predicted malignant).
+
+    Parameters
+    ----------
+    y_true : array of int, shape (n,), n >= 1
+    y_score : array of float in [0, 1], shape (n,)
+    step : float in (0, 0.5]
 
     Returns
     -------
-    dict of arrays, each shape (k,): ``threshold, recall, precision, f1, specificity``.
+    dict of float ndarrays, each shape (k,): ``threshold, recall, precision, f1, specificity``.
     """
     y, s = _labels_scores(y_true, y_score)
-    step = float(step)
-    if not 0 < step <= 0.5:
-        raise ConfigError(f"the 'step' parameter must be in (0, 0.5]; got {step}")
-    grid = np.round(np.arange(0, 1 + step / 2, step), 10)
-    pred = s[None, :] >= grid[:, None]
-    pos = y[None, :] == 1
-    tp = (pred & pos).sum(1).astype(float)
-    fp = (pred & ~pos).sum(1).astype(float)
-    fn = (~pred & pos).sum(1).astype(float)
-    tn = (~pred & ~pos).sum(1).astype(float)
-
-    def ratio(a, b):
-        out = np.full(a.shape, np.nan)
-        np.divide(a, b, out=out, where=b > 0)
-        return out
-
-    return {"threshold": grid, "recall": ratio(tp, tp + fn), "precision": ratio(tp, tp + fp),
-            "f1": ratio(2 * tp, 2 * tp + fp + fn), "specificity": ratio(tn, tn + fp)}
+    curve = threshold_curve(y, s, step=step, include_zero=True)
+    rates = rates_from_counts(*(curve[c].to_numpy(dtype=float) for c in ("tp", "fn", "tn", "fp")))
+    out = {"threshold": curve["threshold"].to_numpy(dtype=float)}
+    out.update({k: curve[k].to_numpy(dtype=float) for k in ("recall", "precision", "f1")})
+    out["specificity"] = rates["specificity"]
+    return out
 
 
 def threshold_curves_png(y_true, y_score, path, *, threshold: float, groups=None, marks=None,
@@ -292,7 +283,7 @@ def threshold_curves_png(y_true, y_score, path, *, threshold: float, groups=None
         When given, a second panel shows recall per group against the threshold.
     marks : dict of str -> float, optional
         Other thresholds to show (e.g. a recalibrated one), dotted lines, labelled.
-    step : float
+    step : float in (0, 0.5]
         Grid step of the sweep.
     """
     y, s = _labels_scores(y_true, y_score)

@@ -11,6 +11,9 @@ where the formulas live:
     recall = TP/(TP+FN)     precision = TP/(TP+FP)     F1 = 2TP/(2TP+FP+FN)
     specificity = TN/(TN+FP)     FNR = FN/(TP+FN)     accuracy = (TP+TN)/n
 
+Every gap between groups comes from :func:`gap` (``group - reference``: positive when the
+group's metric is higher) and every range over groups from :func:`max_min`.
+
 The paper's "significance" rule (Rumale et al. 2026, Table 8) is a fixed threshold on the gap
 between two groups: |gap| > 0.02 for AUC, > 0.05 for every other metric. It is a heuristic,
 not a statistical test; :data:`PAPER_GAP_RULE` holds it as data and every output that uses it
@@ -18,16 +21,15 @@ says "paper heuristic". Real intervals and tests live in :mod:`skinaudit.stats`.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
+from .validation import check_labels_scores, check_param
 
 __all__ = ["confusion_counts", "metrics_from_counts", "binary_metrics", "check_threshold", "auc_score",
-           "rates_from_counts", "group_metrics", "choose_reference", "metric_gaps", "paper_rule",
-           "paper_table", "PAPER_GAP_RULE", "RATE_METRICS", "COUNT_COLUMNS"]
+           "rates_from_counts", "group_metrics", "choose_reference", "gap", "max_min", "metric_gaps",
+           "paper_rule", "paper_table", "PAPER_GAP_RULE", "RATE_METRICS", "COUNT_COLUMNS", "UNDEFINED_REASONS"]
 
 #: The paper's fixed-gap heuristic (not a statistical test): |gap| > value flags a gap.
 PAPER_GAP_RULE = {"auc": 0.02, "other": 0.05}
@@ -35,7 +37,8 @@ PAPER_GAP_RULE = {"auc": 0.02, "other": 0.05}
 RATE_METRICS = ("auc", "recall", "precision", "f1", "specificity", "fnr", "accuracy")
 #: Confusion counts reported per group.
 COUNT_COLUMNS = ("tp", "fn", "tn", "fp")
-_UNDEFINED = {
+#: Why each rate can be undefined (NaN), one sentence per metric.
+UNDEFINED_REASONS = {
     "auc": "AUC is undefined: the group has only one class",
     "recall": "recall is undefined: the group has no malignant case",
     "fnr": "FNR is undefined: the group has no malignant case",
@@ -46,28 +49,15 @@ _UNDEFINED = {
 }
 
 
-def check_threshold(threshold: float) -> float:
-    t = float(threshold)
-    if not math.isfinite(t) or not 0.0 <= t <= 1.0:
-        raise ConfigError(f"the 'threshold' parameter must be in [0, 1]; got {threshold}")
-    return t
-
-
-def _as_binary(y_true, y_score):
-    y = np.asarray(y_true)
-    s = np.asarray(y_score, dtype=float)
-    if y.shape != s.shape or y.ndim != 1:
-        raise DataError(f"labels and scores must be 1-D of the same length; got {y.shape} and {s.shape}")
-    if not np.isin(y, (0, 1)).all():
-        raise DataError("labels must be 0 (benign) or 1 (malignant)")
-    if not np.all(np.isfinite(s)) or (s.size and (s.min() < 0 or s.max() > 1)):
-        raise DataError("scores must be finite probabilities in [0, 1]")
-    return y.astype(int), s
+def check_threshold(threshold) -> float:
+    """The decision threshold as a float in [0, 1]
+    (:func:`skinaudit.validation.check_param` with ``name="threshold"``)."""
+    return check_param(threshold, "threshold")
 
 
 def confusion_counts(y_true, y_score, *, threshold: float = 0.5) -> dict:
     """``tp, fn, tn, fp`` with positives predicted where ``score >= threshold``."""
-    y, s = _as_binary(y_true, y_score)
+    y, s = check_labels_scores(y_true, y_score)
     pred = s >= check_threshold(threshold)
     return {"tp": int(np.sum(pred & (y == 1))), "fn": int(np.sum(~pred & (y == 1))),
             "tn": int(np.sum(~pred & (y == 0))), "fp": int(np.sum(pred & (y == 0)))}
@@ -114,7 +104,7 @@ def auc_score(y_true, y_score) -> float:
     """ROC AUC (scikit-learn); NaN when only one class is present."""
     from sklearn.metrics import roc_auc_score
 
-    y, s = _as_binary(y_true, y_score)
+    y, s = check_labels_scores(y_true, y_score)
     if y.size == 0 or y.min() == y.max():  # one class: AUC undefined
         return float("nan")
     return float(roc_auc_score(y, s))
@@ -167,7 +157,7 @@ def group_metrics(y_true, y_score, groups, *, threshold: float, overall: str = "
     from fairlearn.metrics import MetricFrame
 
     t = check_threshold(threshold)
-    y, s = _as_binary(y_true, y_score)
+    y, s = check_labels_scores(y_true, y_score)
     g = np.asarray(groups, dtype=object)
     if g.shape != y.shape:
         raise DataError(f"groups must have one entry per case; got {g.shape} for {y.shape[0]} cases")
@@ -202,7 +192,7 @@ def _finish_table(table: pd.DataFrame) -> pd.DataFrame:
         out[k] = rates[k]
     for c in COUNT_COLUMNS:
         out[c] = table[c].astype(int)
-    out["undefined"] = ["; ".join(_UNDEFINED[k] for k in RATE_METRICS if not np.isfinite(row[k]))
+    out["undefined"] = ["; ".join(UNDEFINED_REASONS[k] for k in RATE_METRICS if not np.isfinite(row[k]))
                         for _, row in out.iterrows()]
     return out
 
@@ -219,6 +209,52 @@ def choose_reference(table: pd.DataFrame, reference=None, *, overall: str = "all
         return str(reference)
     sizes = table.loc[groups, "n"].to_numpy()
     return groups[int(np.argmax(sizes))]
+
+
+def gap(value, reference):
+    """Gap of a group against the reference group: ``value - reference``.
+
+    The one place a gap is computed (per-group tables, fairness section, bootstrap
+    replicates of a gap, the change of a gap by recalibration).
+
+    Parameters
+    ----------
+    value : float or ndarray of float
+        The group's metric (e.g. its recall), or its bootstrap replicates, shape (B,).
+    reference : float or ndarray of float
+        The reference group's metric, broadcast against ``value``.
+
+    Returns
+    -------
+    float (scalar inputs) or ndarray of float64
+        ``value - reference``, in the metric's units. **Sign convention**: positive when the
+        group's metric is *higher* than the reference's (recall: the group catches more
+        melanomas; FNR or FN: the group misses more). NaN when either side is undefined.
+    """
+    d = np.subtract(np.asarray(value, dtype=float), np.asarray(reference, dtype=float))
+    return float(d) if d.ndim == 0 else d
+
+
+def max_min(values, *, axis: int = -1):
+    """Spread of a metric over the groups: ``max - min`` along ``axis``.
+
+    Parameters
+    ----------
+    values : array-like of float, shape (G,) or (B, G)
+        One value per group (or per replicate and group); at least one group.
+    axis : int
+        The group axis.
+
+    Returns
+    -------
+    float (1-D input) or ndarray of float64 (one per row)
+        ``max - min`` >= 0, NaN where any group's value is undefined (the range of the
+        defined groups alone would understate it).
+    """
+    v = np.asarray(values, dtype=float)
+    with np.errstate(invalid="ignore"):
+        d = np.where(np.isfinite(v).all(axis=axis), v.max(axis=axis) - v.min(axis=axis), np.nan)
+    return float(d) if d.ndim == 0 else d
 
 
 def paper_rule(metric: str, gap: float) -> bool:
@@ -260,12 +296,11 @@ def metric_gaps(table: pd.DataFrame, *, reference=None, metrics=RATE_METRICS + (
             if g == ref:
                 continue
             v = float(table.loc[g, m])
-            d = v - rv
+            d = gap(v, rv)
             rows.append({"metric": m, "group": g, "reference": ref, "value": v, "reference_value": rv,
                          "difference": d, "abs_difference": abs(d),
                          "paper_flag": None if m in COUNT_COLUMNS else paper_rule(m, d)})
-        vals = table.loc[groups, m].to_numpy(dtype=float)
-        mm = float(vals.max() - vals.min()) if np.all(np.isfinite(vals)) else float("nan")
+        mm = max_min(table.loc[groups, m].to_numpy(dtype=float))
         rows.append({"metric": m, "group": "max-min", "reference": ref, "value": float("nan"),
                      "reference_value": float("nan"), "difference": mm, "abs_difference": abs(mm),
                      "paper_flag": None if m in COUNT_COLUMNS else paper_rule(m, mm)})
@@ -286,10 +321,10 @@ def paper_table(table: pd.DataFrame, *, reference=None, metrics=("auc", "recall"
     rows = []
     for m in metrics:
         vals = table.loc[groups, m].to_numpy(dtype=float)
-        gap = float(vals.max() - vals.min()) if np.all(np.isfinite(vals)) else float("nan")
+        spread = max_min(vals)
         row = {"metric": m, overall: float(table.loc[overall, m])}
         row.update({g: float(v) for g, v in zip(groups, vals)})
-        row["gap"] = gap
-        row["significant_paper_rule"] = None if m in COUNT_COLUMNS else paper_rule(m, gap)
+        row["gap"] = spread
+        row["significant_paper_rule"] = None if m in COUNT_COLUMNS else paper_rule(m, spread)
         rows.append(row)
     return pd.DataFrame(rows)

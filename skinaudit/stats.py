@@ -14,6 +14,9 @@ Contents
   (DeLong, DeLong and Clarke-Pearson 1988; Sun and Xu 2014) and the unpaired z-test for two
   AUCs measured on *disjoint* groups: ``z = (A1 - A2) / sqrt(V1 + V2)``. (The paired DeLong test
   compares two models on the same cases; it is not the right test between groups.)
+- :func:`resample_indices`, :func:`row_blocks` - the resampling engine: stratified bootstrap
+  index matrices drawn block by block (bounded memory), identical to one-shot draws. Every
+  bootstrap of the package draws through it.
 - :func:`stratified_bootstrap` - replicates of every metric per group, resampling within each
   group x label stratum (vectorised: integer index matrices, per-replicate rank counts for AUC).
 - :func:`permutation_test` - group labels permuted within each label stratum.
@@ -25,36 +28,25 @@ Contents
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 from scipy import stats as _st
 
 from .errors import ConfigError, DataError
-from .metrics import RATE_METRICS, _as_binary, rates_from_counts
+from .metrics import RATE_METRICS, check_threshold, rates_from_counts
+from .validation import check_choice, check_int, check_labels_scores, check_param
 
 __all__ = [
     "wilson_interval", "newcombe_interval", "proportion_test", "delong_auc", "delong_unpaired",
-    "stratified_bootstrap", "percentile_interval", "permutation_test", "adjust_pvalues",
-    "min_detectable_difference", "verdict", "BOOT_METRICS",
+    "row_blocks", "resample_indices", "stratified_bootstrap", "percentile_interval", "permutation_test",
+    "adjust_pvalues", "min_detectable_difference", "verdict", "BOOT_METRICS",
 ]
 
 #: Metrics produced by :func:`stratified_bootstrap` and :func:`permutation_test`.
 BOOT_METRICS = RATE_METRICS + ("tp", "fn", "tn", "fp")
 _NAN = float("nan")
-
-
-def _alpha(alpha) -> float:
-    a = float(alpha)
-    if not math.isfinite(a) or not 0.0 < a < 1.0:
-        raise ConfigError(f"the 'alpha' parameter must be in (0, 1); got {alpha}")
-    return a
-
-
-def _count_param(v, name: str, low: int = 1) -> int:
-    if isinstance(v, bool) or not float(v).is_integer() or int(v) < low:
-        raise ConfigError(f"the '{name}' parameter must be an integer >= {low}; got {v}")
-    return int(v)
 
 
 # ----------------------------------------------------------------------------- proportions
@@ -75,7 +67,7 @@ def wilson_interval(count, nobs, *, alpha: float = 0.05):
     """
     from statsmodels.stats.proportion import proportion_confint
 
-    a = _alpha(alpha)
+    a = check_param(alpha, "alpha")
     c = np.asarray(count, dtype=float)
     n = np.asarray(nobs, dtype=float)
     ok = n > 0
@@ -97,7 +89,7 @@ def newcombe_interval(count1, nobs1, count2, nobs2, *, alpha: float = 0.05):
     """
     from statsmodels.stats.proportion import confint_proportions_2indep
 
-    a = _alpha(alpha)
+    a = check_param(alpha, "alpha")
     if nobs1 <= 0 or nobs2 <= 0:
         return _NAN, _NAN, _NAN
     lo, hi = confint_proportions_2indep(int(count1), int(nobs1), int(count2), int(nobs2),
@@ -146,7 +138,7 @@ def delong_auc(y_true, y_score) -> tuple[float, float]:
     (auc, variance) : floats
         AUC NaN with one class; variance NaN when m < 2 or n < 2.
     """
-    y, s = _as_binary(y_true, y_score)
+    y, s = check_labels_scores(y_true, y_score)
     x, z = s[y == 1], s[y == 0]
     m, n = x.size, z.size
     if m == 0 or n == 0:
@@ -173,7 +165,7 @@ def delong_unpaired(y1, s1, y2, s2, *, alpha: float = 0.05) -> dict:
     dict
         ``auc1, auc2, var1, var2, diff, se, z, p_value, ci`` (NaN where undefined).
     """
-    a = _alpha(alpha)
+    a = check_param(alpha, "alpha")
     a1, v1 = delong_auc(y1, s1)
     a2, v2 = delong_auc(y2, s2)
     diff = a1 - a2
@@ -217,15 +209,87 @@ def _auc_from_counts(P: np.ndarray, N: np.ndarray) -> np.ndarray:
         return np.where((m > 0) & (n > 0), (P * below2).sum(1) / (2.0 * m * n), np.nan)
 
 
-# replicates x distinct scores (or x cases) per block: bounds memory (~0.5 MB per int64 / float64
-# matrix). 1 << 20 reached its cap only above ~1,000 cases, so the statistics' RSS grew 35 -> 70 MB
-# from 1,500 to 6,000 HAM10000 images; 1 << 16 is at its cap for any real dataset (~6 MB, same speed).
+#: Cells (replicates x cases, or replicates x distinct scores) in one block of any resampling
+#: matrix: about 0.5 MB per int64 / float64 matrix, whatever the number of cases (the measurement
+#: behind the value is in docs/statistics.md, "Memory").
 _CHUNK_CELLS = 1 << 16
 
 
-def _chunks(n_rows: int, n_ranks: int):
-    step = max(1, _CHUNK_CELLS // max(n_ranks, 1))
+def row_blocks(n_rows: int, width: int) -> list[slice]:
+    """Blocks of rows of an ``(n_rows, width)`` matrix, small enough to hold one at a time.
+
+    The one place where the resampling code decides its block sizes.
+
+    Parameters
+    ----------
+    n_rows : int >= 0
+        Rows of the full matrix (replicates, permutations).
+    width : int >= 0
+        Cells per row (resampled cases, distinct scores).
+
+    Returns
+    -------
+    list of slice
+        Consecutive slices covering ``range(n_rows)``, each of
+        ``max(1, 65536 // max(width, 1))`` rows (the last one shorter).
+    """
+    step = max(1, _CHUNK_CELLS // max(int(width), 1))
     return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
+
+
+def resample_indices(strata, *, n_boot: int, random_state=0, width: int | None = None):
+    """The resampling engine: stratified bootstrap index matrices, drawn block by block.
+
+    Every stratum (an array of case indices) is resampled with replacement to its own size in
+    each of ``n_boot`` replicates. The draws are exactly those of the one-shot loop ::
+
+        rng = numpy.random.default_rng(random_state)
+        draws = [idx[rng.integers(0, idx.size, (n_boot, idx.size))] for idx in strata]
+
+    (an empty stratum draws nothing), handed out in blocks of replicates so that memory stays
+    flat in the number of cases: each stratum gets a copy of the generator positioned where the
+    one-shot order starts it, and draws its rows block by block from that copy. Block sizes
+    come from :func:`row_blocks`, so they never change a draw.
+
+    Parameters
+    ----------
+    strata : sequence of array-like of int, each shape (k_i,)
+        Case indices of each stratum, in draw order (e.g. groups by name, within a group
+        malignant then benign). A stratum may be empty.
+    n_boot : int >= 1
+        Replicates B.
+    random_state : int, numpy.random.SeedSequence or numpy.random.Generator
+        Passed to ``numpy.random.default_rng``; a Generator is advanced past every draw.
+    width : int, optional
+        Cells per replicate that the caller holds at once, which sets the block size through
+        :func:`row_blocks`; default ``sum(k_i)``.
+
+    Returns
+    -------
+    iterator of (rows, draws)
+        ``rows``: slice of replicate numbers; ``draws``: list with one int ndarray of shape
+        ``(rows.stop - rows.start, k_i)`` of case indices per stratum, in the order of
+        ``strata``. The generator is positioned when this function is called, before the
+        first block is taken.
+    """
+    n_boot = check_int(n_boot, "n_boot", low=1)
+    strata = [np.asarray(idx, dtype=np.intp).ravel() for idx in strata]
+    blocks = row_blocks(n_boot, sum(idx.size for idx in strata) if width is None else width)
+    rng = np.random.default_rng(random_state)
+    gens = []
+    for idx in strata:
+        gens.append(copy.deepcopy(rng))
+        if idx.size:
+            for rows in blocks:   # advance past this stratum's rows, block by block as drawn below
+                rng.integers(0, idx.size, (rows.stop - rows.start, idx.size))
+    return _draw_blocks(strata, gens, blocks)
+
+
+def _draw_blocks(strata, gens, blocks):
+    for rows in blocks:
+        m = rows.stop - rows.start
+        yield rows, [idx[g.integers(0, idx.size, (m, idx.size))] if idx.size else np.empty((m, 0), dtype=np.intp)
+                     for idx, g in zip(strata, gens)]
 
 
 def _replicate_parts(pos_idx, neg_idx, pred, rank, n_ranks):
@@ -249,14 +313,12 @@ def _replicate_metrics(pos_idx, neg_idx, pred, rank, n_ranks) -> dict:
     """Every metric of :data:`BOOT_METRICS` per replicate, from (B, m) and (B, n) index matrices,
     computed in blocks of replicates so memory stays bounded."""
     blocks = [_metrics_from_parts(*_replicate_parts(pos_idx[sl], neg_idx[sl], pred, rank, n_ranks))
-              for sl in _chunks(pos_idx.shape[0], n_ranks)]
+              for sl in row_blocks(pos_idx.shape[0], n_ranks)]
     return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
 
 
 def _prepare(y_true, y_score, groups, threshold):
-    from .metrics import check_threshold
-
-    y, s = _as_binary(y_true, y_score)
+    y, s = check_labels_scores(y_true, y_score)
     g = np.asarray(groups, dtype=object)
     if g.shape != y.shape:
         raise DataError(f"groups must have one entry per case; got {g.shape} for {y.size} cases")
@@ -274,7 +336,8 @@ def stratified_bootstrap(y_true, y_score, groups, *, threshold: float, n_boot: i
     positives never loses them, which keeps recall and AUC defined). Draw order: groups sorted
     by name, within a group positives then benign, each stratum ``rng.integers(0, k, (B, k))``
     with ``rng = numpy.random.default_rng(random_state)`` - the same draws as
-    ``scipy.stats.bootstrap`` given the strata as separate samples in that order.
+    ``scipy.stats.bootstrap`` given the strata as separate samples in that order. The draws
+    come from :func:`resample_indices`, in blocks of replicates (memory flat in n).
 
     Parameters
     ----------
@@ -295,42 +358,20 @@ def stratified_bootstrap(y_true, y_score, groups, *, threshold: float, n_boot: i
         resamples; metrics of :data:`BOOT_METRICS`; NaN where a replicate leaves a metric
         undefined (e.g. precision with nothing predicted malignant).
     """
-    import copy
-
-    n_boot = _count_param(n_boot, "n_boot")
+    n_boot = check_int(n_boot, "n_boot", low=1)
     y, s, names, codes, pred = _prepare(y_true, y_score, groups, threshold)
-    rng = np.random.default_rng(random_state)
-    strata = _strata(y, codes, len(names))
-    # Replicates are made in blocks of rows so memory stays flat in n (a (B, n) index matrix
-    # would not). Each stratum gets a generator positioned where the one-shot draw order
-    # (stratum after stratum, B rows each) would start it; drawing its rows block by block
-    # then yields exactly the same indices as one (B, k) draw.
-    block = max(1, min(n_boot, _CHUNK_CELLS // max(y.size, 1)))
-    gens = []
-    for pair in strata:
-        pair_gens = []
-        for idx in pair:
-            pair_gens.append(copy.deepcopy(rng))
-            for start in range(0, n_boot, block):
-                if idx.size:
-                    rng.integers(0, idx.size, (min(block, n_boot - start), idx.size))
-        gens.append(pair_gens)
+    strata = [idx for pair in _strata(y, codes, len(names)) for idx in pair]   # (g, 1), (g, 0), ...
     ranks = [_dense_rank(s, codes == gi) for gi in range(len(names))]
     rank_all, u_all = _dense_rank(s, np.ones(y.size, bool))
     values = {k: np.empty((n_boot, len(names) + 1)) for k in BOOT_METRICS}
-    for start in range(0, n_boot, block):
-        rows = slice(start, min(start + block, n_boot))
-        m = rows.stop - rows.start
-        parts = []
-        for gi, (pair, pair_gens) in enumerate(zip(strata, gens)):
-            pi, ni = (idx[g.integers(0, idx.size, (m, idx.size))] if idx.size else np.empty((m, 0), dtype=np.int64)
-                      for idx, g in zip(pair, pair_gens))
-            parts.append((pi, ni))
+    for rows, draws in resample_indices(strata, n_boot=n_boot, random_state=random_state):
+        pos, neg = draws[0::2], draws[1::2]
+        for gi, (pi, ni) in enumerate(zip(pos, neg)):
             rank, u = ranks[gi]
             for k, v in _replicate_metrics(pi, ni, pred, rank, u).items():
                 values[k][rows, gi] = v
-        allp = np.concatenate([p[0] for p in parts], axis=1)
-        alln = np.concatenate([p[1] for p in parts], axis=1)
+        allp = np.concatenate(pos, axis=1)
+        alln = np.concatenate(neg, axis=1)
         for k, v in _replicate_metrics(allp, alln, pred, rank_all, u_all).items():
             values[k][rows, -1] = v
     return {"groups": names, "n_boot": n_boot, "random_state": random_state, "values": values}
@@ -348,7 +389,7 @@ def percentile_interval(replicates, *, alpha: float = 0.05) -> dict:
     dict
         ``low, high, n_defined, n_undefined``; low/high NaN when no replicate is defined.
     """
-    a = _alpha(alpha)
+    a = check_param(alpha, "alpha")
     r = np.asarray(replicates, dtype=float)
     ok = np.isfinite(r)
     if not ok.any():
@@ -373,7 +414,7 @@ def permutation_test(y_true, y_score, groups, group, reference, *, threshold: fl
         observed difference is undefined; replicates with an undefined difference are excluded
         and counted).
     """
-    n_perm = _count_param(n_perm, "n_perm")
+    n_perm = check_int(n_perm, "n_perm", low=1)
     y, s, names, codes, pred = _prepare(y_true, y_score, groups, threshold)
     for name in (group, reference):
         if str(name) not in names:
@@ -397,11 +438,10 @@ def permutation_test(y_true, y_score, groups, group, reference, *, threshold: fl
     pool_neg = pools[1][None, :]
     parts_pool = _replicate_parts(pool_pos, pool_neg, pred, rank, u)
     diffs = {m: [] for m in metrics}
-    block = max(1, _CHUNK_CELLS // max(pools[0].size + pools[1].size, 1))
-    for outer in (slice(start, min(start + block, n_perm)) for start in range(0, n_perm, block)):
+    for outer in row_blocks(n_perm, pools[0].size + pools[1].size):
         m_rows = outer.stop - outer.start
         side = {0: permuted_side(0, m_rows), 1: permuted_side(1, m_rows)}
-        for sl in _chunks(m_rows, u):
+        for sl in row_blocks(m_rows, u):
             parts_small = _replicate_parts(side[0][sl], side[1][sl], pred, rank, u)
             parts_other = tuple(a - b for a, b in zip(parts_pool, parts_small))
             rep_small, rep_other = _metrics_from_parts(*parts_small), _metrics_from_parts(*parts_other)
@@ -433,13 +473,12 @@ def adjust_pvalues(p_values, *, method: str = "holm", alpha: float = 0.05) -> np
     """
     from statsmodels.stats.multitest import multipletests
 
-    if method not in ("holm", "fdr_bh"):
-        raise ConfigError(f"the 'method' parameter must be 'holm' or 'fdr_bh'; got {method!r}")
+    check_choice(method, "method", ("holm", "fdr_bh"))
     p = np.asarray(p_values, dtype=float)
     out = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
     if ok.any():
-        out[ok] = multipletests(p[ok], alpha=_alpha(alpha), method=method)[1]
+        out[ok] = multipletests(p[ok], alpha=check_param(alpha, "alpha"), method=method)[1]
     return out
 
 
@@ -456,10 +495,8 @@ def min_detectable_difference(p_reference, n_reference, n_group, *, alpha: float
     """
     from statsmodels.stats.power import NormalIndPower
 
-    a = _alpha(alpha)
-    pw = float(power)
-    if not 0.0 < pw < 1.0:
-        raise ConfigError(f"the 'power' parameter must be in (0, 1); got {power}")
+    a = check_param(alpha, "alpha")
+    pw = check_param(power, "power")
     if not (n_reference > 0 and n_group > 0) or not math.isfinite(p_reference):
         return _NAN
     h = float(NormalIndPower().solve_power(effect_size=None, nobs1=n_reference, alpha=a, power=pw,
@@ -485,7 +522,7 @@ def verdict(p_adjusted, ci, *, alpha: float, n_positives, min_positives: int, ma
     -------
     (verdict, reason) : (str, str)
     """
-    a = _alpha(alpha)
+    a = check_param(alpha, "alpha")
     lo, hi = (float(ci[0]), float(ci[1]))
     few = min(n_positives)
     if few < min_positives:

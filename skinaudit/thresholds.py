@@ -4,12 +4,13 @@ The paper picks the operating point on a validation split as
 
     t* = argmax_t F1(t)  subject to  recall(t) >= gamma,    t on a grid of step 0.02,
 
-where a case is predicted malignant when ``score >= t``. This module implements that search
-with the estimator contract (configure in ``__init__``, learn in ``fit``, refuse ``predict``
-before ``fit``), a bootstrap of the whole select-then-evaluate pipeline, per-group thresholds
-that reach the same recall target, fairness-constrained thresholds through fairlearn's
-``ThresholdOptimizer``, and a stratified calibration split. Thresholds are always fitted on a
-calibration split and reported on a different one.
+where a case is predicted malignant when ``score >= t``. This module implements the threshold
+sweep (:func:`threshold_curve`, also drawn by the report's figures), that search with
+scikit-learn's estimator contract (configure in ``__init__``, learn in ``fit``, refuse
+``predict`` before ``fit``), a bootstrap of the whole select-then-evaluate pipeline, per-group
+thresholds that reach the same recall target, fairness-constrained thresholds through
+fairlearn's ``ThresholdOptimizer``, and a stratified calibration split. Thresholds are always
+fitted on a calibration split and reported on a different one.
 
 Grid
 ----
@@ -40,12 +41,15 @@ import math
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from .errors import ConfigError, DataError, NotFittedError
-from .metrics import _as_binary, metrics_from_counts
+from .metrics import metrics_from_counts, rates_from_counts
+from .stats import resample_indices
+from .validation import check_choice, check_int, check_labels_scores, check_param
 
 __all__ = [
-    "threshold_grid", "threshold_curve", "search_threshold", "RecallConstrainedThreshold",
+    "threshold_grid", "threshold_curve", "sweep_counts", "search_threshold", "RecallConstrainedThreshold",
     "bootstrap_threshold", "GroupRecallThresholds", "FairlearnThresholds", "calibration_split",
     "evaluate_thresholds",
 ]
@@ -56,15 +60,18 @@ _TOL = 1e-12  # recall >= gamma is tested as recall >= gamma - _TOL (floating-po
 
 
 # ----------------------------------------------------------------------------- grid and curve
-def threshold_grid(step: float = 0.02, grid=None) -> np.ndarray:
+def threshold_grid(step: float = 0.02, grid=None, *, include_zero: bool = False) -> np.ndarray:
     """The thresholds searched: ``grid`` if given, else ``step, 2 step, ..., floor(1/step) step``.
 
     Parameters
     ----------
-    step : float in (0, 1)
+    step : float in (0, 0.5]
         Grid spacing (the paper: 0.02).
     grid : array-like of float in [0, 1], optional
         Explicit thresholds; sorted and de-duplicated.
+    include_zero : bool, default False
+        Start the step grid at 0 (for curves drawn over the whole range; a search leaves 0
+        out, see the module docstring).
 
     Returns
     -------
@@ -76,22 +83,26 @@ def threshold_grid(step: float = 0.02, grid=None) -> np.ndarray:
         if g.size == 0 or not np.all(np.isfinite(g)) or g.min() < 0 or g.max() > 1:
             raise ConfigError("the 'grid' parameter must be a non-empty list of thresholds in [0, 1]")
         return g
-    step = float(step)
-    if not math.isfinite(step) or not 0.0 < step < 1.0:
-        raise ConfigError(f"the 'step' parameter must be in (0, 1); got {step}")
+    step = check_param(step, "step")
     k = int(math.floor(1.0 / step + 1e-9))
-    return np.round(np.arange(1, k + 1) * step, 12)
+    return np.round(np.arange(0 if include_zero else 1, k + 1) * step, 12)
 
 
-def _check_gamma(gamma: float) -> float:
-    g = float(gamma)
-    if not math.isfinite(g) or not 0.0 < g <= 1.0:
-        raise ConfigError(f"the 'gamma' parameter (recall target) must be in (0, 1]; got {gamma}")
-    return g
+def sweep_counts(y: np.ndarray, s: np.ndarray, grid: np.ndarray):
+    """Confusion counts at every threshold of a grid, by sorting once: O((n + G) log n).
 
+    Parameters
+    ----------
+    y : ndarray of {0, 1}, shape (n,)
+    s : ndarray of float, shape (n,)
+        Scores; a case is flagged at threshold t when ``s >= t``.
+    grid : ndarray of float, shape (G,)
 
-def _counts_at(y: np.ndarray, s: np.ndarray, grid: np.ndarray):
-    """tp, fp at each grid threshold (score >= t), by sorting once: O((n + G) log n)."""
+    Returns
+    -------
+    (tp, fp, n_pos, n_neg)
+        ``tp``, ``fp``: int ndarrays, shape (G,); ``n_pos``, ``n_neg``: ints.
+    """
     pos = np.sort(s[y == 1])
     neg = np.sort(s[y == 0])
     tp = pos.size - np.searchsorted(pos, grid, side="left")
@@ -103,35 +114,36 @@ def _curve_from_counts(grid, tp, fp, n_pos, n_neg) -> pd.DataFrame:
     tp = np.asarray(tp, dtype=float)
     fp = np.asarray(fp, dtype=float)
     fn = n_pos - tp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        recall = np.where(n_pos > 0, tp / max(n_pos, 1), np.nan)
-        precision = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1), np.nan)
-        den = 2 * tp + fp + fn
-        f1 = np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), np.nan)
-    return pd.DataFrame({"threshold": grid, "recall": recall, "precision": precision, "f1": f1,
-                         "tp": tp.astype(int), "fp": fp.astype(int), "fn": fn.astype(int),
-                         "tn": (n_neg - fp).astype(int)})
+    tn = n_neg - fp
+    rates = rates_from_counts(tp, fn, tn, fp)
+    return pd.DataFrame({"threshold": grid, "recall": rates["recall"], "precision": rates["precision"],
+                         "f1": rates["f1"], "tp": tp.astype(int), "fp": fp.astype(int), "fn": fn.astype(int),
+                         "tn": tn.astype(int)})
 
 
-def threshold_curve(y_true, y_score, *, step: float = 0.02, grid=None) -> pd.DataFrame:
-    """Recall, precision, F1 and counts at every grid threshold.
+def threshold_curve(y_true, y_score, *, step: float = 0.02, grid=None, include_zero: bool = False) -> pd.DataFrame:
+    """Recall, precision, F1 and counts at every grid threshold: the one threshold sweep.
+
+    Used by the searches below and by the threshold figures
+    (:func:`skinaudit.figures.threshold_sweep`).
 
     Parameters
     ----------
     y_true : array-like of {0, 1}, shape (n,)
     y_score : array-like of float in [0, 1], shape (n,)
         P(malignant); predicted malignant when ``score >= threshold``.
-    step, grid : see :func:`threshold_grid`.
+    step, grid, include_zero : see :func:`threshold_grid`.
 
     Returns
     -------
     DataFrame, one row per threshold
         ``threshold, recall, precision, f1, tp, fp, fn, tn``; recall = TP/(TP+FN),
-        precision = TP/(TP+FP) (NaN when nothing is flagged), F1 = 2TP/(2TP+FP+FN).
+        precision = TP/(TP+FP), F1 = 2TP/(2TP+FP+FN) (:func:`~skinaudit.metrics.rates_from_counts`),
+        each NaN where its denominator is 0 (precision when nothing is flagged).
     """
-    y, s = _as_binary(y_true, y_score)
-    g = threshold_grid(step, grid)
-    tp, fp, n_pos, n_neg = _counts_at(y, s, g)
+    y, s = check_labels_scores(y_true, y_score)
+    g = threshold_grid(step, grid, include_zero=include_zero)
+    tp, fp, n_pos, n_neg = sweep_counts(y, s, g)
     return _curve_from_counts(g, tp, fp, n_pos, n_neg)
 
 
@@ -181,14 +193,19 @@ def search_threshold(y_true, y_score, *, gamma: float = 0.85, step: float = 0.02
     return out
 
 
-class RecallConstrainedThreshold:
+class RecallConstrainedThreshold(BaseEstimator):
     """t* = argmax F1(t) subject to recall(t) >= gamma, on a threshold grid (the paper's rule).
+
+    A scikit-learn estimator: ``__init__`` stores the parameters (checked by ``fit``),
+    ``fit`` learns the attributes below and returns self, ``sklearn.base.clone``,
+    ``get_params`` and ``set_params`` work, and ``predict`` before ``fit`` raises
+    :class:`~skinaudit.errors.NotFittedError`.
 
     Parameters
     ----------
     gamma : float in (0, 1], default 0.85
         Recall target.
-    step : float in (0, 1), default 0.02
+    step : float in (0, 0.5], default 0.02
         Grid spacing; the grid is ``step, 2 step, ..., floor(1/step) step`` (0 excluded: it
         flags every case and would make every target trivially feasible).
     grid : array-like of float in [0, 1], optional
@@ -220,19 +237,19 @@ class RecallConstrainedThreshold:
     (0.4, True)
     """
 
-    def __init__(self, gamma: float = 0.85, step: float = 0.02, grid=None):
+    def __init__(self, *, gamma: float = 0.85, step: float = 0.02, grid=None):
         self.gamma = gamma
         self.step = step
         self.grid = grid
 
     def fit(self, y_true, y_score) -> "RecallConstrainedThreshold":
         """Search the grid on calibration labels ``y_true`` (n,) and scores ``y_score`` (n,)."""
-        gamma = _check_gamma(self.gamma)
-        y, s = _as_binary(y_true, y_score)
+        gamma = check_param(self.gamma, "gamma")
+        y, s = check_labels_scores(y_true, y_score)
         if not (y == 1).any():
             raise DataError("the calibration data has no malignant case, so recall is undefined")
         g = threshold_grid(self.step, self.grid)
-        tp, fp, n_pos, n_neg = _counts_at(y, s, g)
+        tp, fp, n_pos, n_neg = sweep_counts(y, s, g)
         idx, feasible = _select(tp[None, :], fp[None, :], n_pos, gamma)
         curve = _curve_from_counts(g, tp, fp, n_pos, n_neg)
         curve["feasible"] = curve["recall"].to_numpy() >= gamma - _TOL
@@ -248,8 +265,11 @@ class RecallConstrainedThreshold:
             log.warning("recall target infeasible: %s", self.fallback_)
         return self
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "threshold_")
+
     def _check_fitted(self):
-        if not hasattr(self, "threshold_"):
+        if not self.__sklearn_is_fitted__():
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() before predict()")
 
     def predict(self, y_score) -> np.ndarray:
@@ -298,47 +318,32 @@ def bootstrap_threshold(y_true, y_score, *, gamma: float = 0.85, step: float = 0
         feasible_share, recall_median, recall_ci, recall_undefined, precision_median,
         precision_ci, precision_undefined``.
     """
-    gamma = _check_gamma(gamma)
-    y, s = _as_binary(y_true, y_score)
+    gamma = check_param(gamma, "gamma")
+    y, s = check_labels_scores(y_true, y_score)
     if not (y == 1).any():
         raise DataError("the calibration data has no malignant case, so recall is undefined")
-    n_boot = _check_int(n_boot, "n_boot")
-    _check_alpha(alpha)
+    n_boot = check_int(n_boot, "n_boot", low=1)
+    check_param(alpha, "alpha")
     g = threshold_grid(step, grid)
-    import copy
-
-    rng = np.random.default_rng(random_state)
     ge = (s[:, None] >= g[None, :]).astype(np.float64)            # (n, G)
     pos = (y == 1).astype(np.float64)
     if eval_y is not None or eval_score is not None:
-        ey, es = _as_binary(eval_y, eval_score)
+        ey, es = check_labels_scores(eval_y, eval_score)
         where = "evaluation split"
     else:
         ey, es = y, s
         where = "out-of-bag calibration cases"
-    # Replicates in blocks of rows (memory flat in n). Each label's draws come from a generator
-    # positioned where the one-shot order (label 1's B rows, then label 0's) would start it, so
-    # the block-wise draws equal a single (B, k) draw.
-    from .stats import _CHUNK_CELLS
-
-    block = max(1, min(n_boot, _CHUNK_CELLS // max(y.size + ey.size, 1)))
-    label_rngs = {}
-    for lab in (1, 0):
-        k = int((y == lab).sum())
-        label_rngs[lab] = copy.deepcopy(rng)
-        for b0 in range(0, n_boot, block):
-            if k:
-                rng.integers(0, k, (min(block, n_boot - b0), k))
+    # draw order: the malignant stratum's B rows, then the benign one's; blocks of replicates
+    # sized for the calibration and evaluation cases held per row (memory flat in n)
+    strata = [np.flatnonzero(y == 1), np.flatnonzero(y == 0)]
     out = {key: [] for key in ("thr", "feasible", "etp", "efn", "efp")}
-    for b0 in range(0, n_boot, block):
-        m = min(block, n_boot - b0)
-        W = np.zeros((m, y.size), dtype=np.float64)
-        rows = np.arange(m)[:, None]
-        for lab in (1, 0):
-            idx = np.flatnonzero(y == lab)
-            if idx.size:
-                draw = idx[label_rngs[lab].integers(0, idx.size, (m, idx.size))]
-                np.add.at(W, (np.broadcast_to(rows, draw.shape), draw), 1.0)
+    for rows, draws in resample_indices(strata, n_boot=n_boot, random_state=random_state, width=y.size + ey.size):
+        m = rows.stop - rows.start
+        W = np.zeros((m, y.size), dtype=np.float64)                  # resample counts per case
+        replicate = np.arange(m)[:, None]
+        for draw in draws:
+            if draw.size:
+                np.add.at(W, (np.broadcast_to(replicate, draw.shape), draw), 1.0)
         tp = (W * pos) @ ge
         fp = (W * (1 - pos)) @ ge
         sel, feasible_b = _select(tp, fp, int(pos.sum()), gamma)
@@ -375,19 +380,6 @@ def bootstrap_threshold(y_true, y_score, *, gamma: float = 0.85, step: float = 0
     return reps, summary
 
 
-def _check_int(v, name, low=1) -> int:
-    if isinstance(v, bool) or int(v) != v or int(v) < low:
-        raise ConfigError(f"the '{name}' parameter must be an integer >= {low}; got {v}")
-    return int(v)
-
-
-def _check_alpha(alpha) -> float:
-    a = float(alpha)
-    if not math.isfinite(a) or not 0.0 < a < 1.0:
-        raise ConfigError(f"the 'alpha' parameter must be in (0, 1); got {alpha}")
-    return a
-
-
 # ------------------------------------------------------------------------- group thresholds
 def _as_groups(groups, n: int) -> np.ndarray:
     g = np.asarray(groups, dtype=object)
@@ -398,8 +390,10 @@ def _as_groups(groups, n: int) -> np.ndarray:
     return np.array([str(x) for x in g], dtype=object)
 
 
-class GroupRecallThresholds:
+class GroupRecallThresholds(BaseEstimator):
     """One recall-constrained threshold per group, each reaching the same recall target.
+
+    A scikit-learn estimator (see :class:`RecallConstrainedThreshold`).
 
     Parameters
     ----------
@@ -419,16 +413,19 @@ class GroupRecallThresholds:
         The search on all calibration cases together.
     """
 
-    def __init__(self, gamma: float = 0.85, step: float = 0.02, grid=None):
+    def __init__(self, *, gamma: float = 0.85, step: float = 0.02, grid=None):
         self.gamma = gamma
         self.step = step
         self.grid = grid
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "thresholds_")
+
     def fit(self, y_true, y_score, groups) -> "GroupRecallThresholds":
         """Fit one threshold per group on labels (n,), scores (n,) and group names (n,)."""
-        y, s = _as_binary(y_true, y_score)
+        y, s = check_labels_scores(y_true, y_score)
         g = _as_groups(groups, y.size)
-        self.global_ = RecallConstrainedThreshold(self.gamma, self.step, self.grid).fit(y, s)
+        self.global_ = RecallConstrainedThreshold(gamma=self.gamma, step=self.step, grid=self.grid).fit(y, s)
         self.thresholds_, self.feasible_, self.fallback_ = {}, {}, {}
         for name in sorted(set(g)):
             name = str(name)
@@ -440,7 +437,7 @@ class GroupRecallThresholds:
                                         f"it gets the global threshold {self.global_.threshold_:g}")
                 log.warning(self.fallback_[name])
                 continue
-            est = RecallConstrainedThreshold(self.gamma, self.step, self.grid).fit(y[m], s[m])
+            est = RecallConstrainedThreshold(gamma=self.gamma, step=self.step, grid=self.grid).fit(y[m], s[m])
             self.thresholds_[name] = est.threshold_
             self.feasible_[name] = est.feasible_
             if est.fallback_:
@@ -449,7 +446,7 @@ class GroupRecallThresholds:
 
     def predict(self, y_score, groups) -> np.ndarray:
         """0/1 predictions (n,): ``score >= thresholds_[group]``; unseen groups raise DataError."""
-        if not hasattr(self, "thresholds_"):
+        if not self.__sklearn_is_fitted__():
             raise NotFittedError("this GroupRecallThresholds is not fitted yet; call fit() before predict()")
         s = np.asarray(y_score, dtype=float)
         g = _as_groups(groups, s.size)
@@ -477,8 +474,10 @@ def _score_as_prediction():
     return ScoreAsPrediction()
 
 
-class FairlearnThresholds:
+class FairlearnThresholds(BaseEstimator):
     """Fairness-constrained group thresholds: fairlearn's ``ThresholdOptimizer`` on the scores.
+
+    A scikit-learn estimator (see :class:`RecallConstrainedThreshold`).
 
     The optimiser (Hardt et al. 2016) picks, per group, a threshold or a *random mixture of two
     thresholds* that maximises ``objective`` under the constraint. Its predictions are therefore
@@ -508,27 +507,31 @@ class FairlearnThresholds:
 
     randomized = True
 
-    def __init__(self, constraints: str = "true_positive_rate_parity", objective: str = "balanced_accuracy_score",
-                 grid_size: int = 1000, random_state: int = 0):
+    def __init__(self, *, constraints: str = "true_positive_rate_parity",
+                 objective: str = "balanced_accuracy_score", grid_size: int = 1000, random_state: int = 0):
         self.constraints = constraints
         self.objective = objective
         self.grid_size = grid_size
         self.random_state = random_state
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "optimizer_")
+
     def fit(self, y_true, y_score, groups) -> "FairlearnThresholds":
+        """Fit the optimiser on labels (n,), scores (n,) and group names (n,); every group
+        needs both classes."""
         from fairlearn.postprocessing import ThresholdOptimizer
 
-        if self.constraints not in ("true_positive_rate_parity", "equalized_odds"):
-            raise ConfigError("the 'constraints' parameter must be 'true_positive_rate_parity' or "
-                              f"'equalized_odds'; got {self.constraints!r}")
-        y, s = _as_binary(y_true, y_score)
+        check_choice(self.constraints, "constraints", ("true_positive_rate_parity", "equalized_odds"))
+        grid_size = check_int(self.grid_size, "grid_size", low=1)
+        y, s = check_labels_scores(y_true, y_score)
         g = _as_groups(groups, y.size)
         for name in sorted(set(g)):
             if len(set(y[g == name])) < 2:
                 raise DataError(f"group '{name}' needs both benign and malignant calibration cases "
                                 "for a fairness-constrained threshold")
         self.optimizer_ = ThresholdOptimizer(estimator=_score_as_prediction(), constraints=self.constraints,
-                                             objective=self.objective, grid_size=int(self.grid_size),
+                                             objective=self.objective, grid_size=grid_size,
                                              prefit=True, predict_method="predict")
         self.optimizer_.fit(s[:, None], y, sensitive_features=g)
         self.thresholds_ = {str(k): _describe_interp(v) for k, v in
@@ -537,7 +540,7 @@ class FairlearnThresholds:
 
     def predict(self, y_score, groups) -> np.ndarray:
         """Randomised 0/1 predictions (n,), reproducible through ``random_state``."""
-        if not hasattr(self, "optimizer_"):
+        if not self.__sklearn_is_fitted__():
             raise NotFittedError("this FairlearnThresholds is not fitted yet; call fit() before predict()")
         s = np.asarray(y_score, dtype=float)
         g = _as_groups(groups, s.size)
@@ -578,9 +581,7 @@ def calibration_split(y_true, groups=None, *, fraction: float = 0.3, random_stat
     -------
     ndarray of bool, shape (n,)
     """
-    f = float(fraction)
-    if not math.isfinite(f) or not 0.0 < f < 1.0:
-        raise ConfigError(f"the 'fraction' parameter must be in (0, 1); got {fraction}")
+    f = check_param(fraction, "calibration_fraction", label="fraction")
     y = np.asarray(y_true)
     if y.ndim != 1 or not np.isin(y, (0, 1)).all():
         raise DataError("labels must be a 1-D array of 0 (benign) or 1 (malignant)")

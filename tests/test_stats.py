@@ -1,7 +1,8 @@
-"""Intervals, tests and the fairness section, checked against independent computations."""
+"""Intervals, tests and the resampling engine, checked against independent computations
+(the fairness section built from them is tested in test_fairness.py)."""
 from __future__ import annotations
 
-import json
+import copy
 import math
 
 import numpy as np
@@ -9,13 +10,11 @@ import pytest
 from scipy import stats as st
 from sklearn.metrics import roc_auc_score
 
+from skinaudit import stats
 from skinaudit.errors import ConfigError
-from skinaudit.fairness import PAPER_RULE_LABEL, fairness_report
 from skinaudit.stats import (adjust_pvalues, delong_auc, delong_unpaired, min_detectable_difference,
                              newcombe_interval, percentile_interval, permutation_test, proportion_test,
-                             stratified_bootstrap, verdict, wilson_interval)
-
-from test_metrics import block, table8_data  # tests/ is on sys.path (pytest rootdir import)
+                             resample_indices, row_blocks, stratified_bootstrap, verdict, wilson_interval)
 
 
 def wilson_by_hand(k, n, z):
@@ -251,110 +250,6 @@ def test_verdict_rule(p, ci, npos, expected):
     assert v == expected and reason
 
 
-# -------------------------------------------------------------------------- fairness report
-def test_fairness_report_on_table8_data():
-    y, s, g = table8_data()
-    rep = fairness_report(y, s, g, threshold=0.46, n_boot=300, random_state=0)
-    sec = rep.section
-    json.dumps(sec, allow_nan=False)
-    assert sec["reference"] == "light"
-    assert sec["groups"]["light"]["fn"] == 27 and sec["groups"]["dark"]["fn"] == 32
-    assert round(sec["groups"]["dark"]["recall"], 4) == 0.7793
-    gap = sec["gaps"]["recall"]["dark"]
-    assert round(gap["difference"], 4) == -0.0319
-    assert sec["paper_rule"]["flags"]["recall"]["dark"] is False and sec["paper_rule"]["label"] == PAPER_RULE_LABEL
-    assert sec["verdicts"]["recall"]["dark"] == "not significant"
-    test = [t for t in sec["tests"] if t["metric"] == "recall"][0]
-    assert test["ci_method"] == "newcombe" and test["ci_low"] < 0 < test["ci_high"]
-    assert test["correction"] == "holm" and test["family"] == "primary" and test["mdd"] > 0.0319
-    lo, hi = sec["groups"]["dark"]["ci"]["recall"]["wilson"]
-    assert (lo, hi) == pytest.approx(wilson_by_hand(113, 145, st.norm.ppf(0.975)))
-    assert set(rep.tables) == {"fairness_groups", "fairness_table8", "fairness_gaps", "fairness_tests"}
-
-
-def test_fairness_small_group_is_insufficient_data():
-    # ISIC-like: a dark group with 7 malignant cases
-    big = block(120, 30, 600, 150, "light")
-    small = block(3, 4, 20, 7, "dark")
-    y, s, g = (np.r_[big[i], small[i]] for i in range(3))
-    sec = fairness_report(y, s, g, threshold=0.5, n_boot=200).section
-    assert all(v == "insufficient data" for v in sec["verdicts"]["recall"].values())
-    t = [t for t in sec["tests"] if t["metric"] == "recall"][0]
-    assert "7 malignant cases" in t["reason"] and t["mdd"] > 0.3
-    assert any("only 7 malignant" in n for n in sec["notes"])
-    relaxed = fairness_report(y, s, g, threshold=0.5, n_boot=200, min_positives=5, max_ci_width=1.0).section
-    assert relaxed["verdicts"]["recall"]["dark"] != "insufficient data"
-
-
-def test_fairness_group_without_positives_reports_reasons():
-    y = np.r_[np.tile([0, 1], 30), np.zeros(10, int)]
-    s = np.r_[np.tile([0.2, 0.8], 30), np.linspace(0.1, 0.6, 10)]
-    g = np.r_[["a"] * 60, ["b"] * 10]
-    sec = fairness_report(y, s, g, threshold=0.5, n_boot=100).section
-    json.dumps(sec, allow_nan=False)
-    assert sec["groups"]["b"]["recall"] is None and "no malignant case" in sec["groups"]["b"]["undefined"]["recall"]
-    assert sec["verdicts"]["recall"]["b"] == "insufficient data"
-
-
-def _recall_test(sec):
-    return [t for t in sec["tests"] if t["metric"] == "recall"][0]
-
-
-def test_alpha_n_boot_seed_and_reference_reach_the_computation():
-    y, s, g = synthetic(700, seed=8, shift=0.08)
-    base = fairness_report(y, s, g, threshold=0.46, n_boot=200, random_state=0).section
-    ci = lambda sec: sec["groups"]["dark"]["ci"]["auc"]["bootstrap"]  # noqa: E731
-    same = fairness_report(y, s, g, threshold=0.46, n_boot=200, random_state=0).section
-    assert ci(same) == ci(base)
-    other_seed = fairness_report(y, s, g, threshold=0.46, n_boot=200, random_state=1).section
-    assert ci(other_seed) != ci(base)
-    more = fairness_report(y, s, g, threshold=0.46, n_boot=300, random_state=0).section
-    assert ci(more)["n_defined"] == 300 and ci(base)["n_defined"] == 200 and more["n_boot"] == 300
-    perm = fairness_report(y, s, g, threshold=0.46, n_boot=200, n_perm=50, random_state=0).section
-    assert _recall_test(perm)["p_permutation"] * 51 == pytest.approx(round(_recall_test(perm)["p_permutation"] * 51))
-    strict = fairness_report(y, s, g, threshold=0.46, n_boot=200, alpha=0.01, random_state=0).section
-    w = lambda sec: sec["groups"]["dark"]["ci"]["recall"]["wilson"]  # noqa: E731
-    assert w(strict)[1] - w(strict)[0] > w(base)[1] - w(base)[0]
-    t0, t1 = _recall_test(base), _recall_test(strict)
-    assert t1["ci_high"] - t1["ci_low"] > t0["ci_high"] - t0["ci_low"] and strict["alpha"] == 0.01
-    ref = fairness_report(y, s, g, threshold=0.46, n_boot=50, reference="dark").section
-    assert ref["reference"] == "dark" and "light" in ref["gaps"]["recall"]
-
-
-def test_alpha_flips_a_borderline_verdict():
-    y, s, g = synthetic(1500, seed=9, shift=0.08)
-    sec = {a: fairness_report(y, s, g, threshold=0.5, n_boot=100, alpha=a, max_ci_width=1.0).section
-           for a in (0.05, 1e-6)}
-    sig = [t for t in sec[0.05]["tests"] if t["verdict"] == "significant"]
-    assert sig, "the synthetic shift should give at least one significant contrast at alpha 0.05"
-    m = sig[0]["metric"]
-    assert sec[1e-6]["verdicts"][m]["dark"] == "not significant"
-
-
-def test_holm_for_primary_bh_for_exploratory():
-    y, s, g = synthetic(500, seed=10)
-    tests = fairness_report(y, s, g, threshold=0.5, n_boot=50, primary=("recall",)).tables["fairness_tests"]
-    fam = dict(zip(tests.metric, tests.family))
-    assert fam["recall"] == "primary" and fam["auc"] == "exploratory"
-    assert set(tests[tests.family == "exploratory"].correction) == {"fdr_bh"}
-    with pytest.raises(ConfigError, match="primary"):
-        fairness_report(y, s, g, threshold=0.5, n_boot=50, primary=("sensitivity",))
-
-
-def test_power_and_progress_reach_the_computation():
-    y, s, g = synthetic(500, seed=11)
-    calls = []
-
-    def progress(iterable, total=None, desc=None):
-        calls.append((total, desc))
-        return iterable
-
-    low = fairness_report(y, s, g, threshold=0.5, n_boot=50, power=0.5, progress=progress).section
-    high = fairness_report(y, s, g, threshold=0.5, n_boot=50, power=0.9).section
-    assert calls == [(1, "fairness tests")]
-    assert _recall_test(high)["mdd"] > _recall_test(low)["mdd"] and high["power"] == 0.9
-
-
 def test_numeric_core_imports_no_torch_or_jinja2():
     import subprocess
     import sys
@@ -363,24 +258,6 @@ def test_numeric_core_imports_no_torch_or_jinja2():
             "print(sorted(m for m in ('torch', 'jinja2') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-
-
-@pytest.mark.realdata
-def test_real_isic_composition_gives_insufficient_data_for_the_dark_group(shared_data):
-    # HAM10000 (= ISIC 2018 training) with Kinyanjui et al.'s published ITA: only 23 images at
-    # ITA <= 28, 5 of them malignant. Whatever the scores, no honest verdict is possible there.
-    import pandas as pd
-
-    root = shared_data("ham10000-224")
-    d = pd.read_csv(root / "HAM10000_metadata.csv").merge(pd.read_csv(root / "skin_tone_reference.csv"), on="image_id")
-    d = d[d["kinyanjui_ita"].notna()]
-    y = d["dx"].isin(["mel", "bcc", "akiec"]).to_numpy().astype(int)
-    g = np.where(d["kinyanjui_ita"] <= 28, "dark", "light")
-    assert (g == "dark").sum() == 23 and y[g == "dark"].sum() == 5
-    s = np.clip(np.random.default_rng(0).normal(0.3 + 0.4 * y, 0.2), 0, 1)   # stand-in scores
-    sec = fairness_report(y, s, g, threshold=0.5, n_boot=200, n_perm=200).section
-    assert sec["reference"] == "light" and sec["verdicts"]["recall"]["dark"] == "insufficient data"
-    assert _recall_test(sec)["mdd"] > 0.4
 
 
 def test_count_based_auc_equals_the_kernel_on_expanded_data():
@@ -406,3 +283,130 @@ def test_count_based_auc_equals_the_kernel_on_expanded_data():
         assert got == pytest.approx(expected)
 
     check()
+
+
+# ---------------------------------------------------------------------- resampling engine
+def _frozen_stratified_bootstrap_draws(pairs, n_boot, random_state, n_cases):
+    """Frozen copy of the draw loop of stratified_bootstrap before the engine existed."""
+    rng = np.random.default_rng(random_state)
+    block = max(1, min(n_boot, stats._CHUNK_CELLS // max(n_cases, 1)))
+    gens = []
+    for pair in pairs:
+        pair_gens = []
+        for idx in pair:
+            pair_gens.append(copy.deepcopy(rng))
+            for start in range(0, n_boot, block):
+                if idx.size:
+                    rng.integers(0, idx.size, (min(block, n_boot - start), idx.size))
+        gens.append(pair_gens)
+    out = []
+    for start in range(0, n_boot, block):
+        m = min(start + block, n_boot) - start
+        draws = []
+        for pair, pair_gens in zip(pairs, gens):
+            draws += [idx[g.integers(0, idx.size, (m, idx.size))] if idx.size else np.empty((m, 0), dtype=np.int64)
+                      for idx, g in zip(pair, pair_gens)]
+        out.append((slice(start, start + m), draws))
+    return out
+
+
+def _frozen_bootstrap_threshold_draws(y, n_boot, random_state, width):
+    """Frozen copy of the draw loop of thresholds.bootstrap_threshold before the engine existed."""
+    rng = np.random.default_rng(random_state)
+    block = max(1, min(n_boot, stats._CHUNK_CELLS // max(width, 1)))
+    label_rngs = {}
+    for lab in (1, 0):
+        k = int((y == lab).sum())
+        label_rngs[lab] = copy.deepcopy(rng)
+        for b0 in range(0, n_boot, block):
+            if k:
+                rng.integers(0, k, (min(block, n_boot - b0), k))
+    out = []
+    for b0 in range(0, n_boot, block):
+        m = min(block, n_boot - b0)
+        draws = []
+        for lab in (1, 0):
+            idx = np.flatnonzero(y == lab)
+            draws.append(idx[label_rngs[lab].integers(0, idx.size, (m, idx.size))] if idx.size
+                         else np.empty((m, 0), dtype=np.int64))
+        out.append((slice(b0, b0 + m), draws))
+    return out
+
+
+def _same_draws(a, b):
+    assert len(a) == len(b)
+    for (rows_a, da), (rows_b, db) in zip(a, b):
+        assert rows_a == rows_b and len(da) == len(db)
+        for x, z in zip(da, db):
+            assert x.dtype == z.dtype and x.shape == z.shape and np.array_equal(x, z)
+
+
+@pytest.mark.parametrize("cells", [1, 97, 5_000, 1 << 16])
+@pytest.mark.parametrize("n_boot", [1, 7, 300])
+def test_engine_reproduces_the_old_stratified_bootstrap_draws(monkeypatch, cells, n_boot):
+    monkeypatch.setattr(stats, "_CHUNK_CELLS", cells)
+    y, s, g = synthetic(150, seed=12)
+    g = g.astype(object)
+    g[y == 1] = np.where(g[y == 1] == "dark", "light", g[y == 1])   # "dark" has no malignant case
+    g[:5], y[:5] = "rare", 1                                         # "rare" has no benign case
+    names = sorted(set(g))
+    pairs = [[np.flatnonzero((g == name) & (y == lab)) for lab in (1, 0)] for name in names]
+    assert any(idx.size == 0 for pair in pairs for idx in pair)
+    old = _frozen_stratified_bootstrap_draws(pairs, n_boot, 21, y.size)
+    new = list(resample_indices([idx for pair in pairs for idx in pair], n_boot=n_boot, random_state=21))
+    _same_draws(old, new)
+
+
+@pytest.mark.parametrize("cells", [1, 97, 1 << 16])
+@pytest.mark.parametrize("n_eval", [0, 250])
+def test_engine_reproduces_the_old_bootstrap_threshold_draws(monkeypatch, cells, n_eval):
+    monkeypatch.setattr(stats, "_CHUNK_CELLS", cells)
+    y = (np.random.default_rng(3).random(120) < 0.3).astype(int)
+    width = y.size + (n_eval or y.size)     # calibration + evaluation cases (out-of-bag: the same cases)
+    old = _frozen_bootstrap_threshold_draws(y, 50, 8, width)
+    new = list(resample_indices([np.flatnonzero(y == 1), np.flatnonzero(y == 0)], n_boot=50, random_state=8,
+                                width=width))
+    _same_draws(old, new)
+
+
+def test_engine_blocks_equal_the_one_shot_draw(monkeypatch):
+    strata = [np.arange(5), np.array([], dtype=int), np.arange(10, 17), np.array([3])]
+    rng = np.random.default_rng(5)
+    one_shot = [idx[rng.integers(0, idx.size, (40, idx.size))] if idx.size else np.empty((40, 0), int)
+                for idx in strata]
+    monkeypatch.setattr(stats, "_CHUNK_CELLS", 30)   # blocks of 2 rows
+    got = list(resample_indices(strata, n_boot=40, random_state=5))
+    assert len(got) == 20 and got[0][0] == slice(0, 2)
+    for i, full in enumerate(one_shot):
+        np.testing.assert_array_equal(np.concatenate([d[i] for _, d in got]), full)
+
+
+def test_engine_is_the_localisation_loop_too():
+    # explain.localisation_by_group draws x[rng.integers(0, len(x), (n_boot, len(x)))] per group and
+    # column from one generator: the engine with one stratum per (group, column) gives the same means
+    xs = [np.linspace(0, 1, 9), np.linspace(0.2, 0.7, 4), np.linspace(0, 1, 13)]
+    rng = np.random.default_rng(17)
+    expected = [x[rng.integers(0, len(x), size=(500, len(x)))].mean(axis=1) for x in xs]
+    blocks = list(resample_indices([np.arange(len(x)) for x in xs], n_boot=500, random_state=17))
+    got = [np.concatenate([xs[i][d[i]].mean(axis=1) for _, d in blocks]) for i in range(len(xs))]
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(e, g)
+
+
+def test_engine_advances_a_given_generator_and_validates():
+    gen = np.random.default_rng(1)
+    list(resample_indices([np.arange(4)], n_boot=3, random_state=gen))
+    ref = np.random.default_rng(1)
+    ref.integers(0, 4, (3, 4))
+    assert gen.integers(0, 1000) == ref.integers(0, 1000)
+    with pytest.raises(ConfigError, match="n_boot"):
+        resample_indices([np.arange(4)], n_boot=0)
+
+
+def test_row_blocks_cover_the_rows(monkeypatch):
+    monkeypatch.setattr(stats, "_CHUNK_CELLS", 100)
+    assert row_blocks(7, 30) == [slice(0, 3), slice(3, 6), slice(6, 7)]
+    assert row_blocks(7, 0) == [slice(0, 7)] == row_blocks(7, 5)
+    assert row_blocks(5, 1000) == [slice(i, i + 1) for i in range(5)]
+    assert row_blocks(0, 10) == []
+

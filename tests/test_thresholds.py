@@ -1,4 +1,5 @@
-"""Threshold search, its bootstrap, group thresholds and recalibration, with known answers."""
+"""Threshold search, its bootstrap, group thresholds and the estimator contract, with known
+answers (recalibration, built from them, is tested in test_fairness.py)."""
 from __future__ import annotations
 
 import json
@@ -6,9 +7,9 @@ import logging
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 from skinaudit.errors import ConfigError, DataError, NotFittedError
-from skinaudit.fairness import recalibrate, threshold_change
 from skinaudit.thresholds import (FairlearnThresholds, GroupRecallThresholds, RecallConstrainedThreshold,
                                   bootstrap_threshold, calibration_split, search_threshold, threshold_curve,
                                   threshold_grid)
@@ -118,7 +119,7 @@ def test_bootstrap_threshold_spread_seed_and_n_boot():
     assert len(reps) == 200 and summ["n_boot"] == 200 and summ["evaluated_on"].startswith("out-of-bag")
     assert summ["threshold_ci"][0] <= summ["threshold_median"] <= summ["threshold_ci"][1]
     assert summ["threshold_ci"][1] > summ["threshold_ci"][0]   # t* varies between resamples
-    point = RecallConstrainedThreshold(0.85).fit(y, s).threshold_
+    point = RecallConstrainedThreshold(gamma=0.85).fit(y, s).threshold_
     assert summ["threshold_ci"][0] <= point <= summ["threshold_ci"][1]
     same, _ = bootstrap_threshold(y, s, gamma=0.85, n_boot=200, random_state=1)
     other, _ = bootstrap_threshold(y, s, gamma=0.85, n_boot=200, random_state=2)
@@ -129,7 +130,7 @@ def test_bootstrap_threshold_spread_seed_and_n_boot():
     dp = pos[rng.integers(0, pos.size, (200, pos.size))]   # draw order: malignant, then benign
     dn = neg[rng.integers(0, neg.size, (200, neg.size))]
     idx = np.concatenate([dp[0], dn[0]])
-    assert RecallConstrainedThreshold(0.85).fit(y[idx], s[idx]).threshold_ == reps["threshold"].iloc[0]
+    assert RecallConstrainedThreshold(gamma=0.85).fit(y[idx], s[idx]).threshold_ == reps["threshold"].iloc[0]
 
 
 def test_bootstrap_threshold_on_an_evaluation_split():
@@ -165,7 +166,7 @@ def test_group_thresholds_reach_the_target_in_each_group():
     for name, t in est.thresholds_.items():
         m = (g == name) & (y == 1)
         assert (s[m] >= t).mean() >= 0.85
-        assert t == RecallConstrainedThreshold(0.85).fit(y[g == name], s[g == name]).threshold_
+        assert t == RecallConstrainedThreshold(gamma=0.85).fit(y[g == name], s[g == name]).threshold_
     assert est.thresholds_["dark"] < est.thresholds_["light"]   # dark malignant scores are lower
     pred = est.predict(s, g)
     np.testing.assert_array_equal(pred, (s >= np.where(g == "dark", est.thresholds_["dark"],
@@ -184,96 +185,16 @@ def test_group_without_positives_gets_the_global_threshold_with_a_reason():
 
 def test_fairlearn_thresholds_are_seeded_and_validated():
     y, s, g = scenario(1000)
-    est = FairlearnThresholds("true_positive_rate_parity", random_state=3).fit(y, s, g)
+    est = FairlearnThresholds(constraints="true_positive_rate_parity", random_state=3).fit(y, s, g)
     a = est.predict(s, g)
     assert np.array_equal(a, est.predict(s, g)) and est.randomized
-    other = FairlearnThresholds("true_positive_rate_parity", random_state=4).fit(y, s, g).predict(s, g)
+    other = FairlearnThresholds(constraints="true_positive_rate_parity", random_state=4).fit(y, s, g).predict(s, g)
     assert not np.array_equal(a, other)
     assert set(est.thresholds_) == {"light", "dark"}
     with pytest.raises(ConfigError, match="constraints"):
-        FairlearnThresholds("demographic_parity").fit(y, s, g)
+        FairlearnThresholds(constraints="demographic_parity").fit(y, s, g)
     with pytest.raises(DataError, match="both benign and malignant"):
         FairlearnThresholds().fit(np.append(y, 0), np.append(s, 0.2), np.append(g, "solo"))
-
-
-def test_threshold_change_reproduces_the_papers_recalibration_arithmetic():
-    # Table 8 counts at 0.46 (light FN 27 / 143, dark 32 / 145); lowering to 0.38 catches 6 + 8
-    # malignant cases scored 0.40 -> FN 59 -> 45 and the recall gap shrinks by about 42%
-    def grp(name, n_pos, fn_after, fn_before, n_neg):
-        s = np.r_[np.full(n_pos - fn_before, 0.9), np.full(fn_before - fn_after, 0.40), np.full(fn_after, 0.1),
-                  np.full(n_neg, 0.1)]
-        return np.r_[np.ones(n_pos), np.zeros(n_neg)].astype(int), s, np.full(n_pos + n_neg, name)
-
-    parts = [grp("light", 143, 21, 27, 721), grp("dark", 145, 24, 32, 484)]
-    y, s, g = (np.concatenate([p[i] for p in parts]) for i in range(3))
-    out = threshold_change(y, s, g, before=0.46, after=0.38)
-    assert (out["fn_before"], out["fn_after"]) == (59, 45)
-    gap_before, gap_after = 116 / 143 - 113 / 145, 122 / 143 - 121 / 145
-    assert out["recall_gap_before"] == pytest.approx(gap_before)
-    assert out["recall_gap_change_pct"] == pytest.approx(100 * (gap_after - gap_before) / gap_before)
-    assert round(out["recall_gap_change_pct"]) == -41
-    per = {r["group"]: r for r in out["per_group"]}
-    assert per["dark"]["delta_fn"] == -8 and per["light"]["recall_after"] == pytest.approx(122 / 143)
-
-
-def test_recalibrate_fits_on_calibration_and_reports_on_test():
-    y, s, g = scenario(1500, seed=2)
-    cal = calibration_split(y, g, fraction=0.4, random_state=0)
-    res = recalibrate(y[cal], s[cal], g[cal], y[~cal], s[~cal], g[~cal], threshold=0.5, gamma=0.85, n_boot=100)
-    sec = res.section
-    json.dumps(sec, allow_nan=False)
-    assert set(sec["methods"]) == {"global", "per_group", "tpr_parity", "equalized_odds"}
-    assert all(m["status"] == "ok" for m in sec["methods"].values())
-    glob = sec["methods"]["global"]
-    assert glob["thresholds"]["all"] == RecallConstrainedThreshold(0.85).fit(y[cal], s[cal]).threshold_
-    assert glob["fn_after"] == int(((s[~cal] < glob["thresholds"]["all"]) & (y[~cal] == 1)).sum())
-    assert glob["fn_before"] == int(((s[~cal] < 0.5) & (y[~cal] == 1)).sum())
-    assert sec["methods"]["tpr_parity"]["randomized"] is True
-    assert sec["methods"]["per_group"]["recall_gap_after"] < sec["methods"]["per_group"]["recall_gap_before"]
-    table = res.tables["recalibration"]
-    assert {"method", "group", "fn_before", "fn_after", "recall_before", "recall_after", "precision_after",
-            "fp_after", "delta_fp"} <= set(table.columns)
-    # thresholds come from the calibration split only: changing test labels changes no threshold
-    flipped = recalibrate(y[cal], s[cal], g[cal], 1 - y[~cal], s[~cal], g[~cal], threshold=0.5, methods=("per_group",))
-    assert flipped.section["methods"]["per_group"]["thresholds"] == sec["methods"]["per_group"]["thresholds"]
-
-
-def test_recalibrate_records_a_method_that_cannot_run():
-    y, s, g = scenario(600)
-    g = g.astype(object)
-    g[:3], y[:3] = "solo", 0
-    res = recalibrate(y, s, g, y, s, g, threshold=0.5, methods=("tpr_parity",))
-    m = res.section["methods"]["tpr_parity"]
-    assert m["status"] == "not run" and "both benign and malignant" in m["reason"]
-    with pytest.raises(ConfigError, match="methods"):
-        recalibrate(y, s, g, y, s, g, threshold=0.5, methods=("magic",))
-
-
-def test_recalibrate_gamma_step_and_seed_reach_the_search():
-    y, s, g = scenario(1000, seed=3)
-    cal = calibration_split(y, g, fraction=0.5, random_state=1)
-    args = (y[cal], s[cal], g[cal], y[~cal], s[~cal], g[~cal])
-    t = lambda **kw: recalibrate(*args, threshold=0.5, methods=("global",), n_boot=50, **kw).section  # noqa: E731
-    base = t(gamma=0.8)
-    assert t(gamma=0.95)["methods"]["global"]["thresholds"]["all"] < base["methods"]["global"]["thresholds"]["all"]
-    coarse = t(gamma=0.8, step=0.25)["methods"]["global"]["thresholds"]["all"]
-    assert coarse in (0.25, 0.5, 0.75, 1.0)
-    assert t(gamma=0.8, random_state=1)["methods"]["global"]["bootstrap"] != base["methods"]["global"]["bootstrap"]
-    _, narrow = bootstrap_threshold(y, s, n_boot=200, alpha=0.5)
-    _, wide = bootstrap_threshold(y, s, n_boot=200, alpha=0.05)
-    assert wide["recall_ci"][1] - wide["recall_ci"][0] > narrow["recall_ci"][1] - narrow["recall_ci"][0]
-
-
-def test_per_group_recalibration_handles_a_group_missing_from_calibration():
-    y, s, g = scenario(600)
-    g = g.astype(object)
-    g[:2] = "rare"
-    cal = np.ones(y.size, bool)
-    cal[:2] = False
-    res = recalibrate(y[cal], s[cal], g[cal], y, s, g, threshold=0.5, methods=("global", "per_group"), n_boot=20)
-    m = res.section["methods"]["per_group"]
-    assert m["status"] == "ok" and m["thresholds"]["rare"] == res.section["methods"]["global"]["thresholds"]["all"]
-    assert "no calibration case" in m["fallback"]["rare"] and m["feasible"]["rare"] is False
 
 
 def test_fairlearn_infinite_thresholds_survive_json():
@@ -286,3 +207,77 @@ def test_fairlearn_infinite_thresholds_survive_json():
     d = _describe_interp({"p0": 0.2, "operation0": Op(-np.inf), "p1": 0.8, "operation1": Op(0.4)})
     assert d["operation0"]["threshold"] == "-inf" and d["operation1"]["threshold"] == 0.4
     json.dumps(d, allow_nan=False)
+
+
+def test_curve_can_start_at_zero():
+    y, s = hand_made()
+    c = threshold_curve(y, s, step=0.25, include_zero=True)
+    assert list(c["threshold"]) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    first = c.iloc[0]
+    assert (first["tp"], first["fp"], first["recall"]) == (10, 10, 1.0)
+    assert list(threshold_curve(y, s, step=0.25)["threshold"]) == [0.25, 0.5, 0.75, 1.0]
+
+
+@pytest.mark.parametrize("step,ok", [(0.5, True), (0.02, True), (0.6, False), (0.0, False), (-0.1, False)])
+def test_step_has_one_set_of_bounds(step, ok):
+    y, s = hand_made()
+    if ok:
+        RecallConstrainedThreshold(step=step).fit(y, s)
+        return
+    msg = rf"the 'step' parameter must be in \(0, 0\.5\]; got {step}"
+    for call in (lambda: threshold_grid(step), lambda: RecallConstrainedThreshold(step=step).fit(y, s),
+                 lambda: bootstrap_threshold(y, s, step=step, n_boot=5),
+                 lambda: GroupRecallThresholds(step=step).fit(y, s, ["a"] * y.size)):
+        with pytest.raises(ConfigError, match=msg):
+            call()
+
+
+# --------------------------------------------------------------------- estimator contract
+ESTIMATORS = [
+    (RecallConstrainedThreshold, {"gamma": 0.9, "step": 0.05, "grid": None}),
+    (GroupRecallThresholds, {"gamma": 0.8, "step": 0.04, "grid": [0.2, 0.4, 0.6]}),
+    (FairlearnThresholds, {"constraints": "equalized_odds", "objective": "accuracy_score", "grid_size": 200,
+                           "random_state": 3}),
+]
+
+
+def _fit(est, y, s, g):
+    return est.fit(y, s) if isinstance(est, RecallConstrainedThreshold) else est.fit(y, s, g)
+
+
+@pytest.mark.parametrize("cls,params", ESTIMATORS)
+def test_estimators_follow_the_scikit_learn_contract(cls, params):
+    from sklearn.base import BaseEstimator
+
+    y, s, g = scenario(600, seed=4)
+    est = cls(**params)
+    assert isinstance(est, BaseEstimator) and est.get_params() == params
+    with pytest.raises(TypeError):
+        cls(*params.values())                     # keyword-only parameters
+    with pytest.raises(NotFittedError, match="fit"):
+        est.predict(s) if cls is RecallConstrainedThreshold else est.predict(s, g)
+    twin = clone(est)
+    assert twin is not est and twin.get_params() == params
+    assert _fit(est, y, s, g) is est              # fit returns self
+    learned = [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]
+    assert learned and not any(k.endswith("_") for k in vars(twin))   # clone is unfitted
+    fresh = clone(est)
+    assert not hasattr(fresh, learned[0]) and fresh.get_params() == params
+    args = (s,) if cls is RecallConstrainedThreshold else (s, g)
+    np.testing.assert_array_equal(_fit(fresh, y, s, g).predict(*args), est.predict(*args))
+    first = next(iter(params))
+    assert est.set_params(**{first: params[first]}) is est
+
+
+def test_parameters_are_checked_in_fit_not_in_init():
+    est = RecallConstrainedThreshold(gamma=5.0, step=-1)   # constructing stores, never validates
+    assert est.get_params()["gamma"] == 5.0
+    with pytest.raises(ConfigError, match="gamma"):
+        est.fit([0, 1], [0.1, 0.9])
+    est.set_params(gamma=0.8)
+    with pytest.raises(ConfigError, match="step"):
+        est.fit([0, 1], [0.1, 0.9])
+    assert est.set_params(step=0.1).fit([0, 1], [0.1, 0.9]).threshold_ == 0.9
+    with pytest.raises(ConfigError, match="grid_size"):
+        FairlearnThresholds(grid_size=0).fit(*scenario(200))
+
