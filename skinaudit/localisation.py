@@ -293,12 +293,15 @@ def localisation_table(cams, lesion_masks, *, ids=None, keep_top: float = 0.25) 
 
 
 def _bootstrap_means(x: np.ndarray, *, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Means of ``n_boot`` resamples of ``x`` drawn with replacement, shape ``(n_boot,)``.
+    """Means of ``n_boot`` resamples of ``x`` drawn with replacement, shape ``(n_boot,)``, through
+    the package's one resampling engine (:func:`skinaudit.stats.resample_indices`); ``rng`` is
+    advanced past the draws, so successive calls continue one random stream."""
+    from .stats import resample_indices
 
-    One ``rng.integers`` call of shape ``(n_boot, len(x))``: the resampling loop of
-    :func:`localisation_by_group`, kept apart so a shared resampling engine can replace it.
-    """
-    return x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+    out = np.empty(n_boot)
+    for rows, (draws,) in resample_indices([np.arange(len(x))], n_boot=n_boot, random_state=rng):
+        out[rows] = x[draws].mean(axis=1)
+    return out
 
 
 def localisation_by_group(df: pd.DataFrame, groups, *, reference=None, alpha: float = 0.05, n_boot: int = 2000,

@@ -59,6 +59,12 @@ class Section:
     def get(self, key, default=None):
         return self.data.get(key, default)
 
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self.data
+
     def to_dict(self) -> dict:
         return self.data
 
@@ -153,8 +159,10 @@ class AuditResult:
         self.sections = _sections(self.sections)
 
     def section(self, name: str) -> Section | None:
-        """The section ``name``, or None when this audit has none of that name."""
-        return self.sections.get(name)
+        """The section ``name``, or None when this audit has none of that name (a plain dict
+        assigned to ``sections`` after construction is wrapped)."""
+        sec = self.sections.get(name)
+        return sec if sec is None or isinstance(sec, Section) else Section.from_dict(name, sec)
 
     @property
     def overall(self) -> dict:

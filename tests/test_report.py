@@ -53,8 +53,8 @@ def make_result(*, sections=True, threshold=0.5, evil=True, n=120, seed=1) -> Au
         secs["fairness"] = {"alpha": 0.05,
                             "groups": {k: {"n": int((g == k).sum()), "recall": 0.8, "recall_ci": [0.7, 0.9]}
                                        for k in ("light", EVIL_GROUP if evil else "dark")},
-                            "verdicts": {"recall": "not significant", "auc": "not significant"},
-                            "paper_rule": {"auc": {"gap": 0.01, "significant": False}},
+                            "verdicts": {"recall": {"light": "not significant"}, "auc": {"light": "not significant"}},
+                            "paper_rule": {"flags": {"auc": {"light": False}}},
                             "notes": [EVIL_NOTE]}
         secs["recalibration"] = {"global": {"threshold": 0.38, "recall_after": 0.9}}
         secs["failure_modes"] = {"tables": {"table6": [
@@ -213,7 +213,7 @@ def test_environment_autoescapes_and_is_strict():
 
 def test_context_is_json_safe_and_tables_come_from_the_sections(tmp_path):
     result = make_result()
-    result.sections["overall"]["specificity"] = float("nan")  # undefined stays undefined
+    result.sections["overall"].data["specificity"] = float("nan")  # undefined stays undefined
     ctx = report.build_context(result, figures_dir=tmp_path / "figures", generated_at=DATE)
     json.dumps(ctx, allow_nan=False)
     values = {row[0]["v"]: row[1]["v"] for row in ctx["overall"]["rows"]}
@@ -276,13 +276,13 @@ def test_report_rules_validate(kwargs, match):
 
 def test_fairness_badges_read_the_verdicts():
     result = make_result(evil=False)
-    result.sections["fairness"]["verdicts"]["auc"] = "significant"
-    result.sections["fairness"]["paper_rule"]["auc"]["significant"] = True
+    result.sections["fairness"].data["verdicts"]["auc"]["light"] = "significant"
+    result.sections["fairness"].data["paper_rule"]["flags"]["auc"]["light"] = True
     badges = {b["check"]: b for b in report.summary_badges(result)}
     assert badges["Fairness, statistical tests"]["status"] == "FAIL"
     assert "auc" in badges["Fairness, statistical tests"]["detail"]
     assert badges["Fairness, paper heuristic"]["status"] == "WARN"
-    result.sections["fairness"]["verdicts"]["auc"] = "insufficient data"
+    result.sections["fairness"].data["verdicts"]["auc"]["light"] = "insufficient data"
     badges = {b["check"]: b for b in report.summary_badges(result)}
     assert badges["Fairness, statistical tests"]["status"] == "WARN"
     del result.sections["fairness"]
@@ -297,8 +297,8 @@ def test_absent_sections_say_not_available(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # templates come from the package, never from the working directory
     html = report.render_html(result, out_dir=tmp_path / "out", generated_at=DATE)
     assert report.render_html(result, out_dir=tmp_path / "again", generated_at=DATE) == html  # deterministic
-    src = Path(report.__file__).read_text(encoding="utf-8")
-    assert "__file__" not in src and "getcwd" not in src and "resources.files" in src
+    src = "".join(p.read_text(encoding="utf-8") for p in Path(report.__file__).parent.glob("*.py"))
+    assert "__file__" not in src and "getcwd" not in src and "PackageLoader" in src
     for sid in ("cover", "summary", "use", "dataset", "overall", "fairness", "skintone", "recalibration",
                 "explanations", "failure_modes", "checklist", "skipped", "appendix"):
         assert f'id="{sid}"' in html
@@ -442,7 +442,7 @@ def test_missing_weasyprint_names_the_extra(tmp_path, monkeypatch, no_figures):
 
 
 def test_long_image_lists_are_cut_and_counted(tmp_path, no_figures, monkeypatch):
-    monkeypatch.setattr(report, "MAX_LISTED", 5)
+    monkeypatch.setattr(report_context, "MAX_LISTED", 5)
     result = make_result(evil=False)
     result.skipped = pd.DataFrame({"image_id": [f"bad_{i}" for i in range(12)], "reason": "unreadable"})
     ctx = report.build_context(result, figures_dir=tmp_path)

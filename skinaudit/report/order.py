@@ -7,7 +7,7 @@ object into :data:`KEY_ORDER`'s order before rendering, whether the result comes
 from disk, so ``skinaudit report --from`` renders a saved audit exactly as the audit did.
 
 ``KEY_ORDER`` maps (the parent key, the object's sorted keys) to the order shown; an object not
-listed is shown with its keys sorted. ``tests/golden/key_order.py`` regenerates the table from
+listed keeps the order it has (read from disk: sorted). ``tests/golden/key_order.py`` regenerates the table from
 the golden audits after a stage adds or reorders keys.
 """
 from __future__ import annotations
@@ -484,7 +484,7 @@ def in_order(obj, parent: str = "", *, reference: str | None = None):
     if isinstance(obj, dict):
         keys = [str(k) for k in obj]
         order = (_table8(keys, reference) if parent == "table8" else None) \
-            or KEY_ORDER.get((parent, tuple(sorted(keys)))) or sorted(keys)
+            or KEY_ORDER.get((parent, tuple(sorted(keys)))) or keys
         by_name = {str(k): v for k, v in obj.items()}
         return {k: in_order(by_name[k], k, reference=reference) for k in order}
     if isinstance(obj, list):
@@ -498,9 +498,10 @@ def presented(result):
     from .._jsonsafe import json_safe
     from ..result import Section
 
-    fairness = result.sections.get("fairness")
+    fairness = result.section("fairness")
     reference = fairness.get("reference") if fairness is not None else None
-    sections = {name: Section.from_dict(name, in_order(json_safe(sec.to_dict()), name, reference=reference))
-                for name, sec in result.sections.items()}
+    sections = {name: Section.from_dict(name, in_order(json_safe(result.section(name).to_dict()), name,
+                                                       reference=reference))
+                for name in result.sections}
     return dataclasses.replace(result, sections=sections, model=in_order(json_safe(result.model or {}), "model"),
                                dataset=in_order(json_safe(result.dataset or {}), "dataset"))
