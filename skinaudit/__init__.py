@@ -21,6 +21,15 @@ from .metrics import binary_metrics, metrics_from_counts
 from .models import (CallableModel, OnnxModel, PrecomputedScores, Preprocess, ScoreModel, TorchModel,
                      build_torchvision_model, load_model, score_dataset)
 from .phantoms import PhantomSpec, generate_phantoms, make_phantom
+# the stages, usable alone
+from .explain import compute_cams
+from .fairness import fairness_report, recalibrate
+from .failures import FAILURE_MODES, classify_failures, failure_features
+from .lesion import detect_artifacts, segment_lesion
+from .localisation import localisation_table, sharpen
+from .metrics import group_metrics
+from .skintone import ItaParams, analyse_image, assign_groups, estimate_ita, get_scheme, inspect_dataset
+from .thresholds import FairlearnThresholds, GroupRecallThresholds, RecallConstrainedThreshold
 
 __all__ = [
     "__version__",
@@ -33,4 +42,10 @@ __all__ = [
     "CallableModel", "OnnxModel", "PrecomputedScores", "Preprocess", "ScoreModel", "TorchModel",
     "build_torchvision_model", "load_model", "score_dataset",
     "PhantomSpec", "generate_phantoms", "make_phantom",
+    "ItaParams", "estimate_ita", "analyse_image", "inspect_dataset", "get_scheme", "assign_groups",
+    "segment_lesion", "detect_artifacts",
+    "group_metrics", "fairness_report", "recalibrate",
+    "RecallConstrainedThreshold", "GroupRecallThresholds", "FairlearnThresholds",
+    "compute_cams", "sharpen", "localisation_table",
+    "FAILURE_MODES", "classify_failures", "failure_features",
 ]
