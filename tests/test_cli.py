@@ -55,9 +55,9 @@ def test_run_with_scores_on_isic_test_set(shared_data, tmp_path):
                               "--images", str(root / "images"),
                               "--labels", str(root / "ISIC2018_Task3_Test_GroundTruth.csv"),
                               "--threshold", "0.46", "--out", str(out),
-                              # the whole test set through the CLI; skin tone, the sensitivity table and
-                              # the PDF are covered on 200 of these images by tests/test_golden.py
-                              "--no-skin-tone", "--sensitivity-sample", "0", "--no-pdf"])
+                              # the whole test set through the CLI; the sensitivity table and the
+                              # report are covered on 200 of these images by tests/test_golden.py
+                              "--sensitivity-sample", "0", "--no-pdf"])
     assert res.exit_code == 0, res.output
     pred = pd.read_csv(out / "predictions.csv")
     assert list(pred.columns[:4]) == ["image_id", "label", "score", "prediction"]
