@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["json_safe"]
+__all__ = ["json_safe", "leaves"]
 
 
 def json_safe(obj):
@@ -32,3 +32,15 @@ def json_safe(obj):
     if obj is pd.NA or obj is pd.NaT:
         return None
     return obj
+
+
+def leaves(obj, path=()):
+    """Yield (key path, value) for every leaf of nested dicts and lists."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from leaves(v, (*path, str(k)))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from leaves(v, (*path, str(i)))
+    else:
+        yield path, obj

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._jsonsafe import json_safe
+from ._jsonsafe import json_safe, leaves
 from ._version import __version__
 from .config import AuditConfig
 from .errors import DataError
@@ -85,25 +85,13 @@ class FairnessSection(Section):
 
     def verdicts(self) -> list[tuple[str, str]]:
         """``(metric.group, verdict)`` for every verdict (``verdicts``: metric -> group -> text)."""
-        return [(".".join(path), v.strip().lower()) for path, v in _leaves(self.data.get("verdicts") or {})
+        return [(".".join(path), v.strip().lower()) for path, v in leaves(self.data.get("verdicts") or {})
                 if isinstance(v, str)]
 
     def paper_flags(self) -> list[tuple[str, bool]]:
         """``(metric.group, flagged)`` of the paper's fixed-gap heuristic (``paper_rule.flags``)."""
         flags = (self.data.get("paper_rule") or {}).get("flags") or {}
-        return [(".".join(path), v) for path, v in _leaves(flags) if isinstance(v, bool)]
-
-
-def _leaves(obj, path=()):
-    """(key path, value) for every leaf of nested dicts and lists."""
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _leaves(v, (*path, str(k)))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            yield from _leaves(v, (*path, str(i)))
-    else:
-        yield path, obj
+        return [(".".join(path), v) for path, v in leaves(flags) if isinstance(v, bool)]
 
 
 class RecalibrationSection(Section):

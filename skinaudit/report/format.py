@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+from .._jsonsafe import leaves
+
 
 
 def is_missing(value) -> bool:
@@ -58,8 +60,8 @@ def fmt_cell(value, kind: str = "auto") -> str:
         parts = []
         for k, v in value.items():
             if isinstance(v, dict):
-                leaves = [x for path, x in walk(v) if path and path[-1] == "threshold" and not is_missing(x)]
-                parts.append(f"{k}: {' or '.join(fmt_threshold(x) for x in leaves) or 'n/a'}")
+                found = [x for path, x in leaves(v) if path and path[-1] == "threshold" and not is_missing(x)]
+                parts.append(f"{k}: {' or '.join(fmt_threshold(x) for x in found) or 'n/a'}")
             else:
                 parts.append(f"{k}: {fmt_cell(v, 'thr')}")
         return "; ".join(parts)
@@ -82,15 +84,3 @@ def fmt_cell(value, kind: str = "auto") -> str:
 
 
 # -- templates ------------------------------------------------------------------------------
-
-
-def walk(obj, path=()):
-    """Yield (key path, value) for every leaf of nested dicts and lists."""
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from walk(v, (*path, str(k)))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            yield from walk(v, (*path, str(i)))
-    else:
-        yield path, obj
