@@ -2,7 +2,8 @@
 
     python examples/audit_sklearn_callable.py --out /tmp/sk-audit [--n 80]
 
-Offline: the data are phantoms generated on the spot. To audit real data, swap the dataset
+Offline: the data are phantoms generated on the spot (under OUT/phantoms; the audit goes to
+OUT/audit, a folder skinaudit replaces as a whole, so inputs never live inside it). To audit real data, swap the dataset
 for ``skinaudit.load_isic(images_dir, labels_csv)`` or another loader.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main(argv=None):
 
     result = sa.run_audit(sa.CallableModel(forest_model, name="random forest on colour features"), test,
                           sa.AuditConfig(threshold=0.5))
-    sa.write_audit(result, args.out)
+    sa.write_audit(result, f"{args.out}/audit")
     print({k: result.overall[k] for k in ("n", "auc", "recall", "precision", "fn", "fp")})
     return result
 

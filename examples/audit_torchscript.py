@@ -39,7 +39,7 @@ def main(argv=None):
     model = sa.load_model(model_path, image_size=args.image_size)
     ds = sa.generate_phantoms(out / "phantoms", n=args.n, seed=2)
     result = sa.run_audit(model, ds, sa.AuditConfig(threshold=0.5, batch_size=8))
-    sa.write_audit(result, out)
+    sa.write_audit(result, out / "audit")  # replaced as a whole: the inputs stay beside it
     print(result.model["name"], result.model["sha256"][:12], result.overall["n"], "images audited")
     return result
 

@@ -17,6 +17,7 @@ from .data import AuditDataset
 from .errors import ConfigError
 from .metrics import binary_metrics
 from .models import CallableModel, PrecomputedScores, ScoreModel
+from .per_image import duplicate_images, duplicate_summary
 from .result import AuditResult, unavailable
 from .stages import StageOutput
 from .stages.explain import explain_stage
@@ -110,7 +111,11 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
                         ("explanations", "explain"), ("localisation", "explain"), ("failure_modes", "explain")):
         if stage not in stages:
             found.sections.setdefault(name, unavailable(not_run))
-    return AuditResult(config=config, dataset=dataset.summary(), model=_model_info(model), predictions=pred,
+    copies = duplicate_images(dataset)
+    if len(copies):
+        found.tables["duplicates"] = copies
+    return AuditResult(config=config, dataset={**dataset.summary(), "duplicates": duplicate_summary(copies)},
+                       model=_model_info(model), predictions=pred,
                        sections=found.sections, tables=found.tables, skipped=skipped.reset_index(drop=True),
                        figures=found.figures)
 

@@ -8,7 +8,12 @@ differs. Values are dicts of numpy arrays
 and JSON scalars, stored as one ``.npz`` per entry, written atomically (temp file +
 ``os.replace``), so an interrupted run leaves either a whole entry or none.
 
-The cache is an optimisation only: a missing, unreadable or corrupt entry is recomputed.
+Each entry also holds its own key, checked when it is read: an entry copied or swapped in under
+another key is refused (a miss), never served.
+
+The cache is an optimisation only: a missing, unreadable, corrupt or misplaced entry is
+recomputed, and a cache folder that cannot be written (read-only, full, a file, a folder where
+an entry should be) is reported once as a warning and the audit goes on without storing.
 """
 from __future__ import annotations
 
@@ -22,11 +27,23 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import file_sha256 as image_digest  # SHA-256 of a file's bytes (hex)
+from .imageio import file_sha256
 
 __all__ = ["ResultCache", "image_digest", "default_cache_dir", "source_digest", "STAGE_CODE"]
 
 log = logging.getLogger(__name__)
+
+
+def image_digest(path) -> str:
+    """Hex SHA-256 of a file's bytes, remembered per (path, size, modification time, inode):
+    the stages of one audit hash each image once."""
+    st = os.stat(path)
+    return _digest(os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    return file_sha256(path)
 
 
 def default_cache_dir() -> Path:
@@ -70,6 +87,12 @@ def source_digest(modules: tuple[str, ...] | None = None) -> str:
     return h.hexdigest()
 
 
+#: Version of the entry layout (part of every key: entries of an older layout are never read).
+_FORMAT = "entry-2"
+#: The field of every entry holding its own key.
+_KEY = "__key__"
+
+
 def _canonical(params: dict) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -89,6 +112,10 @@ class ResultCache:
         self.hits = 0
         self.misses = 0
         self.stats: dict[str, dict[str, int]] = {}  # stage -> {"hits": n, "misses": n}
+        #: Why entries are no longer stored (None while the cache is writable).
+        self.disabled: str | None = None
+        if self.root.exists() and not self.root.is_dir():
+            self._disable(f"{self.root} is not a folder")
 
     def _count(self, key: str, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -105,6 +132,7 @@ class ResultCache:
         h.update(b"\0" + stage.encode() + b"\0")
         h.update(_canonical(params).encode())
         h.update(b"\0" + source_digest(STAGE_CODE.get(stage)).encode())
+        h.update(b"\0" + _FORMAT.encode())
         return f"{stage}-{h.hexdigest()}"
 
     def _path(self, key: str) -> str:
@@ -113,7 +141,14 @@ class ResultCache:
         # (its table had grown to 3.7 MB at 6,000 images, measured with tracemalloc).
         return os.path.join(self._root, key[-2:], f"{key}.npz")
 
+    def _disable(self, reason: str) -> None:
+        if self.disabled is None:
+            self.disabled = reason
+            log.warning("the per-image cache cannot be written (%s); going on without storing results "
+                        "(pass --no-cache to silence this)", reason)
+
     def get(self, key: str) -> dict | None:
+        """The entry stored under ``key``, or None (absent, unreadable, or holding another key)."""
         path = self._path(key)
         if not os.path.isfile(path):
             self._count(key, "misses")
@@ -121,23 +156,32 @@ class ResultCache:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 out = {k: npz[k] for k in npz.files}
+            if str(out.pop(_KEY)) != key:
+                raise ValueError("the entry was stored under another key")
         except Exception as exc:  # noqa: BLE001 - a corrupt entry is recomputed, never fatal
-            log.warning("cache entry %s unreadable (%s); recomputing", path, exc)
+            log.warning("cache entry %s unusable (%s); recomputing", path, exc)
             self._count(key, "misses")
             return None
         self._count(key, "hits")
         return {k: (v.item() if v.ndim == 0 else v) for k, v in out.items()}
 
     def put(self, key: str, value: dict) -> None:
+        """Store ``value`` (a dict of arrays and scalars) under ``key``, atomically; a cache that
+        cannot be written is reported once and no longer written."""
+        if self.disabled is not None:
+            return
         path = self._path(key)
         folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+        tmp = None
         try:
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **{k: np.asarray(v) for k, v in value.items()})
+                np.savez(fh, **{k: np.asarray(v) for k, v in value.items()}, **{_KEY: np.asarray(key)})
             os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
+            tmp = None
+        except OSError as exc:
+            self._disable(f"{exc.strerror or exc} at {exc.filename or path}")
+        finally:
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
-            raise

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -49,6 +50,8 @@ CacheOpt = Annotated[Optional[Path], typer.Option(
     "--cache", help="Per-image result cache folder (default $SKINAUDIT_CACHE or ~/.cache/skinaudit).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the per-image cache.")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Audit only the first N images.")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="Replace an --out folder that holds files skinaudit did not write (they are deleted with it).")]
 
 
 def _fail(message: str, code: int = 2):
@@ -66,7 +69,12 @@ def _friendly(fn):
         except SkinauditError as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
-            _fail("interrupted; outputs of this run were not written (earlier outputs are untouched)", 130)
+            from .output_folder import committed
+
+            done = committed()
+            _fail("interrupted; " + (f"the outputs in {', '.join(map(str, done))} were written completely before "
+                                     "the interruption" if done else
+                                     "nothing of this run was written (earlier outputs are untouched)"), 130)
 
     return wrapper
 
@@ -97,6 +105,16 @@ def _cast_group_hint(ds, correction: str, cast_group) -> None:
             return
 
 
+def _output(out, force, *inputs, cache=None, no_cache=True):
+    """The output folder, opened (checked, locked, staged) before any long work; the run's
+    inputs may not lie inside it."""
+    from .cache import default_cache_dir
+    from .output_folder import atomic_output_dir
+
+    protect = [*inputs] + ([] if no_cache else [cache or default_cache_dir()])
+    return atomic_output_dir(out, force=force, protect=protect)
+
+
 def _cache(folder, disabled):
     from .cache import ResultCache, default_cache_dir
 
@@ -123,6 +141,13 @@ def load_dataset(kind: DataKind, *, images=None, labels=None, metadata=None, man
     else:
         ds = data.load_manifest(need(manifest, "--manifest CSV"), allow_outside_root=allow_outside_root)
     return ds.head(limit) if limit else ds
+
+
+def _duplicates_note(result, out) -> None:
+    dup = (result.dataset or {}).get("duplicates") or {}
+    if dup.get("images"):
+        typer.echo(f"note: {dup['images']} images are byte-identical copies ({dup['sets']} set(s)); each keeps its "
+                   f"own row; see {out / 'duplicates.csv'}", err=True)
 
 
 def _summary_line(result) -> str:
@@ -232,12 +257,12 @@ def run(
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
     masks: MasksOpt = None, mask_pattern: MaskPatternOpt = "{id}_segmentation.png", malignant: MalignantOpt = None,
     allow_outside_root: OutsideOpt = False, limit: LimitOpt = None, cache: CacheOpt = None,
-    no_cache: NoCacheOpt = False,
+    no_cache: NoCacheOpt = False, force: ForceOpt = False,
 ):
     """Audit a model (or precomputed scores) on a dataset: predictions, skin tone, fairness statistics,
     recalibration, explanations and failure modes, report.html and report.pdf."""
     from .audit import AuditConfig, run_audit
-    from .report import write_audit
+    from .report import write_audit_into
 
     if (model is None) == (scores is None):
         raise ConfigError("give exactly one of --model FILE or --scores CSV")
@@ -253,16 +278,20 @@ def run(
                          cases_per_kind=cases_per_kind, cam_sample=cam_sample, skin_tone=skin_tone,
                          sensitivity_sample=sensitivity_sample, ita_correction=ita_correction,
                          cast_group=cast_group, reference_b=reference_b, skin_margin=skin_margin)
-    ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
-                                           allow_outside_root, limit))
-    scorer = _load_scorer(model, scores, arch, image_size, positive_index, device)
-    if skin_tone:
-        _cast_group_hint(ds, ita_correction, cast_group)
-    result = run_audit(scorer, ds, config, progress=_progress(), cache=_cache(cache, no_cache), calibration=cal_file)
-    write_audit(result, out, report=report, pdf=pdf and report)
+    with _output(out, force, images, labels, metadata, manifest, masks, model, scores, cal_file, cache=cache,
+                 no_cache=no_cache) as tmp:
+        ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
+                                               allow_outside_root, limit))
+        scorer = _load_scorer(model, scores, arch, image_size, positive_index, device)
+        if skin_tone:
+            _cast_group_hint(ds, ita_correction, cast_group)
+        result = run_audit(scorer, ds, config, progress=_progress(), cache=_cache(cache, no_cache),
+                           calibration=cal_file)
+        write_audit_into(result, tmp, report=report, pdf=pdf and report)
     typer.echo(_summary_line(result))
     if len(result.skipped):
         typer.echo(f"{len(result.skipped)} image(s) skipped or excluded; see {out / 'skipped.csv'}", err=True)
+    _duplicates_note(result, out)
     typer.echo(f"wrote {out}")
 
 
@@ -278,30 +307,30 @@ def inspect(
         "--sensitivity/--no-sensitivity", help="Also tabulate group sizes under every ITA estimator variant.")] = True,
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
     masks: MasksOpt = None, mask_pattern: MaskPatternOpt = "{id}_segmentation.png", malignant: MalignantOpt = None,
-    allow_outside_root: OutsideOpt = False, limit: LimitOpt = None,
+    allow_outside_root: OutsideOpt = False, limit: LimitOpt = None, force: ForceOpt = False,
 ):
     """Skin tone (ITA), lesion masks and artifacts per image, no model needed: inspect.csv and the group sizes
     under each ITA estimator variant (inspect_sensitivity.csv)."""
     from .config import AuditConfig
-    from .outputs import atomic_output_dir
+    from .outputs import write_csv
     from .skintone import cast_summary, get_scheme, inspect_dataset, sensitivity_table
 
     sch = get_scheme(scheme)
     params = AuditConfig(ita_correction=ita_correction, cast_group=cast_group, reference_b=reference_b,
                          skin_margin=skin_margin).ita_params()
-    ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
-                                           allow_outside_root, limit))
-    _cast_group_hint(ds, ita_correction, cast_group)
-    table = inspect_dataset(ds, scheme=sch, params=params, n_jobs=jobs, progress=_progress(), strict=strict)
-    sens = sensitivity_table(ds, scheme=sch, n_jobs=jobs, progress=_progress(), params=params) if sensitivity else None
-    with atomic_output_dir(out) as tmp:
-        table.to_csv(tmp / "inspect.csv", index=False)
+    with _output(out, force, images, labels, metadata, manifest, masks) as tmp:
+        ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
+                                               allow_outside_root, limit))
+        _cast_group_hint(ds, ita_correction, cast_group)
+        table = inspect_dataset(ds, scheme=sch, params=params, n_jobs=jobs, progress=_progress(), strict=strict)
+        sens = (sensitivity_table(ds, scheme=sch, n_jobs=jobs, progress=_progress(), params=params)
+                if sensitivity else None)
+        write_csv(table, tmp / "inspect.csv")
         if "b_offset" in table:
-            cast_summary(table).to_csv(tmp / "inspect_cast.csv", index=False)
+            write_csv(cast_summary(table), tmp / "inspect_cast.csv")
         if sens is not None:
-            sens.to_csv(tmp / "inspect_sensitivity.csv", index=False)
-        pd_bins = sch.table()
-        pd_bins.to_csv(tmp / "ita_bins.csv", index=False)
+            write_csv(sens, tmp / "inspect_sensitivity.csv")
+        write_csv(sch.table(), tmp / "ita_bins.csv")
     counts = table["group"].value_counts()
     typer.echo("  ".join(f"{g}: {int(counts.get(g, 0))}" for g in (*reversed(sch.labels), "unknown")))
     if "b_offset" in table:
@@ -324,26 +353,28 @@ def explain(
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
     masks: MasksOpt = None, mask_pattern: MaskPatternOpt = "{id}_segmentation.png", malignant: MalignantOpt = None,
     allow_outside_root: OutsideOpt = False, limit: LimitOpt = None, cache: CacheOpt = None,
-    no_cache: NoCacheOpt = False,
+    no_cache: NoCacheOpt = False, force: ForceOpt = False,
 ):
     """Grad-CAM++ explanations and the false-negative failure-mode taxonomy: CAM PNGs (figures/), Fig. 8
     triptychs, localisation.csv and failure_modes.csv."""
     from .audit import AuditConfig, run_audit
-    from .report import write_audit
+    from .report import write_audit_into
 
     if model is None:
         raise ConfigError("skinaudit explain needs --model FILE (a state dict with --arch, for Grad-CAM++ hooks)")
     config = AuditConfig(threshold=threshold, batch_size=batch_size, strict=strict, seed=seed, scheme=scheme,
                          n_jobs=jobs, target_layer=target_layer, keep_top=keep_top, cases_per_kind=cases_per_kind,
                          cam_sample=cam_sample, explain_fp=include_fp, sensitivity_sample=0)
-    ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
-                                           allow_outside_root, limit))
-    scorer = _load_scorer(model, None, arch, image_size, positive_index, device)
-    result = run_audit(scorer, ds, config, progress=_progress(), cache=_cache(cache, no_cache),
-                       stages=("skintone", "explain"))
-    if not result.sections["explanations"].available:
-        raise ConfigError(result.sections["explanations"].reason)
-    write_audit(result, out, report=False)
+    with _output(out, force, images, labels, metadata, manifest, masks, model, cache=cache,
+                 no_cache=no_cache) as tmp:
+        ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
+                                               allow_outside_root, limit))
+        scorer = _load_scorer(model, None, arch, image_size, positive_index, device)
+        result = run_audit(scorer, ds, config, progress=_progress(), cache=_cache(cache, no_cache),
+                           stages=("skintone", "explain"))
+        if not result.sections["explanations"].available:
+            raise ConfigError(result.sections["explanations"].reason)
+        write_audit_into(result, tmp, report=False)
     fm = result.sections["failure_modes"].to_dict()
     typer.echo(_summary_line(result))
     if fm.get("available") is not False:
@@ -356,12 +387,12 @@ def explain(
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo-report"),
     n: Annotated[int, typer.Option("--n", min=20, help="Number of phantom images.")] = 120,
-    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0, force: ForceOpt = False,
 ):
     """Fully offline demo: phantom images with known truth, a small model fitted on them, an audit."""
     from .demo import run_demo
 
-    result = run_demo(out, n=n, seed=seed, progress=_progress())
+    result = run_demo(out, n=n, seed=seed, progress=_progress(), force=force)
     typer.echo(_summary_line(result))
     typer.echo(f"wrote {out}")
 
@@ -372,15 +403,19 @@ def report_cmd(
     source: Annotated[Path, typer.Option("--from", help="A saved audit: its audit.json or the folder holding it.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder for report.html and report.pdf.")],
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also write report.pdf.")] = True,
+    force: ForceOpt = False,
 ):
-    """Re-render the HTML and PDF report of a saved audit (e.g. with a newer template)."""
-    from .outputs import atomic_output_dir
+    """Re-render the HTML and PDF report of a saved audit (e.g. with a newer template). With --out the
+    audit's own folder, the report is replaced beside the audit's files."""
+    from .output_folder import atomic_output_dir
     from .report import report_date, write_report
     from .result import AuditResult
 
     report_date()  # a malformed SOURCE_DATE_EPOCH fails before any work
     result = AuditResult.read(source)
-    with atomic_output_dir(out) as tmp:
+    folder = source.parent if source.suffix == ".json" else source
+    same = Path(os.path.abspath(folder)) == Path(os.path.abspath(out))
+    with atomic_output_dir(out, force=force, keep=same, protect=() if same else [source]) as tmp:
         write_report(result, tmp, pdf=pdf)
     typer.echo(f"wrote {out / 'report.html'}" + (f" and {out / 'report.pdf'}" if pdf else ""))
 

@@ -13,7 +13,7 @@ import numpy as np
 from skimage import color
 
 from .audit import AuditConfig, run_audit
-from .report import write_audit
+from .report import write_audit_into
 from .imageio import read_image
 from .phantoms import generate_phantoms
 
@@ -105,18 +105,29 @@ def fit_tiny_cnn(images, labels, *, seed: int = 0, image_size: int = 64, epochs:
 
 
 def run_demo(out_dir, *, n: int = 120, seed: int = 0, train_fraction: float = 0.5, progress=None,
-             report: bool = True, pdf: bool = True):
+             report: bool = True, pdf: bool = True, force: bool = False):
     """Generate ``n`` phantoms under ``out_dir/phantoms``, fit a small model on a stratified
     ``train_fraction``, audit it on the rest, write the audit and report into ``out_dir``.
 
     The model is a small CNN trained in seconds (so the report shows Grad-CAM++
     explanations and failure modes) when torch is installed, else the colour-feature
-    logistic regression.
+    logistic regression. The folder is replaced as a whole (see
+    :mod:`skinaudit.output_folder`; ``force`` replaces one holding files skinaudit did not write).
     """
+    from .output_folder import atomic_output_dir
+
+    with atomic_output_dir(out_dir, force=force) as tmp:
+        ds = generate_phantoms(tmp / "phantoms", n=n, seed=seed, artifact_rate=0.3, progress=progress)
+        # the manifest's path once the staging folder has become out_dir
+        ds = dataclasses.replace(ds, source={**ds.source, "manifest": str(Path(out_dir) / "phantoms" / "manifest.csv")})
+        result = _demo_audit(ds, seed=seed, train_fraction=train_fraction, progress=progress)
+        write_audit_into(result, tmp, report=report, pdf=pdf)
+    return result
+
+
+def _demo_audit(ds, *, seed: int, train_fraction: float, progress):
     from sklearn.model_selection import train_test_split
 
-    out = Path(out_dir)
-    ds = generate_phantoms(out / "phantoms", n=n, seed=seed, artifact_rate=0.3, progress=progress)
     train_ids, test_ids = train_test_split(list(ds.ids), train_size=train_fraction, random_state=seed,
                                            stratify=ds.labels)
     train = ds.subset(train_ids)
@@ -129,6 +140,4 @@ def run_demo(out_dir, *, n: int = 120, seed: int = 0, train_fraction: float = 0.
         config = dataclasses.replace(config, target_layer="features.10")
     except ImportError:
         model = fit_colour_model(images, train.labels, seed=seed)
-    result = run_audit(model, ds.subset(test_ids), config, progress=progress)
-    write_audit(result, out, report=report, pdf=pdf)
-    return result
+    return run_audit(model, ds.subset(test_ids), config, progress=progress)

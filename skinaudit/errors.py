@@ -14,6 +14,7 @@ __all__ = [
     "UnsafeCheckpointError",
     "MissingDependencyError",
     "NotFittedError",
+    "OutputError",
 ]
 
 
@@ -36,6 +37,10 @@ class ImageError(DataError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class OutputError(SkinauditError):
+    """The output folder cannot be written (full, read-only, not a folder); earlier outputs stay."""
 
 
 class ModelError(SkinauditError):

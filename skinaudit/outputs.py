@@ -1,5 +1,5 @@
-"""The files an audit writes: one canonical JSON and CSV serialisation, and an output folder
-that changes all at once or not at all.
+"""The files an audit writes: one canonical JSON and CSV serialisation (the output folder that
+changes all at once or not at all is :mod:`skinaudit.output_folder`).
 
 Every writer of ``audit.json``, ``metrics.json`` and the CSV tables goes through
 :func:`write_json` / :func:`write_csv`, so the same result always gives the same bytes.
@@ -7,17 +7,14 @@ Every writer of ``audit.json``, ``metrics.json`` and the CSV tables goes through
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from ._jsonsafe import json_safe
-from .errors import ConfigError
 
-__all__ = ["JSON_FORMAT", "dump_json", "write_json", "write_csv", "RowRecords", "atomic_output_dir"]
+__all__ = ["JSON_FORMAT", "dump_json", "write_json", "write_csv", "read_csv", "neutralise_formulas",
+           "restore_formulas", "RowRecords"]
 
 #: The one JSON format of every file the audit writes (sorted keys: byte-stable).
 JSON_FORMAT = {"indent": 2, "sort_keys": True, "ensure_ascii": False, "allow_nan": False}
@@ -39,9 +36,57 @@ def write_json(path: Path, data) -> None:
         fh.write("\n")
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP's list), and the
+#: quote that neutralises them (quoted too, so the escaping can be undone exactly).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def _escaped(value):
+    return "'" + value if isinstance(value, str) and value[:1] in FORMULA_START else value
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell and column name that starts with ``= + - @``, a tab, a
+    carriage return or ``'`` prefixed with ``'``, so a spreadsheet shows it as text instead of
+    running it (an image id ``=HYPERLINK(...)`` becomes ``'=HYPERLINK(...)``). Numbers are
+    untouched; :func:`restore_formulas` undoes it exactly. The input is not modified."""
+    out = None
+    for k, col in enumerate(frame.columns):
+        values = frame.iloc[:, k]
+        if values.dtype != object and not pd.api.types.is_string_dtype(values):
+            continue
+        hit = values.map(lambda v: isinstance(v, str) and v[:1] in FORMULA_START).to_numpy(dtype=bool)
+        if hit.any():
+            out = frame.copy() if out is None else out
+            out.iloc[hit, k] = ["'" + v for v in values[hit]]
+    names = [_escaped(c) for c in frame.columns]
+    if names != list(frame.columns):
+        out = (frame.copy() if out is None else out).set_axis(names, axis=1)
+    return frame if out is None else out
+
+
+def restore_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """The inverse of :func:`neutralise_formulas` (for tables read back from an audit folder)."""
+    def undo(v):
+        return v[1:] if isinstance(v, str) and v[:1] == "'" and v[1:2] in FORMULA_START else v
+
+    out = frame.set_axis([undo(c) for c in frame.columns], axis=1)
+    for k in range(out.shape[1]):
+        values = out.iloc[:, k]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            out.iloc[:, k] = values.map(undo)
+    return out
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """A table as CSV, written a block of rows at a time."""
-    frame.to_csv(path, index=False, chunksize=CSV_ROWS)
+    """A table as CSV, written a block of rows at a time, spreadsheet formulas neutralised
+    (:func:`neutralise_formulas`)."""
+    neutralise_formulas(frame).to_csv(path, index=False, chunksize=CSV_ROWS)
+
+
+def read_csv(path, **kwargs) -> pd.DataFrame:
+    """A CSV table of an audit folder as it was before :func:`write_csv` neutralised formulas."""
+    return restore_formulas(pd.read_csv(path, **kwargs))
 
 
 class RowRecords(list):
@@ -59,35 +104,3 @@ class RowRecords(list):
     def __iter__(self):
         for start in range(0, len(self._frame), self._block):
             yield from json_safe(self._frame.iloc[start:start + self._block].to_dict(orient="records"))
-
-
-class atomic_output_dir:
-    """Context manager: write into a staging folder beside ``out_dir``; on success move
-    each file into ``out_dir`` (``os.replace``, atomic per file), on any error or
-    interruption delete the staging folder and leave ``out_dir`` as it was."""
-
-    def __init__(self, out_dir):
-        self.out = Path(out_dir).absolute()  # the staging folder must not be a relative path
-
-    def __enter__(self) -> Path:
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        if self.out.exists() and not self.out.is_dir():
-            raise ConfigError(f"{self.out}: the output path exists and is not a folder")
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                self.out.mkdir(parents=True, exist_ok=True)
-                for src in sorted(self.tmp.rglob("*")):
-                    dst = self.out / src.relative_to(self.tmp)
-                    if src.is_dir():
-                        dst.mkdir(parents=True, exist_ok=True)
-                    else:
-                        dst.parent.mkdir(parents=True, exist_ok=True)
-                        os.replace(src, dst)
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        return False
-

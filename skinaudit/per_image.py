@@ -9,7 +9,7 @@ import pandas as pd
 
 from ._version import __version__
 
-__all__ = ["cached_rows", "cached_cams"]
+__all__ = ["cached_rows", "cached_cams", "duplicate_images", "duplicate_summary"]
 
 #: Rows converted to and from JSON at a time (bounds the per-row dicts alive at once).
 _ROW_BLOCK = 512
@@ -17,42 +17,97 @@ _ROW_BLOCK = 512
 
 def cached_rows(dataset, cache, stage: str, params: dict, compute) -> pd.DataFrame:
     """Run ``compute(dataset) -> DataFrame (one row per image, column image_id)`` only on the
-    images whose row is not in ``cache``; rows are keyed by the image's and mask's bytes,
-    ``params``, the row's own ``ita`` / ``group`` overrides and the skinaudit version. Rows
-    whose ``status`` is not ``ok`` (unreadable images) are never cached.
+    images whose row is not in ``cache``, once per distinct content.
 
-    Every row goes through JSON (the cache's form), so a cold and a warm run give the same
-    table. Rows are held as (keys, values) tuples, not one dict per image, and fresh rows are
-    converted block by block: memory per image stays a few hundred bytes."""
+    A row is keyed by what determines it: the image's and mask's bytes, ``params``, the row's
+    own ``ita`` / ``group`` overrides and the skinaudit version, never the image id. Images
+    with identical content share one computed row, and each gets it under its own id (a copy
+    or a renamed file is served the same numbers). Rows whose ``status`` is not ``ok``
+    (unreadable images) are never cached.
+
+    Every row, cached or not, goes through one canonical form (Python values, columns in the
+    order ``compute`` made them; JSON in the cache, lossless for floats), so a cold, a warm and
+    an uncached run give the same table. Rows are held as (keys, values) tuples, not one dict
+    per image, and fresh rows are converted block by block: memory per image stays a few
+    hundred bytes."""
     from .cache import image_digest
 
-    if cache is None:
-        return compute(dataset)
-    params = {**params, "version": __version__}
-    given = [c for c in ("ita", "group") if c in dataset.table.columns]
-    keys, rows, todo, shapes = {}, {}, [], {}
-    for r in dataset.table.itertuples(index=False):
-        try:
-            digest = image_digest(r.image_path) + (image_digest(r.mask_path) if r.mask_path else "")
-        except OSError:
-            todo.append(r.image_id)
-            continue
-        overrides = {c: None if pd.isna(getattr(r, c)) else str(getattr(r, c)) for c in given}
-        keys[r.image_id] = cache.key(digest, stage, {**params, "overrides": overrides})
-        hit = cache.get(keys[r.image_id])
+    ids = [str(i) for i in dataset.table["image_id"]]
+    keys: dict[str, str | None] = dict.fromkeys(ids)  # id -> content key (None: computed on its own)
+    if cache is not None:
+        params = {**params, "version": __version__}
+        given = [c for c in ("ita", "group") if c in dataset.table.columns]
+        for r in dataset.table.itertuples(index=False):
+            try:
+                digest = image_digest(r.image_path) + (image_digest(r.mask_path) if r.mask_path else "")
+            except (OSError, ValueError):  # unreadable here: the stage reports it
+                continue
+            overrides = {c: None if pd.isna(getattr(r, c)) else str(getattr(r, c)) for c in given}
+            keys[str(r.image_id)] = cache.key(digest, stage, {**params, "overrides": overrides})
+    rows, shapes, todo = {}, {}, []
+    for i in ids:
+        slot = keys[i] or ("id", i)
+        if slot in rows:
+            continue  # same content as an earlier image: its row serves this one too
+        hit = cache.get(slot) if keys[i] else None
         if hit is None:
-            todo.append(r.image_id)
+            rows[slot] = None
+            todo.append(i)
         else:
-            rows[r.image_id] = _packed(json.loads(hit["row"]), shapes)
+            rows[slot] = _packed(json.loads(hit["row"]), shapes)
     if todo:
         fresh = compute(dataset.subset(todo))
         for start in range(0, len(fresh), _ROW_BLOCK):
-            for rec in json.loads(fresh.iloc[start:start + _ROW_BLOCK].to_json(orient="records")):
-                rows[rec["image_id"]] = _packed(rec, shapes)
-                if rec.get("status", "ok") == "ok" and rec["image_id"] in keys:
-                    cache.put(keys[rec["image_id"]], {"row": json.dumps(rec, sort_keys=True)})
+            for rec in fresh.iloc[start:start + _ROW_BLOCK].to_dict(orient="records"):
+                i = str(rec["image_id"])
+                rec["image_id"] = None  # a row is stored without the id it was computed for
+                slot = keys.get(i) or ("id", i)
+                rows[slot] = _packed(json.loads(json.dumps(rec, default=_plain)), shapes)
+                if keys.get(i) and rec.get("status", "ok") == "ok":
+                    cache.put(keys[i], {"row": json.dumps(rec, default=_plain)})
         del fresh
-    return _frame_from_packed([rows[i] for i in dataset.table["image_id"] if i in rows])
+    return _frame_from_packed([_with_id(rows[keys[i] or ("id", i)], i) for i in ids
+                               if rows.get(keys[i] or ("id", i)) is not None])
+
+
+def duplicate_images(dataset) -> pd.DataFrame:
+    """Images whose files have identical bytes: ``image_id, sha256, copies`` (one row per image
+    of each set of two or more, in dataset order; empty when there are none). A data-quality
+    finding, never merged: each image keeps its own row in the audit, but a copy counted twice
+    inflates its group, and a copy in both a training and a test split leaks. Unreadable files
+    are left to the stages that report them."""
+    from .cache import image_digest
+
+    ids, digests = [], []
+    for r in dataset.table.itertuples(index=False):
+        try:
+            digests.append(image_digest(r.image_path))
+        except (OSError, ValueError):
+            continue
+        ids.append(str(r.image_id))
+    found = pd.DataFrame({"image_id": ids, "sha256": digests}, columns=["image_id", "sha256"])
+    copies = found.groupby("sha256", sort=False)["image_id"].transform("size")
+    found = found.assign(copies=copies.astype(int))
+    return found[found["copies"] > 1].reset_index(drop=True)
+
+
+def duplicate_summary(found: pd.DataFrame) -> dict:
+    """The dataset section's account of :func:`duplicate_images`: counts and the sets of ids."""
+    sets = [list(g) for _, g in found.groupby("sha256", sort=False)["image_id"]]
+    return {"images": len(found), "sets": len(sets), "ids": sets}
+
+
+def _plain(value):
+    """JSON form of the numpy scalars a DataFrame row may hold (lossless)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a per-image row holds a {type(value).__name__}, which the cache cannot store")
+
+
+def _with_id(packed: tuple, image_id: str) -> tuple:
+    keys, values = packed
+    where = keys.index("image_id")
+    return keys, values[:where] + (image_id,) + values[where + 1:]
 
 
 def _packed(rec: dict, shapes: dict) -> tuple:

@@ -24,7 +24,7 @@ from ._jsonsafe import json_safe, leaves
 from ._version import __version__
 from .config import AuditConfig
 from .errors import DataError
-from .outputs import RowRecords, dump_json, write_csv, write_json
+from .outputs import RowRecords, dump_json, read_csv, write_csv, write_json
 
 __all__ = ["AuditResult", "Section", "FairnessSection", "RecalibrationSection",
            "SECTION_NAMES", "unavailable"]
@@ -227,11 +227,11 @@ class AuditResult:
         folder = path.parent
         columns = None
         if (folder / "predictions.csv").is_file():
-            columns = list(pd.read_csv(folder / "predictions.csv", nrows=0).columns)
+            columns = list(read_csv(folder / "predictions.csv", nrows=0).columns)
         tables = {}
         for csv in sorted(folder.glob("*.csv")):
             if csv.stem not in ("predictions", "skipped"):
-                tables[csv.stem] = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+                tables[csv.stem] = read_csv(csv, keep_default_na=False, na_values=[""])
         figures = {str(p.relative_to(folder / "figures").with_suffix("")): p.read_bytes()
                    for p in sorted((folder / "figures").rglob("*.png"))} if (folder / "figures").is_dir() else {}
         return cls.from_dict(data, tables=tables, figures=figures, columns=columns)

@@ -129,7 +129,7 @@ def test_failed_run_leaves_previous_outputs(phantom_dataset, tmp_path):
     pd.DataFrame({"image_id": ids, "score": [0.5] * (len(ids) - 1) + [float("nan")]}).to_csv(
         tmp_path / "s.csv", index=False)
     res = runner.invoke(app, ["run", "--scores", str(tmp_path / "s.csv"), "--data", "manifest", "--manifest",
-                              phantom_dataset.source["manifest"], "--out", str(out)])
+                              phantom_dataset.source["manifest"], "--out", str(out), "--force"])
     assert res.exit_code == 2 and "finite probabilities" in res.output
     assert json.loads((out / "metrics.json").read_text()) == {"previous": True}
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".o.partial")) == []

@@ -20,7 +20,7 @@ def _load(name):
 def test_sklearn_callable_example(tmp_path):
     result = _load("audit_sklearn_callable").main(["--out", str(tmp_path), "--n", "40"])
     assert result.overall["n"] == 20
-    assert json.loads((tmp_path / "metrics.json").read_text())["overall"]["n"] == 20
+    assert json.loads((tmp_path / "audit" / "metrics.json").read_text())["overall"]["n"] == 20
     assert result.model["adapter"] == "CallableModel"
 
 
@@ -29,6 +29,7 @@ def test_torchscript_example(tmp_path):
     result = _load("audit_torchscript").main(["--out", str(tmp_path), "--n", "8", "--image-size", "64"])
     assert result.overall["n"] == 8
     assert result.model["adapter"] == "TorchModel" and len(result.model["sha256"]) == 64
+    assert (tmp_path / "audit" / "report.html").is_file() and (tmp_path / "demo_resnet18.pt").is_file()
 
 
 def test_skin_tone_casts_example():

@@ -124,7 +124,7 @@ def test_sigterm_mid_run_keeps_previous_outputs(phantom_dataset, scripted_model,
     proc = subprocess.Popen(
         [sys.executable, "-m", "skinaudit.cli", "run", "--model", str(scripted_model), "--image-size", "384",
          "--data", "manifest", "--manifest", str(manifest), "--allow-outside-root", "--no-cache",
-         "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "--out", str(out), "--force"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"})
     time.sleep(12)
     assert proc.poll() is None, "the run finished before it could be interrupted"

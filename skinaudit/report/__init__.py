@@ -21,8 +21,8 @@ from __future__ import annotations
 from .badges import ReportRules, summary_badges
 from .context import CHECKLIST, build_context, report_date
 from .format import fmt_cell, fmt_num, fmt_pct, fmt_threshold
-from .render import html_to_pdf, render_html, write_audit, write_html, write_pdf, write_report
+from .render import html_to_pdf, render_html, write_audit, write_audit_into, write_html, write_pdf, write_report
 
 __all__ = ["ReportRules", "CHECKLIST", "build_context", "summary_badges", "render_html", "write_html", "write_pdf",
-           "html_to_pdf", "write_report", "write_audit", "report_date", "fmt_num", "fmt_pct", "fmt_cell",
+           "html_to_pdf", "write_report", "write_audit", "write_audit_into", "report_date", "fmt_num", "fmt_pct", "fmt_cell",
            "fmt_threshold"]

@@ -162,6 +162,8 @@ def _dataset_table(dataset: dict, n_scored: int) -> dict:
             {"item": "malignant share", "value": mal / n if isinstance(mal, int) and n else None},
             {"item": "with a lesion mask", "value": dataset.get("with_mask")},
             {"item": "excluded when loading", "value": dataset.get("excluded")},
+            {"item": "identical to another image (byte for byte; each kept)",
+             "value": (dataset.get("duplicates") or {}).get("images")},
             {"item": "scored in this audit", "value": n_scored}]
     return make_table("Dataset composition (layout of the paper's Table 1)", rows, columns=["item", "value"],
                   source="dataset")
@@ -324,6 +326,12 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
                       for sid, title, mc, tr, cl in CHECKLIST],
         "skipped": _listing("Images that could not be scored or were excluded", skipped.to_dict(orient="records"),
                             ["image_id", "reason"], source="skipped", where="skipped.csv"),
+        "duplicates": _listing(
+            "Images with identical bytes (each set is one picture under several ids; every id keeps its own row, "
+            "but a set counts one picture several times and leaks if it spans a training and a test split)",
+            [{"set": k + 1, "images": len(ids), "image_ids": ", ".join(map(str, ids))}
+             for k, ids in enumerate((dataset.get("duplicates") or {}).get("ids") or [])],
+            ["set", "images", "image_ids"], source="dataset.duplicates", where="duplicates.csv"),
         "flagged": _listing("Scored images with quality flags", _predictions_flags(pred),
                             ["image_id", "label", "score", "group", "flags"], source="predictions.flags",
                             where="predictions.csv"),

@@ -104,7 +104,7 @@ def write_report(result, out_dir, *, pdf: bool = True, rules: ReportRules | None
     """Write ``report.html``, ``report.pdf`` (when ``pdf``) and ``figures/*.png`` into
     ``out_dir``.
 
-    ``out_dir`` should be the staging folder of :class:`skinaudit.audit.atomic_output_dir`
+    ``out_dir`` should be the staging folder of :class:`skinaudit.output_folder.atomic_output_dir`
     so that the report appears atomically with the rest of the audit; this function
     writes plain files into it.
 
@@ -126,17 +126,25 @@ def write_report(result, out_dir, *, pdf: bool = True, rules: ReportRules | None
     return {"html": html_path, "pdf": pdf_path, "figures": figures}
 
 
+def write_audit_into(result, folder, *, report: bool = True, pdf: bool = True, rules: ReportRules | None = None,
+                     generated_at: str | None = None) -> None:
+    """Write an audit's files (:meth:`AuditResult.write_files`) and (``report``) its report into
+    the existing ``folder``: the staging folder of :class:`~skinaudit.output_folder.atomic_output_dir`."""
+    result.write_files(folder)
+    if report:
+        write_report(result, folder, pdf=pdf, rules=rules, generated_at=generated_at)
+
+
 def write_audit(result, out_dir, *, report: bool = True, pdf: bool = True, rules: ReportRules | None = None,
-                generated_at: str | None = None) -> Path:
+                generated_at: str | None = None, force: bool = False) -> Path:
     """Write an audit into ``out_dir`` atomically: its files (:meth:`AuditResult.write_files`)
-    and (``report``) ``report.html`` plus (``pdf``) ``report.pdf``. All files appear together,
-    or none change."""
-    from ..outputs import atomic_output_dir
+    and (``report``) ``report.html`` plus (``pdf``) ``report.pdf``. The folder is replaced as a
+    whole, or not at all; a folder holding files skinaudit did not write is refused unless
+    ``force`` (see :mod:`skinaudit.output_folder`)."""
+    from ..output_folder import atomic_output_dir
 
     if report and pdf:
         _weasyprint()  # fail before any work when the extra is missing
-    with atomic_output_dir(out_dir) as tmp:
-        result.write_files(tmp)
-        if report:
-            write_report(result, tmp, pdf=pdf, rules=rules, generated_at=generated_at)
+    with atomic_output_dir(out_dir, force=force) as tmp:
+        write_audit_into(result, tmp, report=report, pdf=pdf, rules=rules, generated_at=generated_at)
     return Path(out_dir)
