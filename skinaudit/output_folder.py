@@ -18,7 +18,7 @@
    kept aside (``OUT/.skinaudit.previous-*``) and moved back if the move fails.
 
 On an error or an interruption (Ctrl-C, SIGTERM) the staging folder is deleted and ``OUT`` is
-left exactly as it was. Signals are held back during the swap itself, so an interruption
+left exactly as it was. SIGINT and SIGTERM are held back during the swap itself, so an interruption
 lands either before it (nothing changed) or after it (the new audit complete):
 :func:`committed` says which.
 """
@@ -32,6 +32,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 
 from .errors import ConfigError, OutputError
@@ -308,16 +309,24 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 class _signals_held:
-    """Hold SIGINT and SIGTERM back for the few system calls of the swap (main thread only)."""
+    """Hold SIGINT and SIGTERM back for the few system calls of the swap, then deliver them to
+    the handlers they were meant for (a Python-level hold: a process signal may reach any
+    thread, and only the main thread runs Python's handlers)."""
 
     def __enter__(self):
-        self.old = None
-        try:
-            self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        except (AttributeError, ValueError, OSError):
-            pass
+        self.caught, self.old = [], {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, lambda signum, frame: self.caught.append(signum))
+        return self
 
     def __exit__(self, *exc):
-        if self.old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+        if self.caught:
+            handler = self.old[self.caught[0]]
+            if callable(handler):
+                handler(self.caught[0], None)  # e.g. KeyboardInterrupt, now that the swap is done
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(self.caught[0])
         return False

@@ -1,15 +1,15 @@
-"""Regenerate ``skinaudit/report/order.py``'s ``KEY_ORDER`` from the golden audits.
+"""Regenerate ``skinaudit/report/key_order.json`` (the report's ``KEY_ORDER``) from the golden audits.
 
 ``audit.json`` stores objects with sorted keys; the report shows each object's members in the
-order the stages produce them. This script records that order for every object of the golden
-audits (demo and ISIC 200) whose producer order is not alphabetical, keyed by the name of the
-object's parent and its key set, and prints the table. Run after a stage adds or reorders keys:
-``python tests/golden/key_order.py > /tmp/k.py`` and paste ``KEY_ORDER`` into order.py.
+order the stages produce them. This script records that order for every object of two or more
+keys of the golden audits (demo and ISIC 200), keyed by the name of the object's parent and
+its key set, and writes the table. Run after a stage adds or reorders keys:
+``python tests/golden/key_order.py``.
 """
 from __future__ import annotations
 
 import os
-import pprint
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 def collect(obj, parent: str, table: dict, conflicts: list) -> None:
     if isinstance(obj, dict):
         keys = tuple(str(k) for k in obj)
-        if list(keys) != sorted(keys):
+        if len(keys) > 1:
             key = (parent, tuple(sorted(keys)))
             if table.setdefault(key, keys) != keys:
                 conflicts.append((key, table[key], keys))
@@ -59,7 +59,10 @@ def main() -> None:
         collect(json_safe(res.dataset), "dataset", table, conflicts)
     for c in conflicts:
         print("# CONFLICT", c, file=sys.stderr)
-    print("KEY_ORDER = " + pprint.pformat({k: v for k, v in sorted(table.items())}, width=116, compact=True))
+    rows = [[parent, list(order)] for (parent, _), order in sorted(table.items())]
+    target = HERE.parents[1] / "skinaudit" / "report" / "key_order.json"
+    target.write_text("[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n]\n", encoding="utf-8")
+    print(f"wrote {len(rows)} orders to {target}")
 
 
 if __name__ == "__main__":
