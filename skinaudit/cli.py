@@ -44,7 +44,8 @@ MalignantOpt = Annotated[Optional[str], typer.Option(
     "--malignant", help="Comma-separated diagnosis codes counted as malignant (default MEL,BCC,AKIEC; "
                         "SCC too for isic-archive).")]
 OutsideOpt = Annotated[bool, typer.Option(
-    "--allow-outside-root", help="manifest: allow paths that leave the manifest's folder.")]
+    "--allow-outside-root", help="Allow files outside their folder: manifest paths that leave the manifest's "
+                                 "folder; isic / isic-archive images or masks that are symlinks to elsewhere.")]
 CacheOpt = Annotated[Optional[Path], typer.Option(
     "--cache", help="Per-image result cache folder (default $SKINAUDIT_CACHE or ~/.cache/skinaudit).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the per-image cache.")]
@@ -116,10 +117,12 @@ def load_dataset(kind: DataKind, *, images=None, labels=None, metadata=None, man
     mal = [m.strip() for m in malignant.split(",") if m.strip()] if malignant else None
     if kind is DataKind.isic:
         ds = data.load_isic(need(images, "--images DIR"), need(labels, "--labels CSV"), masks=masks,
-                            mask_pattern=mask_pattern, **({"malignant": mal} if mal else {}))
+                            mask_pattern=mask_pattern, allow_outside_root=allow_outside_root,
+                            **({"malignant": mal} if mal else {}))
     elif kind is DataKind.isic_archive:
         ds = data.load_isic_archive(need(metadata or labels, "--metadata CSV"), need(images, "--images DIR"),
-                                    masks=masks, mask_pattern=mask_pattern, **({"malignant": mal} if mal else {}))
+                                    masks=masks, mask_pattern=mask_pattern, allow_outside_root=allow_outside_root,
+                                    **({"malignant": mal} if mal else {}))
     else:
         ds = data.load_manifest(need(manifest, "--manifest CSV"), allow_outside_root=allow_outside_root)
     return ds.head(limit) if limit else ds
