@@ -212,8 +212,11 @@ def run(
     device: DeviceOpt = "cpu", positive_index: PosOpt = 1, strict: StrictOpt = False, seed: SeedOpt = 0,
     scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, ita_correction: CorrectionOpt = "dataset_reference",
     cast_group: CastGroupOpt = None, reference_b: ReferenceBOpt = DEFAULT_REFERENCE_B, skin_margin: MarginOpt = "shrink",
-    alpha: Annotated[float, typer.Option("--alpha", help="Level of every test and interval (1 - alpha).")] = 0.05,
-    n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")] = 2000,
+    alpha: Annotated[float, typer.Option("--alpha", help="Level of every test and interval (1 - alpha), in "
+                                                         "(0, 0.5].")] = 0.05,
+    n_boot: Annotated[int, typer.Option(
+        "--n-boot", min=1, help="Bootstrap replicates and permutations: at least max(100, 10/alpha) (200 at "
+                                "alpha 0.05); a warning below 1000.")] = 2000,
     min_positives: Annotated[int, typer.Option(
         "--min-positives", min=0, help="Below this many malignant cases a group's verdict is 'insufficient data'.")] = 10,
     reference: Annotated[Optional[str], typer.Option("--reference", help="Reference ITA group (default: the "

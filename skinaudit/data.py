@@ -132,7 +132,7 @@ class AuditDataset:
             t["mask_path"] = None
         t["mask_path"] = t["mask_path"].astype(object).where(t["mask_path"].notna(), None)
         if "ita" in t.columns:
-            t["ita"], bad = _given_ita(t["ita"])
+            t["ita"], bad = given_ita(t["ita"])
             if bad.any():
                 raise DataError(f"dataset '{self.name}': the ita column must hold finite numbers (degrees) or be "
                                 f"empty; image(s) {preview(t['image_id'][bad])} are not")
@@ -250,7 +250,7 @@ def _blank(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
 
 
-def _given_ita(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+def given_ita(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """A given ``ita`` column as floats (blank = NaN: estimate it) and the mask of cells that
     are filled but not a finite number (text such as "dark-ish", inf)."""
     blank = values.map(_blank).to_numpy(dtype=bool)
@@ -258,7 +258,7 @@ def _given_ita(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return numeric, ~blank & ~np.isfinite(numeric.to_numpy(dtype=float))
 
 
-def _refuse_rows(path, ids: pd.Series, bad, problem) -> None:
+def refuse_rows(path, ids: pd.Series, bad, problem) -> None:
     """Raise a DataError naming the first bad row (CSV line = data row + 2) and its image.
 
     ``bad`` is a boolean mask over the rows; ``problem(i)`` describes row ``i``.
@@ -406,10 +406,10 @@ def load_isic(images, labels, *, masks=None, malignant: Iterable[str] = DEFAULT_
         raise ConfigError(f"unknown malignant class(es) {sorted(unknown)}; choose from {', '.join(ISIC_CLASSES)}")
     if "image" in df.columns and all(c in df.columns for c in ISIC_CLASSES):
         onehot = df[list(ISIC_CLASSES)].apply(pd.to_numeric, errors="coerce")
-        _refuse_rows(labels, df["image"], onehot.isna().any(axis=1), lambda i: "non-numeric class value")
+        refuse_rows(labels, df["image"], onehot.isna().any(axis=1), lambda i: "non-numeric class value")
         values = onehot.to_numpy(dtype=float)
         not_onehot = ~np.isin(values, (0.0, 1.0)).all(axis=1) | ((values == 1.0).sum(axis=1) != 1)
-        _refuse_rows(labels, df["image"], not_onehot, lambda i: (
+        refuse_rows(labels, df["image"], not_onehot, lambda i: (
             "every class value must be 0 or 1, with exactly one class set to 1; got "
             + (", ".join(f"{c}={df[c].iloc[i].strip()}" for k, c in enumerate(ISIC_CLASSES) if values[i, k] != 0)
                or "0 for every class")))
@@ -508,18 +508,18 @@ def load_manifest(manifest, *, allow_outside_root: bool = False, name: str | Non
     df["image_id"] = df["image_id"].astype(str).str.strip()
     _check_unique(df, "image_id", manifest)
     labels = df["label"].map(parse_label)
-    _refuse_rows(manifest, df["image_id"], labels.isna(), lambda i: (
+    refuse_rows(manifest, df["image_id"], labels.isna(), lambda i: (
         f"the label must be 0/1 or benign/malignant; got {df['label'].iloc[i]!r}" if not _blank(df["label"].iloc[i])
         else "the label must be 0/1 or benign/malignant; the cell is empty"))
     df["label"] = labels.astype(int)
     if "ita" in df.columns:
         raw_ita = df["ita"].copy()
-        df["ita"], bad = _given_ita(raw_ita)
-        _refuse_rows(manifest, df["image_id"], bad, lambda i: (
+        df["ita"], bad = given_ita(raw_ita)
+        refuse_rows(manifest, df["image_id"], bad, lambda i: (
             f"ita {raw_ita.iloc[i]!r} is not a finite number of degrees (leave the cell empty to estimate it)"))
     if "group" in df.columns:
         df["group"] = df["group"].map(lambda v: None if _blank(v) else str(v).strip())
-        _refuse_rows(manifest, df["image_id"], df["group"].eq(RESERVED_GROUP), lambda i: (
+        refuse_rows(manifest, df["image_id"], df["group"].eq(RESERVED_GROUP), lambda i: (
             f"the group name {RESERVED_GROUP!r} is reserved for the row of all images; use another name"))
     root = manifest.resolve().parent
     for col in ("image_path", "mask_path"):

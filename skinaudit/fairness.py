@@ -301,7 +301,8 @@ def threshold_change(y_true, y_score, groups, *, before: float, after: float) ->
         precision_after, per_group`` (records: ``group, n, n_pos, fn_before, fn_after, fp_before,
         fp_after, recall_before, recall_after, precision_before, precision_after, delta_fn,
         delta_fp``; the last record is ``all``). The recall gap is max - min recall over the groups;
-        ``recall_gap_change_pct = 100 (after - before) / before`` (NaN when the gap was 0).
+        ``recall_gap_change_pct = 100 (after - before) / before`` (NaN when the gap was 0). With
+        no groups (every case in the group ``all``) the gaps are NaN and ``per_group`` is ``all``.
     """
     y, s = check_labels_scores(y_true, y_score)
     b, a = check_threshold(before), check_threshold(after)
@@ -312,7 +313,10 @@ def _compare(y, groups, pred_before, pred_after, extra: dict) -> dict:
     eb = evaluate_thresholds(y, pred_before, groups).set_index("group")
     ea = evaluate_thresholds(y, pred_after, groups).set_index("group")
     grp = [g for g in eb.index if g != "all"]
-    gb, ga = (max_min(e.loc[grp, "recall"].to_numpy(dtype=float)) for e in (eb, ea))
+    if grp:
+        gb, ga = (max_min(e.loc[grp, "recall"].to_numpy(dtype=float)) for e in (eb, ea))
+    else:  # data without groups: no gap between groups to report
+        gb = ga = float("nan")
     per_group = _before_after(eb, ea)
     out = dict(extra)
     out.update(fn_before=int(eb.loc["all", "fn"]), fn_after=int(ea.loc["all", "fn"]),

@@ -204,3 +204,161 @@ def test_isic_archive_symlinked_mask_out_of_the_folder(tmp_path):
     with pytest.raises(DataError, match="mask of 'ISIC_0000001' resolves to .*outside the folder"):
         load_isic_archive(meta, images, masks=masks)
     assert load_isic_archive(meta, images, masks=masks, allow_outside_root=True).has_masks
+
+
+# ---------------------------------------------------------------- 3. bootstrap replicates
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory):
+    """20 phantoms (96 px) and a seeded scores CSV for fast CLI runs."""
+    from skinaudit.phantoms import generate_phantoms
+
+    root = tmp_path_factory.mktemp("phantoms")
+    ds = generate_phantoms(root, n=20, seed=3, size=96, artifact_rate=0.0)
+    rng = np.random.default_rng(0)
+    scores = np.clip(0.3 * ds.labels + rng.uniform(0, 0.7, len(ds)), 0, 1)
+    pd.DataFrame({"image_id": ds.ids, "score": scores}).to_csv(root / "scores.csv", index=False)
+    return ds, root / "scores.csv"
+
+
+def _run_args(phantoms, out, *extra):
+    ds, scores = phantoms
+    return ["run", "--scores", scores, "--data", "manifest", "--manifest", ds.source["manifest"], "--out", out,
+            *FAST, *extra]
+
+
+@pytest.mark.parametrize("n_boot, alpha, minimum", [(1, 0.05, 200), (199, 0.05, 200), (999, 0.01, 1000),
+                                                     (99, 0.5, 100)])
+def test_audit_n_boot_minimum(n_boot, alpha, minimum):
+    from skinaudit.config import AuditConfig, min_n_boot
+
+    assert min_n_boot(alpha) == minimum
+    with pytest.raises(ConfigError, match=f"'n_boot' parameter must be at least {minimum} at alpha = {alpha:g}.*"
+                                          f"beyond each end .*; got {n_boot}"):
+        AuditConfig(n_boot=n_boot, alpha=alpha)
+    assert AuditConfig(n_boot=minimum, alpha=alpha).n_boot == minimum
+
+
+def test_saved_audit_with_few_replicates_is_still_read():
+    from skinaudit.config import AuditConfig
+
+    saved = AuditConfig().to_dict() | {"n_boot": 50}  # e.g. an audit.json written before the minimum
+    assert AuditConfig.from_dict(saved).n_boot == 50
+    with pytest.raises(ConfigError, match="n_boot"):
+        AuditConfig(**saved)
+
+
+def test_cli_n_boot_one_is_refused_and_few_replicates_warn(phantoms, tmp_path, caplog):
+    line = _cli_fails(_run_args(phantoms, tmp_path / "o") + ["--n-boot", "1"], "'n_boot'", "at least 200", "got 1")
+    assert len(line.splitlines()) == 1 and not (tmp_path / "o").exists()
+    with caplog.at_level("WARNING", logger="skinaudit.audit"):
+        res = runner.invoke(app, [str(a) for a in _run_args(phantoms, tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "n_boot = 200" in caplog.text and "fewer than 1000" in caplog.text
+
+
+def test_percentile_interval_may_exclude_a_skewed_estimate():
+    """What the percentile interval is (docs/statistics.md): quantiles of the replicates, not an
+    interval built round the estimate; for a biased statistic such as max - min it may miss it."""
+    from skinaudit.stats import percentile_interval
+
+    estimate, replicates = 0.0, np.linspace(0.05, 0.4, 400)  # max - min of equal groups: replicates > 0
+    ci = percentile_interval(replicates, alpha=0.05)
+    assert ci["low"] > estimate and ci["n_defined"] == 400
+
+
+# ------------------------------------------------------------------------------ 4. alpha
+@pytest.mark.parametrize("alpha", ["0.999", "0.51", "1", "0", "-0.1"])
+def test_cli_alpha_out_of_range(phantoms, tmp_path, alpha):
+    _cli_fails(_run_args(phantoms, tmp_path / "o") + ["--alpha", alpha], "'alpha'", "(0, 0.5]", f"got {alpha}")
+
+
+def test_alpha_half_runs(phantoms, tmp_path):
+    res = runner.invoke(app, [str(a) for a in _run_args(phantoms, tmp_path / "o") + ["--alpha", "0.5"]])
+    assert res.exit_code == 0, res.output
+
+
+# ------------------------------------------------------------------------ 2. calibration file
+def _calibration(tmp_path, n=30, repeat=1, seed=1, prefix="VAL"):
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 3 == 0).astype(int)
+    cal = pd.DataFrame({"image_id": [f"{prefix}_{i}" for i in range(n)], "label": y,
+                        "score": np.clip(0.3 * y + rng.uniform(0, 0.7, n), 0, 1).round(4)})
+    path = tmp_path / f"cal_{prefix}_{repeat}.csv"
+    pd.concat([cal] * repeat).to_csv(path, index=False)
+    return path
+
+
+def test_calibration_with_repeated_rows_is_refused(phantoms, tmp_path):
+    from skinaudit.audit import load_calibration
+
+    path = _calibration(tmp_path, repeat=5)
+    with pytest.raises(DataError, match=r"30 image id\(s\) appear more than once \('VAL_0', 'VAL_1'.*and 25 more\)"):
+        load_calibration(path)
+    _cli_fails(_run_args(phantoms, tmp_path / "o") + ["--calibration", path], "appear more than once", "'VAL_0'")
+    ok = runner.invoke(app, [str(a) for a in _run_args(phantoms, tmp_path / "o") + ["--calibration",
+                                                                                   _calibration(tmp_path)]])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_calibration_on_the_audited_images_is_refused(phantoms, tmp_path):
+    from skinaudit.audit import run_audit
+    from skinaudit.config import AuditConfig
+    from skinaudit.models import PrecomputedScores
+
+    ds, scores = phantoms
+    first = tmp_path / "first"
+    res = runner.invoke(app, [str(a) for a in _run_args(phantoms, first)])
+    assert res.exit_code == 0, res.output
+    line = _cli_fails(_run_args(phantoms, tmp_path / "o") + ["--calibration", first / "predictions.csv"],
+                      f"shares {len(ds)} of its {len(ds)} image ids", "tuned and reported on the same images")
+    assert "Traceback" not in line
+    # a partial overlap through the library, with a DataFrame
+    cal = pd.read_csv(_calibration(tmp_path)).assign(image_id=lambda d: [*ds.ids[:2], *d["image_id"][2:]])
+    with pytest.raises(DataError, match="shares 2 of its 30 image ids"):
+        run_audit(PrecomputedScores.from_csv(scores), ds, AuditConfig(n_boot=200, sensitivity_sample=0,
+                                                                      skin_tone=False, explain="off"),
+                  calibration=cal)
+
+
+@pytest.mark.parametrize("column, value, match", [
+    ("label", "perhaps", r"row 3 \(image 'VAL_1'\): the label must be 0/1"),
+    ("score", "1.5", r"row 3 \(image 'VAL_1'\): the score must be a finite probability in \[0, 1\]; got '1.5'"),
+    ("group", "all", r"row 3 \(image 'VAL_1'\): the group name 'all' is reserved"),
+    ("ita", "dark-ish", r"row 3 \(image 'VAL_1'\): ita 'dark-ish' is not a finite number"),
+])
+def test_calibration_bad_cells_name_the_row(tmp_path, column, value, match):
+    from skinaudit.audit import load_calibration
+
+    df = pd.read_csv(_calibration(tmp_path), dtype=str)
+    if column not in df:
+        df[column] = "light" if column == "group" else "40"
+    df.loc[1, column] = value
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(DataError, match=match):
+        load_calibration(tmp_path / "bad.csv")
+
+
+# ----------------------------------------------------- 12. an audit without skin-tone groups
+def test_audit_without_skin_tone_groups(phantoms):
+    from skinaudit.audit import run_audit
+    from skinaudit.config import AuditConfig
+    from skinaudit.models import PrecomputedScores
+
+    ds, scores = phantoms
+    config = AuditConfig(n_boot=200, sensitivity_sample=0, skin_tone=False, explain="off", calibration_fraction=0.5)
+    res = run_audit(PrecomputedScores.from_csv(scores), ds, config)
+    rec = res.sections["recalibration"].to_dict()
+    glob = rec["methods"]["global"]
+    assert glob["status"] == "ok" and [r["group"] for r in glob["per_group"]] == ["all"]
+    assert glob["recall_gap_before"] is None or np.isnan(glob["recall_gap_before"])
+    assert res.tables["recalibration"]["group"].tolist() == ["all"]
+    assert res.sections["fairness"].available is False
+
+
+def test_threshold_tables_refuse_all_among_groups():
+    from skinaudit.thresholds import evaluate_thresholds
+
+    y, p = np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0])
+    assert evaluate_thresholds(y, p, ["all"] * 4)["group"].tolist() == ["all"]
+    with pytest.raises(DataError, match="'all' names the row of every case"):
+        evaluate_thresholds(y, p, ["all", "all", "dark", "dark"])
