@@ -366,6 +366,9 @@ def demo(
 ):
     """Fully offline demo: phantom images with known truth, a small model fitted on them, an audit."""
     from .demo import run_demo
+    from .report import report_date
+
+    report_date()  # a malformed SOURCE_DATE_EPOCH fails before any work
 
     result = run_demo(out, n=n, seed=seed, progress=_progress())
     typer.echo(_summary_line(result))

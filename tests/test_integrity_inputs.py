@@ -362,3 +362,153 @@ def test_threshold_tables_refuse_all_among_groups():
     assert evaluate_thresholds(y, p, ["all"] * 4)["group"].tolist() == ["all"]
     with pytest.raises(DataError, match="'all' names the row of every case"):
         evaluate_thresholds(y, p, ["all", "all", "dark", "dark"])
+
+
+# ------------------------------------------------------------------- 8. the 100 MP image limit
+def _png_header_only(path, width, height):
+    """A PNG whose header claims ``width`` x ``height`` grey pixels, with almost no pixel data
+    (nothing of that size is ever allocated)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_documented_pixel_limit_is_the_real_one(tmp_path):
+    from skinaudit.errors import ImageError
+    from skinaudit.imageio import read_image
+
+    # 90 MP (over Pillow's own 89.5 MP warning): not refused as a bomb; it fails only because
+    # this file has no pixel data.
+    with pytest.raises(ImageError, match="corrupt or truncated") as info:
+        read_image(_png_header_only(tmp_path / "90mp.png", 9500, 9474))
+    assert "bomb" not in info.value.reason and "limit" not in info.value.reason
+    with pytest.raises(ImageError, match=r"10001x10000 = 100,010,000 pixels, over the 100,000,000-pixel limit"):
+        read_image(_png_header_only(tmp_path / "100mp.png", 10001, 10000))
+    with pytest.raises(ImageError, match="over the 100,000,000-pixel limit, refused as a possible decompression bomb"):
+        read_image(_png_header_only(tmp_path / "200mp.png", 20000, 10000))  # Pillow's own error (> 2 x 89.5 MP)
+
+
+def test_pixel_limit_boundary(tmp_path, monkeypatch):
+    from skinaudit import imageio
+    from skinaudit.errors import ImageError
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow warns above this, errors above 2000
+    monkeypatch.setattr(imageio, "MAX_IMAGE_PIXELS", 40 * 40)
+    assert imageio.read_image(_img(tmp_path / "at.png", (40, 40))).shape == (40, 40, 3)  # at the limit: read
+    with pytest.raises(ImageError, match="40x41 = 1,640 pixels, over the 1,600-pixel limit"):
+        imageio.read_image(_img(tmp_path / "over.png", (41, 40)))
+
+
+# --------------------------------------------------------------------- 9. random model bytes
+def test_random_bytes_are_not_a_model_but_pickles_stay_unsafe(tmp_path):
+    pytest.importorskip("torch")
+    from skinaudit.errors import ModelError, UnsafeCheckpointError
+    from skinaudit.models import load_model
+
+    rnd = tmp_path / "random.bin"
+    rnd.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ModelError, match="not a recognised model file: not TorchScript, not ONNX") as info:
+        load_model(rnd, arch="resnet18")
+    assert not isinstance(info.value, UnsafeCheckpointError) and "pickle" not in str(info.value)
+    classic = tmp_path / "classic.pkl"  # a protocol-0 pickle that would call os.system
+    classic.write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
+    with pytest.raises(UnsafeCheckpointError, match="pickle that would run code"):
+        load_model(classic, arch="resnet18")
+    _cli_fails(["run", "--model", rnd, "--arch", "resnet18", "--data", "manifest", "--manifest",
+                _manifest(tmp_path, [{"image_id": "a", "image_path": "a.png", "label": 0}]), "--out", tmp_path / "o",
+                *FAST], "not a recognised model file")
+
+
+# ---------------------------------------------------------------------- 10. permission denied
+def _deny(monkeypatch, target):
+    """Make opening ``target`` fail as a file without read permission does."""
+    import builtins
+
+    real_open = builtins.open
+
+    def fake_open(file, *args, **kwargs):
+        if os.fspath(file) == os.fspath(target):
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+
+
+def test_permission_denied_is_not_called_corrupt(tmp_path, monkeypatch):
+    from skinaudit.errors import ImageError
+    from skinaudit.imageio import read_image
+    from skinaudit.models import CallableModel, score_dataset
+
+    rows = [{"image_id": i, "image_path": f"{i}.png", "label": k} for k, i in enumerate("ab")]
+    ds = load_manifest(_manifest(tmp_path, rows))
+    _deny(monkeypatch, ds.image_paths[1])
+    with pytest.raises(ImageError, match=r"b.png: cannot read the file \(Permission denied\)"):
+        read_image(ds.image_paths[1])
+    model = CallableModel(lambda images: [0.5] * len(images))
+    scored = score_dataset(model, ds)
+    assert scored["status"].tolist() == ["ok", "cannot read the file (Permission denied)"]
+    with pytest.raises(ImageError, match="Permission denied"):
+        score_dataset(model, ds, strict=True)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="running as root: chmod 000 does not stop root reading the file")
+def test_permission_denied_real_chmod(tmp_path):
+    from skinaudit.errors import ImageError
+    from skinaudit.imageio import read_image
+
+    path = _img(tmp_path / "locked.png")
+    path.chmod(0)
+    try:
+        with pytest.raises(ImageError, match="Permission denied"):
+            read_image(path)
+    finally:
+        path.chmod(0o644)
+
+
+# ----------------------------------------------------------------- 7. SOURCE_DATE_EPOCH=yesterday
+def test_malformed_source_date_epoch_on_the_command_line(tmp_path):
+    """numpy.f2py (imported through scipy) reads SOURCE_DATE_EPOCH at import time: `import
+    skinaudit` must survive a malformed value so the CLI can report it in one line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "yesterday",
+           "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "skinaudit.cli", "demo", "--n", "20", "--out", str(tmp_path / "d")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "d").exists()
+    assert proc.stderr.strip() == ("skinaudit: error: SOURCE_DATE_EPOCH='yesterday': expected whole seconds since "
+                                   "1970-01-01 UTC")
+
+
+def test_malformed_source_date_epoch_each_command(phantoms, tmp_path, monkeypatch):
+    saved = tmp_path / "saved"
+    assert runner.invoke(app, [str(a) for a in _run_args(phantoms, saved)]).exit_code == 0
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    ds, scores = phantoms
+    with_report = ["run", "--scores", scores, "--data", "manifest", "--manifest", ds.source["manifest"], "--out",
+                   tmp_path / "o", "--n-boot", "200", "--sensitivity-sample", "0", "--no-explain", "--no-cache"]
+    for args in (with_report,
+                 ["demo", "--n", "20", "--out", tmp_path / "d"],
+                 ["report", "--from", saved, "--out", tmp_path / "r", "--no-pdf"]):
+        _cli_fails(args, "SOURCE_DATE_EPOCH='yesterday'")
+    assert not any((tmp_path / d).exists() for d in ("o", "d", "r"))
+    from skinaudit._environ import malformed_epoch_hidden
+
+    with malformed_epoch_hidden():
+        assert "SOURCE_DATE_EPOCH" not in os.environ
+    assert os.environ["SOURCE_DATE_EPOCH"] == "yesterday"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    with malformed_epoch_hidden():
+        assert os.environ["SOURCE_DATE_EPOCH"] == "1767225600"
