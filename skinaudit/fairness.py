@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from ._jsonsafe import json_safe
+from .data import preview
 from .errors import DataError
 from .metrics import (COUNT_COLUMNS, PAPER_GAP_RULE, RATE_METRICS, UNDEFINED_REASONS, check_threshold,
                       choose_reference, gap, group_metrics, max_min, paper_rule, paper_table)
@@ -215,6 +216,7 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
                        for met in RATE_METRICS},
              "max_min_flags": {met: spreads[met]["paper_flag"] for met in RATE_METRICS}}
     notes = _notes(tab, names, min_positives, boot, col)
+    notes += _interval_notes(group_out, gap_rows, spreads, alpha)
     t8 = paper_table(table, reference=ref)
     section = {
         "threshold": t, "alpha": alpha, "n_boot": n_boot, "n_perm": n_perm, "random_state": int(random_state),
@@ -269,6 +271,24 @@ def _test_row(tab, y, s, g_arr, g, ref, met, gap_row, perm, alpha, power, z, pri
         row.update(test="permutation", p_value=perm["p_value"], ci_low=gap_row["boot_low"],
                    ci_high=gap_row["boot_high"], ci_method="bootstrap_percentile", mdd=float("nan"))
     return row
+
+
+def _interval_notes(group_out, gap_rows, spreads, alpha) -> list[str]:
+    """A note when a bootstrap percentile interval does not contain its own estimate."""
+    def outside(est, low, high):
+        return all(np.isfinite([est, low, high])) and not low <= est <= high
+
+    missed = [f"{met} of '{g}'" for g, out in group_out.items() for met, c in out["ci"].items()
+              if met in out and outside(out[met], c["bootstrap"]["low"], c["bootstrap"]["high"])]
+    missed += [f"{r['metric']} gap '{r['group']}' - '{r['reference']}'" for r in gap_rows
+               if outside(r["difference"], r["boot_low"], r["boot_high"])]
+    missed += [f"{met} max - min" for met, r in spreads.items() if outside(r["value"], r["boot_low"], r["boot_high"])]
+    if not missed:
+        return []
+    return [f"{len(missed)} bootstrap percentile interval(s) do not contain their own estimate ({preview(missed, 3)}): "
+            f"a percentile interval is the middle {1 - alpha:.0%} of the bootstrap replicates, and for a skewed or "
+            "biased statistic (a max - min gap, a rate near 0 or 1 in a small group) it can lie beside the estimate; "
+            "read it as the spread of the replicates, not as bounds round the estimate"]
 
 
 def _notes(tab, names, min_positives, boot, col) -> list[str]:

@@ -256,14 +256,19 @@ def test_cli_n_boot_one_is_refused_and_few_replicates_warn(phantoms, tmp_path, c
     assert "n_boot = 200" in caplog.text and "fewer than 1000" in caplog.text
 
 
-def test_percentile_interval_may_exclude_a_skewed_estimate():
-    """What the percentile interval is (docs/statistics.md): quantiles of the replicates, not an
-    interval built round the estimate; for a biased statistic such as max - min it may miss it."""
-    from skinaudit.stats import percentile_interval
+def test_interval_beside_its_estimate_is_said():
+    """Three identical groups: every max - min is 0, but its bootstrap replicates are >= 0 and
+    mostly > 0, so the percentile interval lies above the estimate; the section says so."""
+    from skinaudit.fairness import fairness_report
 
-    estimate, replicates = 0.0, np.linspace(0.05, 0.4, 400)  # max - min of equal groups: replicates > 0
-    ci = percentile_interval(replicates, alpha=0.05)
-    assert ci["low"] > estimate and ci["n_defined"] == 400
+    y1 = np.r_[np.ones(30, int), np.zeros(30, int)]
+    s1 = np.r_[np.linspace(0.2, 0.9, 30), np.linspace(0.05, 0.7, 30)]
+    sec = fairness_report(np.tile(y1, 3), np.tile(s1, 3), np.repeat(["a", "b", "c"], 60), threshold=0.5,
+                          n_boot=200, random_state=0).section
+    spread = sec["max_min"]["recall"]
+    assert spread["value"] == 0.0 and spread["boot_low"] > 0.0
+    note = [n for n in sec["notes"] if "do not contain their own estimate" in n]
+    assert len(note) == 1 and "'recall max - min'" in note[0] and "middle 95% of the bootstrap replicates" in note[0]
 
 
 # ------------------------------------------------------------------------------ 4. alpha
