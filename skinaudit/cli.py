@@ -101,7 +101,12 @@ def _cast_group_hint(ds, correction: str, cast_group) -> None:
 def _cache(folder, disabled):
     from .cache import ResultCache, default_cache_dir
 
-    return None if disabled else ResultCache(folder or default_cache_dir())
+    if disabled:
+        return None
+    folder = Path(folder or default_cache_dir())
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: the cache path (--cache or $SKINAUDIT_CACHE) exists and is not a folder")
+    return ResultCache(folder)
 
 
 def load_dataset(kind: DataKind, *, images=None, labels=None, metadata=None, manifest=None, masks=None,

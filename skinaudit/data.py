@@ -134,7 +134,7 @@ class AuditDataset:
         if "ita" in t.columns:
             t["ita"], bad = given_ita(t["ita"])
             if bad.any():
-                raise DataError(f"dataset '{self.name}': the ita column must hold finite numbers (degrees) or be "
+                raise DataError(f"dataset '{self.name}': the ita column must hold angles in [-90, 90] degrees or be "
                                 f"empty; image(s) {preview(t['image_id'][bad])} are not")
         if "group" in t.columns:
             t["group"] = t["group"].astype(object).where(t["group"].notna(), None)
@@ -252,10 +252,12 @@ def _blank(value) -> bool:
 
 def given_ita(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """A given ``ita`` column as floats (blank = NaN: estimate it) and the mask of cells that
-    are filled but not a finite number (text such as "dark-ish", inf)."""
+    are filled but not an angle in [-90, 90] degrees (text such as "dark-ish", inf, 500)."""
     blank = values.map(_blank).to_numpy(dtype=bool)
     numeric = pd.to_numeric(values.where(~blank), errors="coerce")
-    return numeric, ~blank & ~np.isfinite(numeric.to_numpy(dtype=float))
+    v = numeric.to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        return numeric, ~blank & ~(np.isfinite(v) & (np.abs(v) <= 90))
 
 
 def refuse_rows(path, ids: pd.Series, bad, problem) -> None:
@@ -464,6 +466,10 @@ def load_isic_archive(metadata, images, *, masks=None, malignant: Iterable[str] 
     table["image_id"] = table["image_id"].astype(str).str.strip()
     _check_unique(table, "image_id", metadata)
     mal = _malignant_set(malignant)
+    unknown = mal - set(DIAGNOSIS_CODES.values())
+    if unknown:
+        raise ConfigError(f"unknown malignant class(es) {sorted(unknown)}; choose from "
+                          f"{', '.join(sorted(set(DIAGNOSIS_CODES.values())))}")
     if "benign_malignant" in table.columns:
         labels = table["benign_malignant"].map(parse_label)
         reasons = "benign_malignant is " + table["benign_malignant"].fillna("empty").astype(str)
@@ -516,7 +522,7 @@ def load_manifest(manifest, *, allow_outside_root: bool = False, name: str | Non
         raw_ita = df["ita"].copy()
         df["ita"], bad = given_ita(raw_ita)
         refuse_rows(manifest, df["image_id"], bad, lambda i: (
-            f"ita {raw_ita.iloc[i]!r} is not a finite number of degrees (leave the cell empty to estimate it)"))
+            f"ita {raw_ita.iloc[i]!r} is not an angle in [-90, 90] degrees (leave the cell empty to estimate it)"))
     if "group" in df.columns:
         df["group"] = df["group"].map(lambda v: None if _blank(v) else str(v).strip())
         refuse_rows(manifest, df["image_id"], df["group"].eq(RESERVED_GROUP), lambda i: (

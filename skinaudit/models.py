@@ -180,7 +180,12 @@ class TorchModel:
             raise ConfigError(f"the 'positive_index' parameter must be 0 or 1; got {positive_index}")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+            torch.empty(0, device=self.device)  # an absent or unknown device fails here, not mid-audit
+        except (RuntimeError, AssertionError, TypeError) as exc:
+            raise ConfigError(f"the 'device' parameter {device!r} cannot be used here "
+                              f"({str(exc).splitlines()[0][:160]}); use cpu, cuda, cuda:N or auto") from None
         self.module = module
         self.preprocess = preprocess or Preprocess()
         self.positive_index = positive_index
@@ -229,6 +234,8 @@ class OnnxModel:
             self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own base types
             raise ModelError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
+        if positive_index not in (0, 1):
+            raise ConfigError(f"the 'positive_index' parameter must be 0 or 1; got {positive_index}")
         self.input_name = self.session.get_inputs()[0].name
         self.preprocess = preprocess or Preprocess()
         self.positive_index = positive_index

@@ -78,8 +78,9 @@ def test_isic_onehot_accepts_float_spelling(tmp_path):
     ("label", "maybe", r"row 3 \(image 'b'\): the label must be 0/1 or benign/malignant; got 'maybe'"),
     ("label", "2", r"row 3 \(image 'b'\): the label must be 0/1"),
     ("label", "", r"row 3 \(image 'b'\): the label must be 0/1 or benign/malignant; the cell is empty"),
-    ("ita", "dark-ish", r"row 3 \(image 'b'\): ita 'dark-ish' is not a finite number"),
-    ("ita", "inf", r"row 3 \(image 'b'\): ita 'inf' is not a finite number"),
+    ("ita", "dark-ish", r"row 3 \(image 'b'\): ita 'dark-ish' is not an angle in \[-90, 90\] degrees"),
+    ("ita", "inf", r"row 3 \(image 'b'\): ita 'inf' is not an angle"),
+    ("ita", "500", r"row 3 \(image 'b'\): ita '500' is not an angle"),
     ("group", "all", r"row 3 \(image 'b'\): the group name 'all' is reserved"),
 ])
 def test_manifest_bad_cells_name_the_row(tmp_path, column, value, match):
@@ -99,7 +100,7 @@ def test_manifest_blank_ita_and_group_are_estimated(tmp_path):
 
 def test_dataset_backstops_for_library_tables():
     t = pd.DataFrame({"image_id": ["a", "b"], "image_path": ["/x/a.png", "/x/b.png"], "label": [0, 1]})
-    with pytest.raises(DataError, match="ita column must hold finite numbers.*'b'"):
+    with pytest.raises(DataError, match=r"ita column must hold angles in \[-90, 90\] degrees.*'b'"):
         AuditDataset(t.assign(ita=[10.0, "dark-ish"]))
     with pytest.raises(DataError, match="group name 'all' is reserved.*'a'"):
         AuditDataset(t.assign(group=["all", "x"]))
@@ -329,7 +330,7 @@ def test_calibration_on_the_audited_images_is_refused(phantoms, tmp_path):
     ("label", "perhaps", r"row 3 \(image 'VAL_1'\): the label must be 0/1"),
     ("score", "1.5", r"row 3 \(image 'VAL_1'\): the score must be a finite probability in \[0, 1\]; got '1.5'"),
     ("group", "all", r"row 3 \(image 'VAL_1'\): the group name 'all' is reserved"),
-    ("ita", "dark-ish", r"row 3 \(image 'VAL_1'\): ita 'dark-ish' is not a finite number"),
+    ("ita", "dark-ish", r"row 3 \(image 'VAL_1'\): ita 'dark-ish' is not an angle in \[-90, 90\] degrees"),
 ])
 def test_calibration_bad_cells_name_the_row(tmp_path, column, value, match):
     from skinaudit.audit import load_calibration
@@ -517,3 +518,50 @@ def test_malformed_source_date_epoch_each_command(phantoms, tmp_path, monkeypatc
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
     with malformed_epoch_hidden():
         assert os.environ["SOURCE_DATE_EPOCH"] == "1767225600"
+
+
+# --------------------------------------------------------- 13. other mistakes on these paths
+def test_cli_jobs_beyond_the_images_do_not_fork_idle_processes(phantoms, tmp_path, monkeypatch):
+    from skinaudit.skintone import dataset as skd
+
+    seen = {}
+    real = skd.ProcessPoolExecutor
+
+    def spy(max_workers):
+        seen["workers"] = max_workers
+        return real(max_workers=max_workers)
+
+    monkeypatch.setattr(skd, "ProcessPoolExecutor", spy)  # --jobs 100000 forked 100000 processes
+    args = _run_args(phantoms, tmp_path / "o")
+    args[args.index("--jobs") + 1] = "100000"
+    res = runner.invoke(app, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
+    assert seen["workers"] == len(phantoms[0])
+
+
+def test_archive_unknown_malignant_class(tmp_path):
+    meta, images, _ = _archive(tmp_path)
+    pd.DataFrame({"isic_id": [f"ISIC_{i:07d}" for i in range(3)], "diagnosis": ["melanoma", "nevus", "nevus"]}).to_csv(
+        meta, index=False)
+    assert load_isic_archive(meta, images).labels.tolist() == [1, 0, 0]
+    with pytest.raises(ConfigError, match=r"unknown malignant class\(es\) \['XYZ'\]"):  # was: all benign
+        load_isic_archive(meta, images, malignant=["XYZ"])
+
+
+def test_cache_path_that_is_a_file(phantoms, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    args = [a for a in _run_args(phantoms, tmp_path / "o") if a != "--no-cache"] + ["--cache", tmp_path / "afile"]
+    _cli_fails(args, "afile", "exists and is not a folder")
+
+
+def test_unusable_torch_device():
+    torch = pytest.importorskip("torch")
+    from skinaudit.models import TorchModel
+
+    net = torch.nn.Linear(2, 2)
+    with pytest.raises(ConfigError, match="the 'device' parameter 'gpu' cannot be used here"):
+        TorchModel(net, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="the 'device' parameter 'cuda' cannot be used here"):
+            TorchModel(net, device="cuda")
+    assert TorchModel(net, device="cpu").device.type == "cpu"

@@ -90,7 +90,8 @@ def load_calibration(source) -> pd.DataFrame:
             f"the group name {RESERVED_GROUP!r} is reserved for the row of all images; use another name"))
     elif "ita" in df.columns:
         out["ita"], bad = given_ita(df["ita"])
-        refuse_rows(where, ids, bad, lambda i: f"ita {df['ita'].iloc[i]!r} is not a finite number of degrees")
+        refuse_rows(where, ids, bad, lambda i: (
+            f"ita {df['ita'].iloc[i]!r} is not an angle in [-90, 90] degrees"))
     return out
 
 
