@@ -272,6 +272,13 @@ def refuse_rows(path, ids: pd.Series, bad, problem) -> None:
         raise DataError(f"{path}: row {i + 2} (image {ids.iloc[i]!r}): {problem(i)}{more}")
 
 
+def id_column(df: pd.DataFrame, col: str, path) -> pd.Series:
+    """The id column ``col`` as stripped text; an empty cell is refused with its row."""
+    refuse_rows(path, df[col].fillna(""), df[col].map(_blank).to_numpy(dtype=bool),
+                lambda i: f"the {col} cell is empty; every row needs an image id")
+    return df[col].astype(str).str.strip()
+
+
 def _short(text, k: int = 80) -> str:
     text = repr(str(text))
     return text if len(text) <= k else f"{text[:k]}... ({len(str(text)):,} characters)"
@@ -407,6 +414,7 @@ def load_isic(images, labels, *, masks=None, malignant: Iterable[str] = DEFAULT_
     if unknown:
         raise ConfigError(f"unknown malignant class(es) {sorted(unknown)}; choose from {', '.join(ISIC_CLASSES)}")
     if "image" in df.columns and all(c in df.columns for c in ISIC_CLASSES):
+        df["image"] = id_column(df, "image", labels)
         onehot = df[list(ISIC_CLASSES)].apply(pd.to_numeric, errors="coerce")
         refuse_rows(labels, df["image"], onehot.isna().any(axis=1), lambda i: "non-numeric class value")
         values = onehot.to_numpy(dtype=float)
@@ -416,15 +424,14 @@ def load_isic(images, labels, *, masks=None, malignant: Iterable[str] = DEFAULT_
             + (", ".join(f"{c}={df[c].iloc[i].strip()}" for k, c in enumerate(ISIC_CLASSES) if values[i, k] != 0)
                or "0 for every class")))
         dx = onehot.idxmax(axis=1)
-        table = pd.DataFrame({"image_id": df["image"].astype(str).str.strip(), "diagnosis": dx})
+        table = pd.DataFrame({"image_id": df["image"], "diagnosis": dx})
         kind = "ISIC 2018 Task 3 ground truth"
     elif {"image_id", "dx"} <= set(df.columns):
+        df["image_id"] = id_column(df, "image_id", labels)
         codes = df["dx"].str.strip().str.lower().map(DIAGNOSIS_CODES)
-        bad = df["image_id"][codes.isna()]
-        if len(bad):
-            raise DataError(f"{labels}: unknown diagnosis in column 'dx' for {preview(bad)}")
+        refuse_rows(labels, df["image_id"], codes.isna(), lambda i: (
+            f"unknown diagnosis {df['dx'].iloc[i]!r} in column 'dx' (known: {', '.join(sorted(DIAGNOSIS_CODES))})"))
         table = df.rename(columns={"dx": "dx_original"}).copy()
-        table["image_id"] = table["image_id"].astype(str).str.strip()
         table["diagnosis"] = codes
         kind = "HAM10000 metadata"
     else:
@@ -463,7 +470,7 @@ def load_isic_archive(metadata, images, *, masks=None, malignant: Iterable[str] 
     if id_col == "isic_id" and "image_id" in table.columns:
         table = table.rename(columns={"image_id": "image_id_original"})
     table = table.rename(columns={id_col: "image_id"})
-    table["image_id"] = table["image_id"].astype(str).str.strip()
+    table["image_id"] = id_column(table, "image_id", metadata)
     _check_unique(table, "image_id", metadata)
     mal = _malignant_set(malignant)
     unknown = mal - set(DIAGNOSIS_CODES.values())
@@ -511,7 +518,7 @@ def load_manifest(manifest, *, allow_outside_root: bool = False, name: str | Non
     if missing:
         raise DataError(f"{manifest}: missing required column(s) {', '.join(missing)}; "
                         f"a manifest needs image_id,image_path,label")
-    df["image_id"] = df["image_id"].astype(str).str.strip()
+    df["image_id"] = id_column(df, "image_id", manifest)
     _check_unique(df, "image_id", manifest)
     labels = df["label"].map(parse_label)
     refuse_rows(manifest, df["image_id"], labels.isna(), lambda i: (

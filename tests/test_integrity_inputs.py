@@ -90,6 +90,19 @@ def test_manifest_bad_cells_name_the_row(tmp_path, column, value, match):
         load_manifest(_manifest(tmp_path, rows))
 
 
+def test_empty_image_id_is_refused_with_its_row(tmp_path):
+    rows = [{"image_id": i, "image_path": f"{i or 'x'}.png", "label": 0} for i in ("a", "", "c")]
+    with pytest.raises(DataError, match=r"m.csv: row 3 \(image ''\): the image_id cell is empty"):
+        load_manifest(_manifest(tmp_path, rows))  # was: an image called 'nan'
+    images, gt = _isic(tmp_path / "isic", [{"NV": 1}, {"MEL": 1}], 2)
+    pd.read_csv(gt).assign(image=["ID_0", None]).to_csv(gt, index=False)
+    with pytest.raises(DataError, match=r"row 3 \(image ''\): the image cell is empty"):
+        load_isic(images, gt)
+    pd.DataFrame({"image_id": ["ID_0", "ID_1"], "dx": ["nv", "melanocytic"]}).to_csv(tmp_path / "ham.csv", index=False)
+    with pytest.raises(DataError, match=r"row 3 \(image 'ID_1'\): unknown diagnosis 'melanocytic' in column 'dx'"):
+        load_isic(images, tmp_path / "ham.csv")
+
+
 def test_manifest_blank_ita_and_group_are_estimated(tmp_path):
     rows = [{"image_id": "a", "image_path": "a.png", "label": 1, "ita": " ", "group": " "},
             {"image_id": "b", "image_path": "b.png", "label": 0, "ita": "30", "group": " light "}]

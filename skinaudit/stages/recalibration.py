@@ -60,7 +60,7 @@ def load_calibration(source) -> pd.DataFrame:
     twice (each image is one calibration case), a label other than 0/1 or benign/malignant, a
     score that is not a probability, a non-numeric ``ita``, the reserved group name ``all``.
     """
-    from ..data import RESERVED_GROUP, given_ita, parse_label, preview, read_table, refuse_rows
+    from ..data import RESERVED_GROUP, given_ita, id_column, parse_label, preview, read_table, refuse_rows
 
     df = source.astype(object).where(source.notna(), None) if isinstance(source, pd.DataFrame) \
         else read_table(source, "calibration")
@@ -69,8 +69,8 @@ def load_calibration(source) -> pd.DataFrame:
     if not need <= set(df.columns):
         raise DataError(f"{where}: a calibration file needs the columns image_id,label,score "
                         f"(e.g. predictions.csv of a run on a validation set); found {list(df.columns)[:10]}")
-    ids = df["image_id"].astype(str).str.strip().reset_index(drop=True)
     df = df.reset_index(drop=True)
+    ids = id_column(df, "image_id", where)
     dup = ids[ids.duplicated()].unique()
     if len(dup):
         raise DataError(f"{where}: {len(dup)} image id(s) appear more than once ({preview(dup)}); each image "
