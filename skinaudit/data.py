@@ -246,8 +246,10 @@ def read_table(path, what: str) -> pd.DataFrame:
 
 
 def _blank(value) -> bool:
-    """True for a missing cell: None, NaN or text that is only whitespace."""
-    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
+    """True for a missing cell: None, NaN, pandas NA or text that is only whitespace."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or bool(pd.isna(value))
 
 
 def given_ita(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -277,6 +279,11 @@ def id_column(df: pd.DataFrame, col: str, path) -> pd.Series:
     refuse_rows(path, df[col].fillna(""), df[col].map(_blank).to_numpy(dtype=bool),
                 lambda i: f"the {col} cell is empty; every row needs an image id")
     return df[col].astype(str).str.strip()
+
+
+def _path_problem(exc: Exception) -> str:
+    """Why a path could not be used: the OS's words (e.g. "File name too long") or Python's."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
 def _short(text, k: int = 80) -> str:
@@ -352,7 +359,7 @@ def _attach_masks(ids: Sequence[str], masks_dir, pattern: str, allow_outside_roo
             found = p.is_file()
         except (OSError, ValueError) as exc:  # a name too long for the OS, a NUL byte
             raise DataError(f"{masks_dir}: the mask name {_short(name)} of image {i!r} is not a usable path "
-                            f"({exc.strerror if isinstance(exc, OSError) and exc.strerror else exc})") from None
+                            f"({_path_problem(exc)})") from None
         if found:
             _inside(p, root, f"the mask of {i!r}", masks_dir, allow_outside_root)
         out.append(str(p) if found else None)
@@ -551,8 +558,8 @@ def load_manifest(manifest, *, allow_outside_root: bool = False, name: str | Non
                 p = (p if p.is_absolute() else root / p).resolve()
                 found = p.is_file()
             except (OSError, ValueError) as exc:  # a NUL byte, a name or path too long for the OS
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                raise DataError(f"{where}: the {col} {_short(raw)} is not a usable path ({reason})") from None
+                problem = _path_problem(exc)
+                raise DataError(f"{where}: the {col} {_short(raw)} is not a usable path ({problem})") from None
             if not allow_outside_root and not p.is_relative_to(root):
                 raise DataError(
                     f"{where}: the {col} {_short(raw)} leaves the manifest's folder {root}; "
