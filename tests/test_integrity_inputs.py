@@ -182,6 +182,20 @@ def test_manifest_unusable_path_names_the_row(tmp_path, raw, reason):
     _cli_fails(["inspect", "--data", "manifest", "--manifest", path, "--out", tmp_path / "o"], "row 3", "'b'")
 
 
+def test_unusable_path_in_a_library_dataset_is_flagged(tmp_path):
+    from skinaudit.errors import ImageError
+    from skinaudit.imageio import read_image
+    from skinaudit.models import CallableModel, score_dataset
+
+    long = str(tmp_path / ("x" * 300 + ".png"))
+    with pytest.raises(ImageError, match=r"not a usable path \(File name too long\)"):
+        read_image(long)
+    ds = AuditDataset(pd.DataFrame({"image_id": ["a", "b"], "image_path": [str(_img(tmp_path / "a.png")), long],
+                                    "label": [0, 1]}))
+    scored = score_dataset(CallableModel(lambda images: [0.5] * len(images)), ds)
+    assert scored["status"].tolist() == ["ok", "not a usable path (File name too long)"]
+
+
 def test_unusable_mask_name_from_the_pattern(tmp_path):
     meta, images, masks = _archive(tmp_path)
     with pytest.raises(DataError, match="mask name .* of image 'ISIC_0000000' is not a usable path"):
