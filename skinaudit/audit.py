@@ -8,11 +8,12 @@ from those scores and one stated threshold, so the numbers in ``predictions.csv`
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import pandas as pd
 
 from .cache import ResultCache
-from .config import AuditConfig
+from .config import ADVISED_N_BOOT, AuditConfig
 from .data import AuditDataset
 from .errors import ConfigError
 from .metrics import binary_metrics
@@ -22,11 +23,13 @@ from .result import AuditResult, unavailable
 from .stages import StageOutput
 from .stages.explain import explain_stage
 from .stages.fairness import fairness_stage
-from .stages.recalibration import load_calibration, recalibration_stage
+from .stages.recalibration import check_calibration_ids, load_calibration, recalibration_stage
 from .stages.scoring import score_stage
 from .stages.skintone import skin_tone_stage
 
 __all__ = ["AuditConfig", "AuditResult", "STAGES", "run_audit", "load_calibration"]
+
+log = logging.getLogger(__name__)
 
 
 def _model_info(model) -> dict:
@@ -72,6 +75,7 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
     calibration : DataFrame or path, optional
         Separate calibration data for the threshold searches (see :func:`load_calibration`);
         default a stratified split of the audited images (``config.calibration_fraction``).
+        Its image ids must be unique and must not be audited images (DataError otherwise).
     stages : sequence of str
         Stages after scoring, among ``skintone, fairness, recalibration, explain`` (all by
         default; ``skinaudit explain`` runs ``skintone`` and ``explain``). A stage left out
@@ -82,11 +86,16 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
         raise ConfigError(f"the dataset must be an AuditDataset; got {type(dataset).__name__}")
     if cache is not None and not isinstance(cache, ResultCache):
         cache = ResultCache(cache)
-    if calibration is not None and not isinstance(calibration, pd.DataFrame):
+    if calibration is not None:
         calibration = load_calibration(calibration)
+        check_calibration_ids(calibration, dataset)
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise ConfigError(f"unknown stage(s) {sorted(unknown)}; choose from {', '.join(STAGES)}")
+    if config.n_boot < ADVISED_N_BOOT:
+        log.warning("n_boot = %d: bootstrap intervals and permutation p-values from fewer than %d replicates are "
+                    "noisy (their ends move with the seed); use at least %d for results you report",
+                    config.n_boot, ADVISED_N_BOOT, ADVISED_N_BOOT)
     model = _as_model(model)
     pred, skipped = score_stage(model, dataset, config, progress=progress, cache=cache)
     skipped = pd.concat([skipped, dataset.excluded], ignore_index=True)

@@ -45,7 +45,8 @@ MalignantOpt = Annotated[Optional[str], typer.Option(
     "--malignant", help="Comma-separated diagnosis codes counted as malignant (default MEL,BCC,AKIEC; "
                         "SCC too for isic-archive).")]
 OutsideOpt = Annotated[bool, typer.Option(
-    "--allow-outside-root", help="manifest: allow paths that leave the manifest's folder.")]
+    "--allow-outside-root", help="Allow files outside their folder: manifest paths that leave the manifest's "
+                                 "folder; isic / isic-archive images or masks that are symlinks to elsewhere.")]
 CacheOpt = Annotated[Optional[Path], typer.Option(
     "--cache", help="Per-image result cache folder (default $SKINAUDIT_CACHE or ~/.cache/skinaudit).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the per-image cache.")]
@@ -118,7 +119,12 @@ def _output(out, force, *inputs, cache=None, no_cache=True):
 def _cache(folder, disabled):
     from .cache import ResultCache, default_cache_dir
 
-    return None if disabled else ResultCache(folder or default_cache_dir())
+    if disabled:
+        return None
+    folder = Path(folder or default_cache_dir())
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: the cache path (--cache or $SKINAUDIT_CACHE) exists and is not a folder")
+    return ResultCache(folder)
 
 
 def load_dataset(kind: DataKind, *, images=None, labels=None, metadata=None, manifest=None, masks=None,
@@ -134,10 +140,12 @@ def load_dataset(kind: DataKind, *, images=None, labels=None, metadata=None, man
     mal = [m.strip() for m in malignant.split(",") if m.strip()] if malignant else None
     if kind is DataKind.isic:
         ds = data.load_isic(need(images, "--images DIR"), need(labels, "--labels CSV"), masks=masks,
-                            mask_pattern=mask_pattern, **({"malignant": mal} if mal else {}))
+                            mask_pattern=mask_pattern, allow_outside_root=allow_outside_root,
+                            **({"malignant": mal} if mal else {}))
     elif kind is DataKind.isic_archive:
         ds = data.load_isic_archive(need(metadata or labels, "--metadata CSV"), need(images, "--images DIR"),
-                                    masks=masks, mask_pattern=mask_pattern, **({"malignant": mal} if mal else {}))
+                                    masks=masks, mask_pattern=mask_pattern, allow_outside_root=allow_outside_root,
+                                    **({"malignant": mal} if mal else {}))
     else:
         ds = data.load_manifest(need(manifest, "--manifest CSV"), allow_outside_root=allow_outside_root)
     return ds.head(limit) if limit else ds
@@ -234,8 +242,11 @@ def run(
     device: DeviceOpt = "cpu", positive_index: PosOpt = 1, strict: StrictOpt = False, seed: SeedOpt = 0,
     scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, ita_correction: CorrectionOpt = "dataset_reference",
     cast_group: CastGroupOpt = None, reference_b: ReferenceBOpt = DEFAULT_REFERENCE_B, skin_margin: MarginOpt = "shrink",
-    alpha: Annotated[float, typer.Option("--alpha", help="Level of every test and interval (1 - alpha).")] = 0.05,
-    n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")] = 2000,
+    alpha: Annotated[float, typer.Option("--alpha", help="Level of every test and interval (1 - alpha), in "
+                                                         "(0, 0.5].")] = 0.05,
+    n_boot: Annotated[int, typer.Option(
+        "--n-boot", min=1, help="Bootstrap replicates and permutations: at least max(100, 10/alpha) (200 at "
+                                "alpha 0.05); a warning below 1000.")] = 2000,
     min_positives: Annotated[int, typer.Option(
         "--min-positives", min=0, help="Below this many malignant cases a group's verdict is 'insufficient data'.")] = 10,
     reference: Annotated[Optional[str], typer.Option("--reference", help="Reference ITA group (default: the "
@@ -391,6 +402,9 @@ def demo(
 ):
     """Fully offline demo: phantom images with known truth, a small model fitted on them, an audit."""
     from .demo import run_demo
+    from .report import report_date
+
+    report_date()  # a malformed SOURCE_DATE_EPOCH fails before any work
 
     result = run_demo(out, n=n, seed=seed, progress=_progress(), force=force)
     typer.echo(_summary_line(result))

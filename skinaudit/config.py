@@ -5,14 +5,37 @@ Recorded whole in ``audit.json`` and the report's appendix; read back by
 """
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from .errors import ConfigError
 from .skintone.params import DEFAULT_REFERENCE_B
 from .validation import check_choice, check_int, check_param
 
-__all__ = ["AuditConfig"]
+__all__ = ["AuditConfig", "min_n_boot", "BOOT_TAIL", "MIN_N_BOOT", "ADVISED_N_BOOT"]
+
+#: Bootstrap replicates an audit needs beyond each end of a (1 - alpha) percentile interval.
+BOOT_TAIL = 5
+#: Fewest bootstrap replicates of an audit at any alpha (the localisation bootstrap's floor).
+MIN_N_BOOT = 100
+#: Below this many replicates an audit runs but warns that its intervals are noisy.
+ADVISED_N_BOOT = 1000
+#: Set while a saved configuration is read back: the replicates it ran with are a fact, not a choice.
+_READING_SAVED = contextvars.ContextVar("reading_saved_config", default=False)
+
+
+def min_n_boot(alpha: float) -> int:
+    """Fewest bootstrap replicates an audit accepts at level ``alpha``:
+    ``max(MIN_N_BOOT, ceil(2 * BOOT_TAIL / alpha))`` (200 at alpha = 0.05, 1000 at 0.01).
+
+    A percentile interval's ends are the ``alpha / 2`` and ``1 - alpha / 2`` quantiles of the
+    replicates; with ``n_boot * alpha / 2 >= BOOT_TAIL`` at least that many replicates lie
+    beyond each end, so an end is not one or two draws (with ``n_boot = 1`` the "interval" is
+    a single replicate and need not contain the estimate).
+    """
+    return max(MIN_N_BOOT, math.ceil(2 * BOOT_TAIL / float(alpha) - 1e-9))
 
 
 @dataclass(frozen=True)
@@ -33,8 +56,11 @@ class AuditConfig:
     median is raised to), ``skin_margin`` (``"shrink"``: narrow the lesion margin of a large
     lesion so enough skin remains; ``"full"``: keep it and report ``unknown`` instead).
 
-    Statistics: ``alpha``, ``n_boot``, ``min_positives``, ``reference`` (the comparison
-    group; default the largest).
+    Statistics: ``alpha`` (in (0, 0.5]: every test's level; intervals are 1 - alpha),
+    ``n_boot`` (bootstrap replicates, also the permutations; at least :func:`min_n_boot`
+    ``(alpha)`` = max(100, 10 / alpha), i.e. 200 at alpha = 0.05, so at least 5 replicates lie
+    beyond each end of a percentile interval; :func:`~skinaudit.audit.run_audit` warns below
+    1000), ``min_positives``, ``reference`` (the comparison group; default the largest).
 
     Recalibration: ``calibration_fraction`` (stratified share of the audited images used to
     fit thresholds when no separate calibration file is given; the rest reports them),
@@ -81,6 +107,11 @@ class AuditConfig:
             check_int(getattr(self, name), name, low=0)
         for name in ("alpha", "calibration_fraction", "gamma", "step", "keep_top"):
             check_param(getattr(self, name), name)
+        if not _READING_SAVED.get() and self.n_boot < min_n_boot(self.alpha):
+            raise ConfigError(
+                f"the 'n_boot' parameter must be at least {min_n_boot(self.alpha)} at alpha = {self.alpha:g} "
+                f"(max({MIN_N_BOOT}, {2 * BOOT_TAIL} / alpha), so that at least {BOOT_TAIL} bootstrap replicates lie "
+                f"beyond each end of the {1 - self.alpha:.0%} percentile interval); got {self.n_boot}")
         check_choice(self.explain, "explain", ("auto", "off"))
         for name in ("strict", "skin_tone", "explain_fp"):
             if not isinstance(getattr(self, name), bool):
@@ -96,13 +127,21 @@ class AuditConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "AuditConfig":
-        """The inverse of :meth:`to_dict`; options this version does not know are refused."""
+        """The inverse of :meth:`to_dict`; options this version does not know are refused.
+
+        A saved audit is read back even when it ran with fewer bootstrap replicates than
+        :func:`min_n_boot` now asks for (it was run; its report can still be rendered).
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"the saved configuration has options this version of skinaudit does not know: "
                               f"{', '.join(unknown)}")
-        return cls(**data)
+        token = _READING_SAVED.set(True)
+        try:
+            return cls(**data)
+        finally:
+            _READING_SAVED.reset(token)
 
     def ita_params(self):
         """The :class:`~skinaudit.skintone.ItaParams` of the skin-tone stage."""

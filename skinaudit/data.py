@@ -69,6 +69,8 @@ DIAGNOSIS_CODES = {
     "scc": "SCC", "squamous cell carcinoma": "SCC",
 }
 _REQUIRED = ("image_id", "image_path", "label")
+#: Name of the row computed over every image in the per-group tables; not usable as a group.
+RESERVED_GROUP = "all"
 _BENIGN_WORDS = {"0", "benign", "false", "0.0"}
 _MALIGNANT_WORDS = {"1", "malignant", "true", "1.0"}
 
@@ -130,9 +132,20 @@ class AuditDataset:
             t["mask_path"] = None
         t["mask_path"] = t["mask_path"].astype(object).where(t["mask_path"].notna(), None)
         if "ita" in t.columns:
-            t["ita"] = pd.to_numeric(t["ita"], errors="coerce")
+            t["ita"], bad = given_ita(t["ita"])
+            if bad.any():
+                raise DataError(f"dataset '{self.name}': the ita column must hold angles in [-90, 90] degrees or be "
+                                f"empty; image(s) {preview(t['image_id'][bad])} are not")
         if "group" in t.columns:
             t["group"] = t["group"].astype(object).where(t["group"].notna(), None)
+            reserved = t["image_id"][t["group"].astype(str).str.strip().eq(RESERVED_GROUP)]
+            if len(reserved):
+                raise DataError(f"dataset '{self.name}': the group name {RESERVED_GROUP!r} is reserved for the row of "
+                                f"all images; rename the group of image(s) {preview(reserved)}")
+        for col in ("image_path", "mask_path"):
+            nul = t["image_id"][t[col].map(lambda v: isinstance(v, str) and "\0" in v)]
+            if len(nul):
+                raise DataError(f"dataset '{self.name}': the {col} of image(s) {preview(nul)} contains a NUL byte")
         self.table = t.reset_index(drop=True)
         if len(self.table) == 0:
             raise DataError(f"dataset '{self.name}' has no images")
@@ -232,6 +245,59 @@ def read_table(path, what: str) -> pd.DataFrame:
     return df
 
 
+def _blank(value) -> bool:
+    """True for a missing cell: None, NaN, pandas NA or text that is only whitespace."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or bool(pd.isna(value))
+
+
+def given_ita(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """A given ``ita`` column as floats (blank = NaN: estimate it) and the mask of cells that
+    are filled but not an angle in [-90, 90] degrees (text such as "dark-ish", inf, 500)."""
+    blank = values.map(_blank).to_numpy(dtype=bool)
+    numeric = pd.to_numeric(values.where(~blank), errors="coerce")
+    v = numeric.to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        return numeric, ~blank & ~(np.isfinite(v) & (np.abs(v) <= 90))
+
+
+def refuse_rows(path, ids: pd.Series, bad, problem) -> None:
+    """Raise a DataError naming the first bad row (CSV line = data row + 2) and its image.
+
+    ``bad`` is a boolean mask over the rows; ``problem(i)`` describes row ``i``.
+    """
+    where = np.flatnonzero(np.asarray(bad, dtype=bool))
+    if len(where):
+        i = int(where[0])
+        more = f" ({len(where) - 1} more row(s) have the same problem)" if len(where) > 1 else ""
+        raise DataError(f"{path}: row {i + 2} (image {ids.iloc[i]!r}): {problem(i)}{more}")
+
+
+def id_column(df: pd.DataFrame, col: str, path) -> pd.Series:
+    """The id column ``col`` as stripped text; an empty cell is refused with its row."""
+    refuse_rows(path, df[col].fillna(""), df[col].map(_blank).to_numpy(dtype=bool),
+                lambda i: f"the {col} cell is empty; every row needs an image id")
+    return df[col].astype(str).str.strip()
+
+
+def _path_problem(exc: Exception) -> str:
+    """Why a path could not be used: the OS's words (e.g. "File name too long") or Python's."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def _short(text, k: int = 80) -> str:
+    text = repr(str(text))
+    return text if len(text) <= k else f"{text[:k]}... ({len(str(text)):,} characters)"
+
+
+def _inside(path: Path, root: Path, what: str, source, allow_outside_root: bool) -> None:
+    """Refuse a resolved ``path`` outside ``root`` (a symlink out, ``..``) unless allowed."""
+    if not allow_outside_root and not path.is_relative_to(root):
+        raise DataError(f"{source}: {what} resolves to {path}, outside the folder {root}; pass "
+                        "allow_outside_root=True (CLI: --allow-outside-root) if this is intended")
+
+
 def _index_images(images_dir: Path) -> dict[str, Path]:
     if not images_dir.is_dir():
         raise DataError(f"{images_dir}: image folder not found")
@@ -244,27 +310,59 @@ def _index_images(images_dir: Path) -> dict[str, Path]:
     return index
 
 
-def _attach_images(ids: Sequence[str], images_dir, labels_path) -> list[str]:
+def _attach_images(ids: Sequence[str], images_dir, labels_path, allow_outside_root: bool = False) -> list[str]:
     index = _index_images(Path(images_dir))
     missing = [i for i in ids if i not in index]
     if missing:
         raise DataError(
             f"{labels_path}: {len(missing)} image id(s) have no image file in {images_dir}: {preview(missing)}")
+    root = Path(images_dir).resolve()
+    for i in ids:
+        _inside(index[i], root, f"the image file of {i!r}", labels_path, allow_outside_root)
     return [str(index[i]) for i in ids]
 
 
-def _attach_masks(ids: Sequence[str], masks_dir, pattern: str) -> list[str | None]:
+def check_mask_pattern(pattern) -> str:
+    """Return ``pattern`` when it names a mask file with ``{id}`` and no other replacement
+    field (braces balanced; a literal brace is written ``{{`` or ``}}``), else raise
+    :class:`~skinaudit.errors.ConfigError`."""
+    import string
+
+    hint = "write the image id as {id}, e.g. '{id}_segmentation.png'"
+    if not isinstance(pattern, str):
+        raise ConfigError(f"the mask pattern must be text; got {pattern!r}")
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(pattern) if name is not None]
+    except ValueError as exc:
+        raise ConfigError(f"the mask pattern {pattern!r} is malformed ({exc}); {hint}") from None
+    other = sorted({"{" + name + "}" for name, spec, conv in fields if name != "id" or spec or conv})
+    if other:
+        raise ConfigError(f"the mask pattern {pattern!r} has the field(s) {', '.join(other)}; {hint}")
+    if not fields:
+        raise ConfigError(f"the mask pattern must contain '{{id}}'; got {pattern!r}")
+    return pattern
+
+
+def _attach_masks(ids: Sequence[str], masks_dir, pattern: str, allow_outside_root: bool = False) -> list[str | None]:
+    check_mask_pattern(pattern)
     if masks_dir is None:
         return [None] * len(ids)
     masks_dir = Path(masks_dir)
     if not masks_dir.is_dir():
         raise DataError(f"{masks_dir}: mask folder not found")
-    if "{id}" not in pattern:
-        raise ConfigError(f"the mask pattern must contain '{{id}}'; got {pattern!r}")
+    root = masks_dir.resolve()
     out = []
     for i in ids:
-        p = masks_dir / pattern.format(id=i)
-        out.append(str(p.resolve()) if p.is_file() else None)
+        name = pattern.format(id=i)
+        try:
+            p = (masks_dir / name).resolve()
+            found = p.is_file()
+        except (OSError, ValueError) as exc:  # a name too long for the OS, a NUL byte
+            raise DataError(f"{masks_dir}: the mask name {_short(name)} of image {i!r} is not a usable path "
+                            f"({_path_problem(exc)})") from None
+        if found:
+            _inside(p, root, f"the mask of {i!r}", masks_dir, allow_outside_root)
+        out.append(str(p) if found else None)
     if not any(out):
         raise DataError(
             f"{masks_dir}: no mask matches the pattern {pattern!r} for any image (e.g. {pattern.format(id=ids[0])})")
@@ -293,7 +391,8 @@ def _excluded(ids, reasons) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------
 
 def load_isic(images, labels, *, masks=None, malignant: Iterable[str] = DEFAULT_MALIGNANT,
-              mask_pattern: str = "{id}_segmentation.png", name: str | None = None) -> AuditDataset:
+              mask_pattern: str = "{id}_segmentation.png", allow_outside_root: bool = False,
+              name: str | None = None) -> AuditDataset:
     """Load the ISIC 2018 Task 3 layout (or HAM10000, the same images).
 
     Parameters
@@ -309,34 +408,37 @@ def load_isic(images, labels, *, masks=None, malignant: Iterable[str] = DEFAULT_
     malignant : iterable of str
         Diagnosis codes counted as malignant (default MEL, BCC, AKIEC).
     mask_pattern : str
-        File name of an image's mask, with ``{id}`` for the image id.
+        File name of an image's mask, with ``{id}`` for the image id (and no other field).
+    allow_outside_root : bool
+        Accept an image (or mask) file that resolves outside its folder, e.g. a symlink
+        pointing elsewhere; refused by default, as in :func:`load_manifest`.
     """
     labels = Path(labels)
+    check_mask_pattern(mask_pattern)
     df = read_table(labels, "labels")
     mal = _malignant_set(malignant)
     unknown = mal - set(ISIC_CLASSES) - {"SCC"}
     if unknown:
         raise ConfigError(f"unknown malignant class(es) {sorted(unknown)}; choose from {', '.join(ISIC_CLASSES)}")
     if "image" in df.columns and all(c in df.columns for c in ISIC_CLASSES):
+        df["image"] = id_column(df, "image", labels)
         onehot = df[list(ISIC_CLASSES)].apply(pd.to_numeric, errors="coerce")
-        if onehot.isna().any().any():
-            row = int(np.flatnonzero(onehot.isna().any(axis=1).to_numpy())[0])
-            raise DataError(f"{labels}: non-numeric class value in row {row + 2} (image {df['image'].iloc[row]!r})")
-        sums = onehot.sum(axis=1)
-        bad = df["image"][~np.isclose(sums, 1.0)]
-        if len(bad):
-            raise DataError(f"{labels}: each row must have exactly one class set to 1; {len(bad)} do not, "
-                            f"e.g. {preview(bad)}")
+        refuse_rows(labels, df["image"], onehot.isna().any(axis=1), lambda i: "non-numeric class value")
+        values = onehot.to_numpy(dtype=float)
+        not_onehot = ~np.isin(values, (0.0, 1.0)).all(axis=1) | ((values == 1.0).sum(axis=1) != 1)
+        refuse_rows(labels, df["image"], not_onehot, lambda i: (
+            "every class value must be 0 or 1, with exactly one class set to 1; got "
+            + (", ".join(f"{c}={df[c].iloc[i].strip()}" for k, c in enumerate(ISIC_CLASSES) if values[i, k] != 0)
+               or "0 for every class")))
         dx = onehot.idxmax(axis=1)
-        table = pd.DataFrame({"image_id": df["image"].astype(str).str.strip(), "diagnosis": dx})
+        table = pd.DataFrame({"image_id": df["image"], "diagnosis": dx})
         kind = "ISIC 2018 Task 3 ground truth"
     elif {"image_id", "dx"} <= set(df.columns):
+        df["image_id"] = id_column(df, "image_id", labels)
         codes = df["dx"].str.strip().str.lower().map(DIAGNOSIS_CODES)
-        bad = df["image_id"][codes.isna()]
-        if len(bad):
-            raise DataError(f"{labels}: unknown diagnosis in column 'dx' for {preview(bad)}")
+        refuse_rows(labels, df["image_id"], codes.isna(), lambda i: (
+            f"unknown diagnosis {df['dx'].iloc[i]!r} in column 'dx' (known: {', '.join(sorted(DIAGNOSIS_CODES))})"))
         table = df.rename(columns={"dx": "dx_original"}).copy()
-        table["image_id"] = table["image_id"].astype(str).str.strip()
         table["diagnosis"] = codes
         kind = "HAM10000 metadata"
     else:
@@ -346,24 +448,27 @@ def load_isic(images, labels, *, masks=None, malignant: Iterable[str] = DEFAULT_
     _check_unique(table, "image_id", labels)
     ids = table["image_id"].tolist()
     table["label"] = table["diagnosis"].isin(mal).astype(int)
-    table["image_path"] = _attach_images(ids, images, labels)
-    table["mask_path"] = _attach_masks(ids, masks, mask_pattern)
+    table["image_path"] = _attach_images(ids, images, labels, allow_outside_root)
+    table["mask_path"] = _attach_masks(ids, masks, mask_pattern, allow_outside_root)
     source = {"kind": "isic", "format": kind, "images": str(Path(images)), "labels": str(labels),
               "masks": str(masks) if masks else None, "malignant": sorted(mal)}
     return AuditDataset(table, name=name or labels.stem, source=source)
 
 
 def load_isic_archive(metadata, images, *, masks=None, malignant: Iterable[str] = (*DEFAULT_MALIGNANT, "SCC"),
-                      mask_pattern: str = "{id}_segmentation.png", name: str | None = None) -> AuditDataset:
+                      mask_pattern: str = "{id}_segmentation.png", allow_outside_root: bool = False,
+                      name: str | None = None) -> AuditDataset:
     """Load an ISIC Archive metadata CSV (as the archive and ``isic-cli`` export it).
 
     The id column is ``isic_id`` (or ``image_id``). The label comes from
     ``benign_malignant`` (``benign`` / ``malignant``; rows marked ``indeterminate`` or empty
     are excluded and listed with the reason) or, when that column is absent, from
     ``diagnosis`` / ``diagnostic`` / ``dx`` mapped through ``malignant``. Every other column
-    (age, sex, diagnosis, Fitzpatrick type, ...) is kept as metadata.
+    (age, sex, diagnosis, Fitzpatrick type, ...) is kept as metadata. ``masks``,
+    ``mask_pattern`` and ``allow_outside_root`` are as in :func:`load_isic`.
     """
     metadata = Path(metadata)
+    check_mask_pattern(mask_pattern)
     df = read_table(metadata, "metadata")
     id_col = "isic_id" if "isic_id" in df.columns else "image_id" if "image_id" in df.columns else None
     if id_col is None:
@@ -372,9 +477,13 @@ def load_isic_archive(metadata, images, *, masks=None, malignant: Iterable[str] 
     if id_col == "isic_id" and "image_id" in table.columns:
         table = table.rename(columns={"image_id": "image_id_original"})
     table = table.rename(columns={id_col: "image_id"})
-    table["image_id"] = table["image_id"].astype(str).str.strip()
+    table["image_id"] = id_column(table, "image_id", metadata)
     _check_unique(table, "image_id", metadata)
     mal = _malignant_set(malignant)
+    unknown = mal - set(DIAGNOSIS_CODES.values())
+    if unknown:
+        raise ConfigError(f"unknown malignant class(es) {sorted(unknown)}; choose from "
+                          f"{', '.join(sorted(set(DIAGNOSIS_CODES.values())))}")
     if "benign_malignant" in table.columns:
         labels = table["benign_malignant"].map(parse_label)
         reasons = "benign_malignant is " + table["benign_malignant"].fillna("empty").astype(str)
@@ -394,8 +503,8 @@ def load_isic_archive(metadata, images, *, masks=None, malignant: Iterable[str] 
         raise DataError(f"{metadata}: no row has a benign or malignant label")
     table["label"] = labels[keep].astype(int)
     ids = table["image_id"].tolist()
-    table["image_path"] = _attach_images(ids, images, metadata)
-    table["mask_path"] = _attach_masks(ids, masks, mask_pattern)
+    table["image_path"] = _attach_images(ids, images, metadata, allow_outside_root)
+    table["mask_path"] = _attach_masks(ids, masks, mask_pattern, allow_outside_root)
     source = {"kind": "isic-archive", "metadata": str(metadata), "images": str(Path(images)),
               "masks": str(masks) if masks else None}
     return AuditDataset(table, name=name or metadata.parent.name, source=source, excluded=excluded)
@@ -416,40 +525,49 @@ def load_manifest(manifest, *, allow_outside_root: bool = False, name: str | Non
     if missing:
         raise DataError(f"{manifest}: missing required column(s) {', '.join(missing)}; "
                         f"a manifest needs image_id,image_path,label")
-    df["image_id"] = df["image_id"].astype(str).str.strip()
+    df["image_id"] = id_column(df, "image_id", manifest)
     _check_unique(df, "image_id", manifest)
     labels = df["label"].map(parse_label)
-    bad = df["image_id"][labels.isna()]
-    if len(bad):
-        raise DataError(f"{manifest}: label must be 0/1 or benign/malignant; {len(bad)} row(s) are not, "
-                        f"e.g. {preview(bad)}")
+    refuse_rows(manifest, df["image_id"], labels.isna(), lambda i: (
+        f"the label must be 0/1 or benign/malignant; got {df['label'].iloc[i]!r}" if not _blank(df["label"].iloc[i])
+        else "the label must be 0/1 or benign/malignant; the cell is empty"))
     df["label"] = labels.astype(int)
+    if "ita" in df.columns:
+        raw_ita = df["ita"].copy()
+        df["ita"], bad = given_ita(raw_ita)
+        refuse_rows(manifest, df["image_id"], bad, lambda i: (
+            f"ita {raw_ita.iloc[i]!r} is not an angle in [-90, 90] degrees (leave the cell empty to estimate it)"))
+    if "group" in df.columns:
+        df["group"] = df["group"].map(lambda v: None if _blank(v) else str(v).strip())
+        refuse_rows(manifest, df["image_id"], df["group"].eq(RESERVED_GROUP), lambda i: (
+            f"the group name {RESERVED_GROUP!r} is reserved for the row of all images; use another name"))
     root = manifest.resolve().parent
     for col in ("image_path", "mask_path"):
         if col not in df.columns:
             continue
         resolved = []
-        for image_id, raw in zip(df["image_id"], df[col]):
-            if raw is None or (isinstance(raw, float) and math.isnan(raw)) or str(raw).strip() == "":
+        for row, (image_id, raw) in enumerate(zip(df["image_id"], df[col])):
+            where = f"{manifest}: row {row + 2} (image {image_id!r})"
+            if _blank(raw):
                 if col == "image_path":
-                    raise DataError(f"{manifest}: image {image_id!r} has an empty image_path")
+                    raise DataError(f"{where}: the image_path is empty")
                 resolved.append(None)
                 continue
-            p = Path(str(raw).strip())
-            p = (p if p.is_absolute() else root / p).resolve()
+            try:
+                p = Path(str(raw).strip())
+                p = (p if p.is_absolute() else root / p).resolve()
+                found = p.is_file()
+            except (OSError, ValueError) as exc:  # a NUL byte, a name or path too long for the OS
+                problem = _path_problem(exc)
+                raise DataError(f"{where}: the {col} {_short(raw)} is not a usable path ({problem})") from None
             if not allow_outside_root and not p.is_relative_to(root):
                 raise DataError(
-                    f"{manifest}: {col} of image {image_id!r} ({raw}) leaves the manifest's folder {root}; "
+                    f"{where}: the {col} {_short(raw)} leaves the manifest's folder {root}; "
                     "pass allow_outside_root=True (CLI: --allow-outside-root) if this is intended")
-            if not p.is_file():
-                raise DataError(f"{manifest}: {col} of image {image_id!r} not found: {p}")
+            if not found:
+                raise DataError(f"{where}: the {col} was not found: {p}")
             resolved.append(str(p))
         df[col] = resolved
-    if "ita" in df.columns:
-        ita = pd.to_numeric(df["ita"], errors="coerce")
-        if np.isinf(ita).any():
-            raise DataError(f"{manifest}: the 'ita' column holds infinite values")
-        df["ita"] = ita
     for col in df.columns:  # metadata columns that are wholly numeric become numbers
         if col in (*_REQUIRED, "mask_path", "group", "image_id") or not pd.api.types.is_string_dtype(df[col]):
             continue

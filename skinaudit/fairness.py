@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats as _st
 
 from ._jsonsafe import json_safe
+from .data import preview
 from .errors import DataError
 from .metrics import (COUNT_COLUMNS, PAPER_GAP_RULE, RATE_METRICS, UNDEFINED_REASONS, check_threshold,
                       choose_reference, gap, group_metrics, max_min, paper_rule, paper_table)
@@ -215,6 +216,7 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
                        for met in RATE_METRICS},
              "max_min_flags": {met: spreads[met]["paper_flag"] for met in RATE_METRICS}}
     notes = _notes(tab, names, min_positives, boot, col)
+    notes += _interval_notes(group_out, gap_rows, spreads, alpha)
     t8 = paper_table(table, reference=ref)
     section = {
         "threshold": t, "alpha": alpha, "n_boot": n_boot, "n_perm": n_perm, "random_state": int(random_state),
@@ -271,6 +273,24 @@ def _test_row(tab, y, s, g_arr, g, ref, met, gap_row, perm, alpha, power, z, pri
     return row
 
 
+def _interval_notes(group_out, gap_rows, spreads, alpha) -> list[str]:
+    """A note when a bootstrap percentile interval does not contain its own estimate."""
+    def outside(est, low, high):
+        return all(np.isfinite([est, low, high])) and not low <= est <= high
+
+    missed = [f"{met} of '{g}'" for g, out in group_out.items() for met, c in out["ci"].items()
+              if met in out and outside(out[met], c["bootstrap"]["low"], c["bootstrap"]["high"])]
+    missed += [f"{r['metric']} gap '{r['group']}' - '{r['reference']}'" for r in gap_rows
+               if outside(r["difference"], r["boot_low"], r["boot_high"])]
+    missed += [f"{met} max - min" for met, r in spreads.items() if outside(r["value"], r["boot_low"], r["boot_high"])]
+    if not missed:
+        return []
+    return [f"{len(missed)} bootstrap percentile interval(s) do not contain their own estimate ({preview(missed, 3)}): "
+            f"a percentile interval is the middle {1 - alpha:.0%} of the bootstrap replicates, and for a skewed or "
+            "biased statistic (a max - min gap, a rate near 0 or 1 in a small group) it can lie beside the estimate; "
+            "read it as the spread of the replicates, not as bounds round the estimate"]
+
+
 def _notes(tab, names, min_positives, boot, col) -> list[str]:
     notes = []
     for g in names:
@@ -301,7 +321,8 @@ def threshold_change(y_true, y_score, groups, *, before: float, after: float) ->
         precision_after, per_group`` (records: ``group, n, n_pos, fn_before, fn_after, fp_before,
         fp_after, recall_before, recall_after, precision_before, precision_after, delta_fn,
         delta_fp``; the last record is ``all``). The recall gap is max - min recall over the groups;
-        ``recall_gap_change_pct = 100 (after - before) / before`` (NaN when the gap was 0).
+        ``recall_gap_change_pct = 100 (after - before) / before`` (NaN when the gap was 0). With
+        no groups (every case in the group ``all``) the gaps are NaN and ``per_group`` is ``all``.
     """
     y, s = check_labels_scores(y_true, y_score)
     b, a = check_threshold(before), check_threshold(after)
@@ -312,7 +333,10 @@ def _compare(y, groups, pred_before, pred_after, extra: dict) -> dict:
     eb = evaluate_thresholds(y, pred_before, groups).set_index("group")
     ea = evaluate_thresholds(y, pred_after, groups).set_index("group")
     grp = [g for g in eb.index if g != "all"]
-    gb, ga = (max_min(e.loc[grp, "recall"].to_numpy(dtype=float)) for e in (eb, ea))
+    if grp:
+        gb, ga = (max_min(e.loc[grp, "recall"].to_numpy(dtype=float)) for e in (eb, ea))
+    else:  # data without groups: no gap between groups to report
+        gb = ga = float("nan")
     per_group = _before_after(eb, ea)
     out = dict(extra)
     out.update(fn_before=int(eb.loc["all", "fn"]), fn_after=int(ea.loc["all", "fn"]),

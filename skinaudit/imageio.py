@@ -21,7 +21,10 @@ __all__ = ["read_image", "read_mask", "file_sha256", "MIN_IMAGE_SIDE", "MAX_IMAG
 
 #: Images with a side shorter than this are rejected: no meaningful skin sample or CAM.
 MIN_IMAGE_SIDE = 32
-#: Refuse images larger than this many pixels (decompression-bomb guard; 100 MP).
+#: Refuse images larger than this many pixels (decompression-bomb guard; 100 MP). Pillow's own
+#: guard (``PIL.Image.MAX_IMAGE_PIXELS``, about 89.5 MP: a warning, an error at twice that) is
+#: not the limit: its warning is ignored here and this one applies, read from the header
+#: before any pixel is decoded.
 MAX_IMAGE_PIXELS = 100_000_000
 
 
@@ -35,17 +38,23 @@ def file_sha256(path, chunk: int = 1 << 20) -> str:
 
 
 def _open(path: Path) -> Image.Image:
-    if not path.is_file():
-        raise ImageError(path, "file not found")
-    if path.stat().st_size == 0:
+    try:
+        if not path.is_file():
+            raise ImageError(path, "file not found")
+        empty = path.stat().st_size == 0
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the OS, no access to a folder
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ImageError(path, f"not a usable path ({reason})") from None
+    if empty:
         raise ImageError(path, "file is empty (0 bytes)")
     img = None
     try:
         with warnings.catch_warnings():
             # PIL's warnings about damaged metadata are noise here: the file either decodes or is
-            # reported; above its pixel limit PIL warns, which we treat as the error it is.
+            # reported. Its decompression-bomb warning comes below our documented limit, which is
+            # checked on the header just after opening.
             warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
             w, h = img.size
             if w * h > MAX_IMAGE_PIXELS:
@@ -66,7 +75,10 @@ def _open(path: Path) -> Image.Image:
         if isinstance(exc, ImageError):
             raise
         if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-            raise ImageError(path, f"refused as a possible decompression bomb ({exc})") from None
+            raise ImageError(path, f"over the {MAX_IMAGE_PIXELS:,}-pixel limit, refused as a possible "
+                                   f"decompression bomb ({exc})") from None
+        if isinstance(exc, OSError) and exc.errno is not None:  # the OS refused the read (permissions...)
+            raise ImageError(path, f"cannot read the file ({exc.strerror})") from None
         if isinstance(exc, UnidentifiedImageError):
             raise ImageError(path, "not a readable image (unknown or corrupt format)") from None
         if isinstance(exc, Exception):  # decoders raise many types on damaged data

@@ -180,7 +180,12 @@ class TorchModel:
             raise ConfigError(f"the 'positive_index' parameter must be 0 or 1; got {positive_index}")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+            torch.empty(0, device=self.device)  # an absent or unknown device fails here, not mid-audit
+        except (RuntimeError, AssertionError, TypeError) as exc:
+            raise ConfigError(f"the 'device' parameter {device!r} cannot be used here "
+                              f"({str(exc).splitlines()[0][:160]}); use cpu, cuda, cuda:N or auto") from None
         self.module = module
         self.preprocess = preprocess or Preprocess()
         self.positive_index = positive_index
@@ -229,6 +234,8 @@ class OnnxModel:
             self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own base types
             raise ModelError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
+        if positive_index not in (0, 1):
+            raise ConfigError(f"the 'positive_index' parameter must be 0 or 1; got {positive_index}")
         self.input_name = self.session.get_inputs()[0].name
         self.preprocess = preprocess or Preprocess()
         self.positive_index = positive_index
@@ -356,6 +363,36 @@ def _is_torchscript(path: Path) -> bool:
         n.endswith("constants.pkl") for n in names)
 
 
+def _is_pickle(path: Path, limit: int = 1 << 20) -> bool:
+    """Whether ``path`` holds a pickle (what ``torch.save`` writes): torch's zip archive of one,
+    a stream opening with the pickle protocol header, or one whose opening bytes parse as
+    pickle opcodes up to STOP. Read with :mod:`pickletools` only: nothing is executed."""
+    import io
+    import pickletools
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith(".pkl") for n in zf.namelist())
+    with open(path, "rb") as fh:
+        head = fh.read(limit)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # PROTO 2..5
+        return True
+    ops = 0
+    try:
+        for op, _, _ in pickletools.genops(io.BytesIO(head)):  # protocol 0 / 1: text-like opcodes
+            ops += 1
+            if op.name == "STOP":
+                return ops >= 3
+    except Exception:  # noqa: BLE001 - pickletools raises ValueError and others on non-pickle bytes
+        return False
+    return False
+
+
+def _not_a_model(path: Path) -> ModelError:
+    return ModelError(f"{path}: not a recognised model file: not TorchScript, not ONNX (name it *.onnx) and not a "
+                      "readable PyTorch checkpoint (torch.save of a state dict)")
+
+
 def _load_state_dict(path: Path, arch: str | None):
     torch = _torch()
     import pickle
@@ -363,12 +400,16 @@ def _load_state_dict(path: Path, arch: str | None):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not _is_pickle(path):  # random bytes: torch's unpickler fails on them too
+            raise _not_a_model(path) from None
         raise UnsafeCheckpointError(
             f"{path}: refused to load: the checkpoint is a pickle that would run code or build arbitrary "
             f"objects ({str(exc).splitlines()[0][:160]}). Export the model safely instead: "
             "torch.jit.save(torch.jit.script(model), 'model.pt') for TorchScript, or "
             "torch.save(model.state_dict(), 'model_state.pt') and pass --arch") from None
     except Exception as exc:  # noqa: BLE001 - torch raises KeyError, RuntimeError... on junk files
+        if not _is_pickle(path):
+            raise _not_a_model(path) from None
         raise ModelError(f"{path}: not a readable PyTorch checkpoint ({str(exc).splitlines()[0][:200]})") from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model_state_dict", "model"):

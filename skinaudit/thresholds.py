@@ -599,12 +599,19 @@ def calibration_split(y_true, groups=None, *, fraction: float = 0.3, random_stat
 # --------------------------------------------------------------------------------- evaluation
 def evaluate_thresholds(y_true, y_pred, groups) -> pd.DataFrame:
     """Per-group counts and rates of 0/1 predictions (n,): ``group, n, n_pos, tp, fn, tn, fp,
-    recall, precision, f1, specificity, fnr``; one extra row ``group="all"``."""
+    recall, precision, f1, specificity, fnr``; one extra row ``group="all"``.
+
+    ``"all"`` names that extra row, so it is not a group name, except when every case is in
+    ``"all"`` (data without groups): then the table is that one row.
+    """
     y = np.asarray(y_true).astype(int)
     p = np.asarray(y_pred).astype(int)
     g = _as_groups(groups, y.size)
+    names = sorted(set(g) - {"all"})
+    if names and len(names) < len(set(g)):
+        raise DataError("'all' names the row of every case; it cannot also be one of several group names")
     rows = []
-    for name in sorted(set(g)) + ["all"]:
+    for name in names + ["all"]:
         m = np.ones(y.size, bool) if name == "all" else g == name
         c = {"tp": int(((p == 1) & (y == 1) & m).sum()), "fn": int(((p == 0) & (y == 1) & m).sum()),
              "tn": int(((p == 0) & (y == 0) & m).sum()), "fp": int(((p == 1) & (y == 0) & m).sum())}

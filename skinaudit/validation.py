@@ -20,12 +20,19 @@ __all__ = ["BOUNDS", "check_bounded", "check_choice", "check_int", "check_labels
 #: Bounds of the named parameters: (low, high, low_open, high_open).
 BOUNDS: dict[str, tuple[float, float, bool, bool]] = {
     "threshold": (0.0, 1.0, False, False),
-    "alpha": (0.0, 1.0, True, True),
+    "alpha": (0.0, 0.5, True, False),
     "gamma": (0.0, 1.0, True, False),
     "step": (0.0, 0.5, True, False),
     "keep_top": (0.0, 1.0, True, False),
     "calibration_fraction": (0.0, 1.0, True, True),
     "power": (0.0, 1.0, True, True),
+}
+
+
+#: What a parameter means, appended to its range error where the range alone would puzzle.
+HINTS: dict[str, str] = {
+    "alpha": "it is the significance level of every test, and intervals have level 1 - alpha "
+             "(0.05 gives 95% intervals)",
 }
 
 
@@ -82,7 +89,12 @@ def check_param(value, name: str, *, label: str | None = None) -> float:
     ``calibration_fraction``).
     """
     low, high, low_open, high_open = BOUNDS[name]
-    return check_bounded(value, label or name, low, high, low_open=low_open, high_open=high_open)
+    try:
+        return check_bounded(value, label or name, low, high, low_open=low_open, high_open=high_open)
+    except ConfigError as exc:
+        if name in HINTS and "must be in" in str(exc):
+            raise ConfigError(f"{exc}: {HINTS[name]}") from None
+        raise
 
 
 def check_int(value, name: str, *, low: int = 0) -> int:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from skinaudit.cli import app
 
 runner = CliRunner()
-FAST = ["--n-boot", "50", "--sensitivity-sample", "0", "--jobs", "1", "--no-report", "--no-explain", "--no-cache"]
+FAST = ["--n-boot", "200", "--sensitivity-sample", "0", "--jobs", "1", "--no-report", "--no-explain", "--no-cache"]
 
 
 def _skin(size=96, seed=0, dark=False):

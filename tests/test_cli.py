@@ -251,7 +251,7 @@ def test_report_figures_with_a_relative_out_folder(phantom_dataset, tmp_path, mo
     rng = np.random.default_rng(1)
     pd.DataFrame({"image_id": ids, "score": rng.uniform(0, 1, len(ids))}).to_csv("s.csv", index=False)
     res = runner.invoke(app, ["run", "--scores", "s.csv", "--data", "manifest", "--manifest",
-                              phantom_dataset.source["manifest"], "--out", "rel-out", "--n-boot", "100",
+                              phantom_dataset.source["manifest"], "--out", "rel-out", "--n-boot", "200",
                               "--sensitivity-sample", "0", "--jobs", "1", "--no-pdf"])
     assert res.exit_code == 0, res.output
     html = (tmp_path / "rel-out" / "report.html").read_text()

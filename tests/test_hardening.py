@@ -33,7 +33,7 @@ def scripted_model(tmp_path_factory):
     return path
 
 
-FAST = AuditConfig(n_boot=100, sensitivity_sample=0, n_jobs=1)
+FAST = AuditConfig(n_boot=200, sensitivity_sample=0, n_jobs=1)
 
 
 def test_cache_hits_and_never_stale(phantom_dataset, scripted_model, tmp_path):

@@ -203,7 +203,7 @@ def test_bootstrap_seed_as_int_or_generator():
     (lambda c, i, m: triptych_cases([1, 0], [1, 0], [0.9, 0.1], per_kind=1.5), "'per_kind' parameter"),
     (lambda c, i, m: localisation_by_group(pd.DataFrame({"relevance_mass": [0.5], "pointing_game": [1.0],
                                                          "iou_top": [0.2]}), ["x"], alpha=1.0),
-     r"'alpha' parameter must be in \(0, 1\)"),
+     r"'alpha' parameter must be in \(0, 0.5\]"),
 ])
 def test_bad_options_fail_with_a_sentence(call, match):
     img, mask = square_image()

@@ -88,7 +88,7 @@ def test_written_files_equal_the_in_memory_forms(phantom_dataset, tmp_path):
     ds = phantom_dataset.head(24)
     rng = np.random.default_rng(1)
     scores = PrecomputedScores(pd.Series(rng.random(len(ds)), index=ds.ids))
-    config = AuditConfig(n_boot=50, sensitivity_sample=0, n_jobs=1)
+    config = AuditConfig(n_boot=200, sensitivity_sample=0, n_jobs=1)
     cold = run_audit(scores, ds, config, cache=ResultCache(tmp_path / "cache"))
     write_audit(cold, tmp_path / "cold", report=False)
     assert (tmp_path / "cold" / "audit.json").read_text(encoding="utf-8") == cold.to_json()

@@ -81,8 +81,9 @@ def _run_jobs(jobs, n_jobs, progress, worker, desc):
         it = map(worker, jobs)
         it = it if progress is None else progress(it, total=len(jobs), desc=desc)
         return list(it)
-    with ProcessPoolExecutor(max_workers=int(n_jobs)) as ex:
-        it = ex.map(worker, jobs, chunksize=max(1, min(32, len(jobs) // (4 * n_jobs))))
+    workers = min(int(n_jobs), len(jobs))  # more processes than images would only sit idle (--jobs 100000)
+    with ProcessPoolExecutor(max_workers=workers) as ex:
+        it = ex.map(worker, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
         it = it if progress is None else progress(it, total=len(jobs), desc=desc)
         return list(it)
 
