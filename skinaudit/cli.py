@@ -119,12 +119,8 @@ def _output(out, force, *inputs, cache=None, no_cache=True):
 def _cache(folder, disabled):
     from .cache import ResultCache, default_cache_dir
 
-    if disabled:
-        return None
-    folder = Path(folder or default_cache_dir())
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{folder}: the cache path (--cache or $SKINAUDIT_CACHE) exists and is not a folder")
-    return ResultCache(folder)
+    # an unusable cache (a file, read-only, full) is an optimisation lost, not an error: it warns once
+    return None if disabled else ResultCache(folder or default_cache_dir())
 
 
 def load_dataset(kind: DataKind, *, images=None, labels=None, metadata=None, manifest=None, masks=None,
