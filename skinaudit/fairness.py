@@ -67,7 +67,7 @@ def _with_derived(table: pd.DataFrame) -> pd.DataFrame:
 def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None, alpha: float = 0.05,
                     n_boot: int = 2000, n_perm: int | None = None, random_state: int = 0, min_positives: int = 10,
                     max_ci_width: float = 0.3, power: float = 0.8, primary=("recall", "auc"),
-                    progress=None) -> SectionResult:
+                    descriptive=(), progress=None) -> SectionResult:
     """Per-group metrics with intervals, gaps, tests and verdicts at one threshold.
 
     Parameters
@@ -99,6 +99,10 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
         Metrics whose contrasts form the primary family (Holm); the other tested metrics
         (AUC, recall, precision, F1, specificity, accuracy) form the exploratory family
         (Benjamini-Hochberg).
+    descriptive : sequence of str
+        Groups shown with their metrics and intervals but never compared (no gap, test or
+        verdict, not in the max-min spread, never the reference): e.g. ``unknown``, the images
+        whose skin tone could not be measured. Their row says so (``compared: false``).
     progress : callable, optional
         ``progress(iterable, total=, desc=)`` wrapper for the loop over contrasts.
 
@@ -120,8 +124,9 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
         check_choice(met, "primary", _TESTED)
     y, s = check_labels_scores(y_true, y_score)
     table = group_metrics(y, s, groups, threshold=t)
-    ref = choose_reference(table, reference)
-    names = [str(i) for i in table.index if str(i) != "all"]
+    shown_only = [str(i) for i in table.index if str(i) in {str(d) for d in descriptive}]
+    ref = choose_reference(table.drop(index=shown_only), reference)
+    names = [str(i) for i in table.index if str(i) != "all" and str(i) not in shown_only]
     others = [g for g in names if g != ref]
     if not others:
         raise DataError("a fairness comparison needs at least two groups; the data has one")
@@ -135,7 +140,7 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
 
     # ---- per group
     group_out = {}
-    for name in names + ["all"]:
+    for name in names + shown_only + ["all"]:
         row = tab.loc[name]
         m = np.ones(y.size, bool) if name == "all" else g_arr == name
         auc, var = delong_auc(y[m], s[m])
@@ -155,6 +160,7 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
             **{met: float(row[met]) for met in RATE_METRICS},
             "undefined": {met: r for met, r in _reasons(row).items()},
             "ci": ci,
+            **({"compared": False} if name in shown_only else {}),
         }
 
     # ---- gaps against the reference and max-min
@@ -217,7 +223,7 @@ def fairness_report(y_true, y_score, groups, *, threshold: float, reference=None
              "max_min_flags": {met: spreads[met]["paper_flag"] for met in RATE_METRICS}}
     notes = _notes(tab, names, min_positives, boot, col)
     notes += _interval_notes(group_out, gap_rows, spreads, alpha)
-    t8 = paper_table(table, reference=ref)
+    t8 = paper_table(table, reference=ref, descriptive=shown_only)
     section = {
         "threshold": t, "alpha": alpha, "n_boot": n_boot, "n_perm": n_perm, "random_state": int(random_state),
         "reference": ref, "min_positives": min_positives, "max_ci_width": float(max_ci_width), "power": float(power),

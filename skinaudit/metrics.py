@@ -308,22 +308,27 @@ def metric_gaps(table: pd.DataFrame, *, reference=None, metrics=RATE_METRICS + (
 
 
 def paper_table(table: pd.DataFrame, *, reference=None, metrics=("auc", "recall", "precision", "f1", "fn", "fnr"),
-                overall: str = "all") -> pd.DataFrame:
+                overall: str = "all", descriptive=()) -> pd.DataFrame:
     """The layout of the paper's Table 8: rows metric; columns ``all``, each group (reference
     first), ``gap`` and ``significant_paper_rule``.
 
     With two groups ``gap = |reference - other|`` (as printed in the paper); with more groups
     ``gap`` is max - min over the groups. ``significant_paper_rule`` applies the paper's fixed
     heuristic (0.02 for AUC, 0.05 otherwise; never for counts such as FN, where it is None).
+    ``descriptive`` groups (e.g. ``unknown``) get their column, after the compared ones, but
+    take no part in ``gap``.
     """
-    ref = choose_reference(table, reference, overall=overall)
-    groups = [ref] + [str(i) for i in table.index if str(i) not in (overall, ref)]
+    shown_only = [str(d) for d in descriptive if str(d) in {str(i) for i in table.index}]
+    ref = choose_reference(table.drop(index=shown_only), reference, overall=overall)
+    groups = [ref] + [str(i) for i in table.index if str(i) not in (overall, ref, *shown_only)]
     rows = []
     for m in metrics:
         vals = table.loc[groups, m].to_numpy(dtype=float)
         spread = max_min(vals)
+        vals = np.r_[vals, table.loc[shown_only, m].to_numpy(dtype=float)]
+        groups_shown = groups + shown_only
         row = {"metric": m, overall: float(table.loc[overall, m])}
-        row.update({g: float(v) for g, v in zip(groups, vals)})
+        row.update({g: float(v) for g, v in zip(groups_shown, vals)})
         row["gap"] = spread
         row["significant_paper_rule"] = None if m in COUNT_COLUMNS else paper_rule(m, spread)
         rows.append(row)

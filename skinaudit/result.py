@@ -142,6 +142,9 @@ class AuditResult:
     tables: dict = field(default_factory=dict)
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["image_id", "reason"]))
     figures: dict = field(default_factory=dict)
+    #: Presentation orders read from a saved audit (``audit.json``'s ``key_order``); None for a
+    #: result made in memory, whose objects are in the order the stages made them.
+    key_order: list | None = None
 
     def __post_init__(self):
         self.sections = _sections(self.sections)
@@ -164,8 +167,11 @@ class AuditResult:
                 "skipped": self.skipped.to_dict(orient="records")}
 
     def _summary_dict(self) -> dict:
+        from .order import recorded_orders
+
+        orders = self.key_order if self.key_order is not None else recorded_orders(self)
         return {"skinaudit_version": __version__, "config": self.config.to_dict(), "dataset": self.dataset,
-                "model": self.model, **self.metrics_dict()}
+                "model": self.model, **self.metrics_dict(), **({"key_order": orders} if orders else {})}
 
     def to_dict(self) -> dict:
         """The content of ``audit.json``: everything, machine-readable, deterministic."""
@@ -209,7 +215,8 @@ class AuditResult:
         return cls(config=AuditConfig.from_dict(data["config"]), dataset=data.get("dataset") or {},
                    model=data.get("model") or {}, predictions=pred,
                    sections={k: data[k] for k in SECTION_NAMES if k in data},
-                   tables=dict(tables or {}), skipped=skipped, figures=dict(figures or {}))
+                   tables=dict(tables or {}), skipped=skipped, figures=dict(figures or {}),
+                   key_order=[[str(p), [str(k) for k in keys]] for p, keys in data.get("key_order") or []])
 
     @classmethod
     def read(cls, path) -> "AuditResult":

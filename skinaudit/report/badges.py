@@ -86,7 +86,7 @@ def summary_badges(result, *, rules: ReportRules | None = None) -> list[dict]:
     from the fairness section's ``paper_rule`` (WARN when a gap exceeds it, since the
     heuristic ignores sample size).
     """
-    from .order import presented
+    from .present import presented
 
     rules = rules if rules is not None else ReportRules()
     result = presented(result)

@@ -18,7 +18,7 @@ from .._jsonsafe import json_safe
 from ..errors import ConfigError, DataError
 from .badges import ReportRules, group_counts, summary_badges
 from .format import is_missing
-from .order import presented
+from .present import presented
 from .sections import KNOWN_SECTIONS, section_view
 from .tables import embed_figure, kv_table, make_table, pretty
 

@@ -19,16 +19,15 @@ def fairness_stage(pred, config, *, progress=None) -> StageOutput:
         return StageOutput(sections={"fairness": unavailable(
             f"a fairness comparison needs at least two ITA groups with images; found "
             f"{sorted(known['group'].unique().tolist())}")})
-    res = fairness_report(known["label"].to_numpy(), known["score"].to_numpy(), known["group"].to_numpy(),
+    n_unknown = int((pred["group"] == UNKNOWN).sum())
+    # the unknown group is shown with its metrics and intervals, never compared (no reference, gap or verdict)
+    res = fairness_report(pred["label"].to_numpy(), pred["score"].to_numpy(), pred["group"].to_numpy(),
                           threshold=config.threshold, reference=config.reference, alpha=config.alpha,
                           n_boot=config.n_boot, random_state=config.seed, min_positives=config.min_positives,
-                          progress=progress)
+                          descriptive=(UNKNOWN,) if n_unknown else (), progress=progress)
     section = dict(res.section)
-    n_unknown = int((pred["group"] == UNKNOWN).sum())
     if n_unknown:
-        section.setdefault("notes", []).append(
-            f"{n_unknown} of {len(pred)} image(s) without a usable ITA (group 'unknown') are left out of the group "
-            "comparison.")
+        section.setdefault("notes", []).append(_unknown_note(pred, section["groups"].get(UNKNOWN, {})))
     if "flags" in pred:
         n_cast = int(pred["flags"].fillna("").astype(str).str.contains("b_nonpositive").sum())
         if n_cast:
@@ -38,3 +37,22 @@ def fairness_stage(pred, config, *, progress=None) -> StageOutput:
                 "comparison made with the plain formula on such data compares colour casts, not skin tones "
                 "(see docs/skintone.md).")
     return StageOutput(sections={"fairness": section}, tables=dict(res.tables))
+
+
+def _unknown_note(pred, row: dict) -> str:
+    """How many images have no measurable skin tone, why, and how the model does on them."""
+    from ..skintone import UNKNOWN
+
+    sel = pred["group"] == UNKNOWN
+    why = ""
+    if "flags" in pred:
+        reasons = pred.loc[sel, "flags"].fillna("").astype(str).str.split(";").str[0].str.split("(").str[0]
+        counts = reasons.replace("", "no reason recorded").value_counts()
+        why = " (" + ", ".join(f"{k}: {int(v)}" for k, v in counts.items()) + ")"
+
+    def f(x):
+        return "n/a" if x is None or x != x else f"{x:.3f}"
+
+    return (f"{int(sel.sum())} of {len(pred)} image(s) have no measurable skin tone{why}. They are shown as the "
+            f"group 'unknown' with their metrics (recall {f(row.get('recall'))}, AUC {f(row.get('auc'))}, "
+            f"{row.get('n_pos', 0)} malignant) but are not compared: no gap, test or verdict is computed for them.")

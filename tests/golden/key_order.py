@@ -1,4 +1,4 @@
-"""Regenerate ``skinaudit/report/key_order.json`` (the report's ``KEY_ORDER``) from the golden audits.
+"""Regenerate ``skinaudit/key_order.json`` (the report's ``KEY_ORDER``) from the golden audits.
 
 ``audit.json`` stores objects with sorted keys; the report shows each object's members in the
 order the stages produce them. This script records that order for every object of two or more
@@ -60,7 +60,7 @@ def main() -> None:
     for c in conflicts:
         print("# CONFLICT", c, file=sys.stderr)
     rows = [[parent, list(order)] for (parent, _), order in sorted(table.items())]
-    target = HERE.parents[1] / "skinaudit" / "report" / "key_order.json"
+    target = HERE.parents[1] / "skinaudit" / "key_order.json"
     target.write_text("[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n]\n", encoding="utf-8")
     print(f"wrote {len(rows)} orders to {target}")
 
