@@ -14,17 +14,24 @@ def fairness_stage(pred, config, *, progress=None) -> StageOutput:
 
     if "group" not in pred:
         return StageOutput(sections={"fairness": unavailable("no skin-tone groups")})
-    known = pred[pred["group"] != UNKNOWN]
+    by_column = bool(getattr(config, "group_column", None))
+    # grouped by a metadata column, 'unknown' (a missing value) is a group like any other
+    known = pred if by_column else pred[pred["group"] != UNKNOWN]
     if known["group"].nunique() < 2:
         return StageOutput(sections={"fairness": unavailable(
-            f"a fairness comparison needs at least two ITA groups with images; found "
-            f"{sorted(known['group'].unique().tolist())}")})
+            f"a fairness comparison needs at least two {'groups' if by_column else 'ITA groups'} with images; "
+            f"found {sorted(known['group'].unique().tolist())}")})
     res = fairness_report(known["label"].to_numpy(), known["score"].to_numpy(), known["group"].to_numpy(),
                           threshold=config.threshold, reference=config.reference, alpha=config.alpha,
                           n_boot=config.n_boot, random_state=config.seed, min_positives=config.min_positives,
                           progress=progress)
     section = dict(res.section)
-    n_unknown = int((pred["group"] == UNKNOWN).sum())
+    if by_column:
+        section["grouping"] = {"by": "column", "columns": [c.strip() for c in config.group_column.split(",")]}
+        section.setdefault("notes", []).insert(0, (
+            f"Groups are the values of the metadata column(s) {config.group_column} (not ITA groups); a missing "
+            f"value is the group '{UNKNOWN}', compared like any other."))
+    n_unknown = 0 if by_column else int((pred["group"] == UNKNOWN).sum())
     if n_unknown:
         section.setdefault("notes", []).append(
             f"{n_unknown} of {len(pred)} image(s) without a usable ITA (group 'unknown') are left out of the group "
