@@ -138,6 +138,17 @@ def add_reliability(dataset, pred: pd.DataFrame, config, out) -> None:
     skin["reliability"] = reliability_summary(
         pred["ita"].to_numpy(dtype=float), pred["group"].astype(str).to_numpy(), clusters.to_numpy(),
         column=column, n_boot=config.n_boot, alpha=config.alpha, random_state=config.seed, variant_labels=variants)
+    rel = skin["reliability"]
+    if np.isfinite(rel["icc"]):
+        text = (f"Test-retest reliability of ITA over {rel['n_lesions']} lesions photographed more than once "
+                f"('{column}'): ICC(1) {rel['icc']:.2f} ({rel['icc_ci_level']:.0%} interval {rel['icc_ci'][0]:.2f} to "
+                f"{rel['icc_ci'][1]:.2f}), {rel['reading']} (Koo & Li 2016)")
+        if np.isfinite(rel["flip_rate"]):
+            text += f"; {rel['flip_rate']:.0%} of {rel['n_pairs']} repeat pairs change ITA group"
+        if np.isfinite(rel.get("variant_kappa", np.nan)):
+            text += f"; the estimator variants agree on the group with Fleiss' kappa {rel['variant_kappa']:.2f}"
+        rel["summary"] = text + "."
+        skin.setdefault("notes", []).append(rel["summary"])
     if variants is not None:
         skin["reliability"]["variant_kappa_note"] = (
             f"Fleiss' kappa of the ITA group labels of {len(variants.columns)} estimator variants on the "
