@@ -20,17 +20,40 @@ import pandas as pd
 from ..errors import ConfigError
 from ..result import unavailable
 
-__all__ = ["group_and_reliability", "check_grouping", "repeat_column", "variant_labels"]
+__all__ = ["group_and_reliability", "check_grouping", "repeat_column", "variant_labels", "human_type_column",
+           "add_concordance"]
 
 #: Repeat columns looked for, in this order, when ``AuditConfig.repeat_column`` is None.
 REPEAT_COLUMNS = ("lesion_id", "patient_id")
 
 
+#: The column name that asks for Monk Skin Tone groups computed from the skin sample.
+MST_COLUMN = "mst"
+
+
 def group_and_reliability(dataset, pred: pd.DataFrame, config, out) -> pd.DataFrame:
-    """Apply the column grouping (if any) and add the reliability section (if repeats); returns
-    the predictions. ``out`` (a StageOutput) is updated in place."""
+    """Apply the column grouping (if any), add the reliability section (if repeats) and the
+    concordance with a human Fitzpatrick column (if any); returns the predictions. ``out`` (a
+    StageOutput) is updated in place."""
     add_reliability(dataset, pred, config, out)
+    add_concordance(dataset, pred, config, out)
     return group_by_column(dataset, pred, config, out)
+
+
+def _monk_column(dataset, out) -> pd.DataFrame:
+    """The dataset's table with an ``mst`` column (Monk Skin Tone 1-10 from the skin sample's
+    L*, a*, b*; b* after the cast step when it ran) unless it has one."""
+    from ..skintone.concordance import monk_tone
+
+    table = dataset.table
+    insp = out.tables.get("skin_tone")
+    if MST_COLUMN in table.columns or insp is None or "L" not in insp:
+        return table
+    b = insp["b_corrected"] if "b_corrected" in insp else insp["b"]
+    mst = pd.Series(monk_tone(insp["L"], insp["a"], b), index=insp["image_id"].astype(str).to_numpy())
+    table = table.copy()
+    table[MST_COLUMN] = table["image_id"].astype(str).map(mst).map(lambda v: f"MST {int(v)}" if pd.notna(v) else v)
+    return table
 
 
 def check_grouping(dataset, config) -> None:
@@ -38,7 +61,9 @@ def check_grouping(dataset, config) -> None:
     from ..grouping import check_group_columns, parse_group_columns
 
     if config.group_column:
-        check_group_columns(dataset.table, parse_group_columns(config.group_column))
+        columns = parse_group_columns(config.group_column)
+        computed = [MST_COLUMN] if config.skin_tone and MST_COLUMN not in dataset.table.columns else []
+        check_group_columns(dataset.table.assign(**{c: None for c in computed}), columns)
     repeat_column(dataset, config)
 
 
@@ -49,8 +74,9 @@ def group_by_column(dataset, pred: pd.DataFrame, config, out) -> pd.DataFrame:
     from ..grouping import UNKNOWN, column_groups, parse_group_columns
 
     columns = parse_group_columns(config.group_column)
-    labels = column_groups(dataset.table, columns, age_bins=config.age_bins)
-    by_id = pd.Series(labels.to_numpy(), index=dataset.table["image_id"].astype(str).to_numpy())
+    table = _monk_column(dataset, out) if MST_COLUMN in columns else dataset.table
+    labels = column_groups(table, columns, age_bins=config.age_bins)
+    by_id = pd.Series(labels.to_numpy(), index=table["image_id"].astype(str).to_numpy())
     pred = pred.copy()
     if "group" in pred:
         pred = pred.rename(columns={"group": "ita_group"})
@@ -153,3 +179,38 @@ def add_reliability(dataset, pred: pd.DataFrame, config, out) -> None:
         skin["reliability"]["variant_kappa_note"] = (
             f"Fleiss' kappa of the ITA group labels of {len(variants.columns)} estimator variants on the "
             f"sensitivity sample ({len(variants)} images; images unknown under any variant left out).")
+
+
+def human_type_column(dataset, config) -> str | None:
+    """The human Fitzpatrick column: ``config.group_column`` when it is one, else the first
+    column of the dataset named like one (:func:`skinaudit.grouping.is_fitzpatrick`)."""
+    from ..grouping import is_fitzpatrick
+
+    if config.group_column and is_fitzpatrick(config.group_column.strip()):
+        return config.group_column.strip()
+    return next((str(c) for c in dataset.table.columns if is_fitzpatrick(c)), None)
+
+
+def add_concordance(dataset, pred: pd.DataFrame, config, out) -> None:
+    """``skintone.concordance`` (ITA and L* vs a human Fitzpatrick column) when both exist."""
+    from ..skintone.concordance import fitzpatrick_concordance
+
+    skin, insp = out.sections.get("skintone"), out.tables.get("skin_tone")
+    column = human_type_column(dataset, config)
+    if column is None or not isinstance(skin, dict) or "ita" not in pred or insp is None or "L" not in insp:
+        return
+    ids = pred["image_id"].astype(str)
+    human = ids.map(pd.Series(dataset.table[column].to_numpy(), index=dataset.table["image_id"].astype(str)))
+    light = ids.map(pd.Series(insp["L"].to_numpy(dtype=float), index=insp["image_id"].astype(str).to_numpy()))
+    conc = fitzpatrick_concordance(pred["ita"].to_numpy(dtype=float), light.to_numpy(dtype=float),
+                                   human.to_numpy(), column=column)
+    confusion = conc.pop("confusion", None)
+    if confusion:
+        conc["tables"] = {"human type x ITA-mapped type": confusion}
+    skin["concordance"] = conc
+    if conc["n_images"] >= 3:
+        skin.setdefault("notes", []).append(
+            f"Concordance with the human skin type '{column}' on {conc['n_images']} images: Spearman rho "
+            f"{conc['spearman_ita']:.2f} for ITA, {conc['spearman_lightness']:.2f} for L* alone (a useful estimate "
+            f"is clearly negative); linear-weighted kappa {conc['kappa_linear']:.2f} after mapping ITA to a type "
+            "(approximate; see the concordance table).")
