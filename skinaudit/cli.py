@@ -261,13 +261,16 @@ def run(
     skin_tone: Annotated[bool, typer.Option("--skin-tone/--no-skin-tone", help="Estimate ITA from the images.")] = True,
     group_column: Annotated[Optional[str], typer.Option(
         "--group-column", help="Group the fairness analysis by a metadata column instead of ITA (e.g. fitspatrick, "
-                               "gender, region), or 'A,B' for their intersection; missing values form the group "
-                               "'unknown'. ITA is still estimated and kept as ita / ita_group.")] = None,
+                               "gender, region; mst: Monk Skin Tone from the skin sample), or 'A,B' for their "
+                               "intersection; missing values form the group 'unknown'. ITA is still estimated and "
+                               "kept as ita / ita_group.")] = None,
     age_bins: Annotated[Optional[str], typer.Option(
-        "--age-bins", help="Bin edges for an 'age' column among --group-column, e.g. 0,40,60,120 (bins [a, b)).")] = None,
+        "--age-bins", help="Bin edges for an 'age' column among --group-column, e.g. 0,40,60,120 "
+                           "(bins [a, b)).")] = None,
     repeat_column: Annotated[Optional[str], typer.Option(
         "--repeat-column", help="Column tying repeated images of one lesion or patient, for the test-retest "
-                                "reliability of ITA (default: lesion_id, else patient_id, if present; 'none': off).")] = None,
+                                "reliability of ITA (default: lesion_id, else patient_id, if present; "
+                                "'none': off).")] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html and report.pdf.")] = True,
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Write report.pdf.")] = True,
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,

@@ -127,4 +127,14 @@ def test_cli_pad_ufes20_by_fitzpatrick_with_reliability(shared_data, tmp_path):
     bad = runner.invoke(app, ["run", "--scores", str(tmp_path / "s.csv"), "--data", "isic-archive", "--metadata",
                               str(folder / "labels.csv"), "--images", str(folder / "images"), "--group-column",
                               "skin_type", "--no-cache", "--out", str(tmp_path / "bad")])
-    assert bad.exit_code == 2 and "available: image_id, img_id, patient_id" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert "no column 'skin_type' in the dataset; available: image_id, img_id, patient_id" in bad.output
+
+
+def test_audit_by_monk_skin_tone_and_natural_order(phantom_dataset):
+    res = _phantom_audit(phantom_dataset, group_column="mst")
+    groups = list(res.sections["groups"].data["groups"])
+    assert groups and all(g.startswith("MST ") or g == "unknown" for g in groups)
+    numbers = [int(g.split()[1]) for g in groups if g != "unknown"]
+    assert numbers == sorted(numbers)
+    assert "ita_group" in res.predictions

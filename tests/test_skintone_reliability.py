@@ -138,3 +138,46 @@ def test_real_repeats_give_a_defined_icc(shared_data):
     assert -1 < out["icc_ci"][0] <= out["icc"] <= out["icc_ci"][1] < 1
     assert out["reading"] in ("poor", "moderate", "good", "excellent")
     assert 0 <= out["flip_rate"] <= 1 and out["n_pairs"] > 0
+
+
+# -- concordance with human types and the Monk Skin Tone mapping ---------------------------------
+
+def test_ita_to_fitzpatrick_follows_del_bino_bins():
+    from skinaudit.skintone.concordance import ita_to_fitzpatrick
+
+    got = ita_to_fitzpatrick([60, 55, 41.5, 28, 10.1, -30, -45, np.nan])
+    np.testing.assert_array_equal(got, [1, 2, 2, 4, 4, 6, 6, np.nan])
+
+
+def test_concordance_known_answers():
+    from skinaudit.skintone.concordance import fitzpatrick_concordance, parse_fitzpatrick
+
+    assert np.array_equal(parse_fitzpatrick(["I", "vi", 2.0, "3", 7, None, "x"]),
+                          [1, 6, 2, 3, np.nan, np.nan, np.nan], equal_nan=True)
+    # ITA in the middle of each Del Bino bin for types I-VI: perfect mapping, rho -1 for ITA
+    ita = np.array([60, 48, 35, 20, -10, -40] * 5, dtype=float)
+    types = np.array([1, 2, 3, 4, 5, 6] * 5)
+    light = np.full(ita.size, 60.0) + np.arange(ita.size) % 2  # L* unrelated to type
+    out = fitzpatrick_concordance(ita, light, types, column="fst")
+    assert out["n_images"] == 30 and out["spearman_ita"] == pytest.approx(-1.0)
+    assert out["kappa_linear"] == pytest.approx(1.0) and out["exact_agreement"] == 1.0
+    assert abs(out["spearman_lightness"]) < 0.3
+    # one bin off everywhere: kappa drops, within-one stays 1
+    shifted = fitzpatrick_concordance(ita, light, np.clip(types + 1, 1, 6), column="fst")
+    assert shifted["within_one"] == 1.0 and shifted["kappa_linear"] < 1.0
+    assert shifted["kappa_linear"] == pytest.approx(cohen_kappa_score(np.clip(types + 1, 1, 6), types,
+                                                                      labels=[1, 2, 3, 4, 5, 6], weights="linear"))
+    none = fitzpatrick_concordance([np.nan, 30.0], [50.0, 60.0], [2, np.nan], column="fst")
+    assert none["n_images"] == 0 and np.isnan(none["spearman_ita"]) and "confusion" not in none
+
+
+def test_monk_tone_maps_each_swatch_to_itself():
+    from skimage.color import rgb2lab
+
+    from skinaudit.skintone.concordance import MST_HEX, monk_tone
+
+    rgb = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in MST_HEX], dtype=float) / 255
+    lab = rgb2lab(rgb[None])[0]
+    np.testing.assert_array_equal(monk_tone(lab[:, 0], lab[:, 1], lab[:, 2]), np.arange(1, 11))
+    # a slightly lighter MST 6 is still MST 6; NaN stays NaN
+    assert monk_tone(lab[5, 0] + 1, lab[5, 1], lab[5, 2]) == 6 and np.isnan(monk_tone(np.nan, 0, 0))

@@ -56,6 +56,13 @@ def _monk_column(dataset, out) -> pd.DataFrame:
     return table
 
 
+def _natural(label: str):
+    """Sort key that puts 'MST 2' before 'MST 10'."""
+    import re
+
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", label) if t]
+
+
 def check_grouping(dataset, config) -> None:
     """Fail early (before any image is read) on a group or repeat column the dataset lacks."""
     from ..grouping import check_group_columns, parse_group_columns
@@ -81,7 +88,7 @@ def group_by_column(dataset, pred: pd.DataFrame, config, out) -> pd.DataFrame:
     if "group" in pred:
         pred = pred.rename(columns={"group": "ita_group"})
     pred["group"] = pred["image_id"].astype(str).map(by_id).fillna(UNKNOWN).astype(str)
-    order = sorted(set(pred["group"]) - {UNKNOWN}) + ([UNKNOWN] if UNKNOWN in set(pred["group"]) else [])
+    order = sorted(set(pred["group"]) - {UNKNOWN}, key=_natural) + ([UNKNOWN] if UNKNOWN in set(pred["group"]) else [])
     rows = {}
     for g in order:
         sel = pred["group"] == g
