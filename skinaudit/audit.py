@@ -97,6 +97,10 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
                     "noisy (their ends move with the seed); use at least %d for results you report",
                     config.n_boot, ADVISED_N_BOOT, ADVISED_N_BOOT)
     model = _as_model(model)
+    if "skintone" in stages:
+        from .stages.groups import check_grouping
+
+        check_grouping(dataset, config)  # a missing --group-column / --repeat-column fails before any work
     pred, skipped = score_stage(model, dataset, config, progress=progress, cache=cache)
     skipped = pd.concat([skipped, dataset.excluded], ignore_index=True)
     overall = binary_metrics(pred["label"].to_numpy(), pred["score"].to_numpy(), threshold=config.threshold)

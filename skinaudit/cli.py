@@ -259,6 +259,18 @@ def run(
     sensitivity_sample: Annotated[int, typer.Option(
         "--sensitivity-sample", min=0, help="Images re-analysed under every ITA estimator variant (0: off).")] = 200,
     skin_tone: Annotated[bool, typer.Option("--skin-tone/--no-skin-tone", help="Estimate ITA from the images.")] = True,
+    group_column: Annotated[Optional[str], typer.Option(
+        "--group-column", help="Group the fairness analysis by a metadata column instead of ITA (e.g. fitspatrick, "
+                               "gender, region; mst: Monk Skin Tone from the skin sample), or 'A,B' for their "
+                               "intersection; missing values form the group 'unknown'. ITA is still estimated and "
+                               "kept as ita / ita_group.")] = None,
+    age_bins: Annotated[Optional[str], typer.Option(
+        "--age-bins", help="Bin edges for an 'age' column among --group-column, e.g. 0,40,60,120 "
+                           "(bins [a, b)).")] = None,
+    repeat_column: Annotated[Optional[str], typer.Option(
+        "--repeat-column", help="Column tying repeated images of one lesion or patient, for the test-retest "
+                                "reliability of ITA (default: lesion_id, else patient_id, if present; "
+                                "'none': off).")] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html and report.pdf.")] = True,
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Write report.pdf.")] = True,
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
@@ -284,7 +296,8 @@ def run(
                          explain="auto" if explain else "off", target_layer=target_layer, keep_top=keep_top,
                          cases_per_kind=cases_per_kind, cam_sample=cam_sample, skin_tone=skin_tone,
                          sensitivity_sample=sensitivity_sample, ita_correction=ita_correction,
-                         cast_group=cast_group, reference_b=reference_b, skin_margin=skin_margin)
+                         cast_group=cast_group, reference_b=reference_b, skin_margin=skin_margin,
+                         group_column=group_column, age_bins=age_bins, repeat_column=repeat_column)
     with _output(out, force, images, labels, metadata, manifest, masks, model, scores, cal_file, cache=cache,
                  no_cache=no_cache) as tmp:
         ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,

@@ -71,6 +71,13 @@ class AuditConfig:
     kept when sharpening), ``cases_per_kind`` (TP/TN/FN/FP triptych rows), ``cam_sample``
     (random images whose CAMs measure localisation by group), ``explain_fp`` (classify false
     positives too).
+
+    Groups and reliability: ``group_column`` (None: ITA groups; else one metadata column, or
+    ``"A,B"`` for their intersection, groups the fairness analysis; ITA stays in ``ita`` /
+    ``ita_group``), ``age_bins`` (edges such as ``"0,40,60,120"`` for an ``age`` column among
+    ``group_column``), ``repeat_column`` (column tying repeated images of one lesion or patient
+    for the test-retest reliability of ITA; None: ``lesion_id``, else ``patient_id``, when the
+    dataset has one; ``"none"``: off).
     """
 
     threshold: float = 0.5
@@ -98,6 +105,9 @@ class AuditConfig:
     cases_per_kind: int = 2
     cam_sample: int = 100
     explain_fp: bool = False
+    group_column: str | None = None
+    age_bins: str | None = None
+    repeat_column: str | None = None
 
     def __post_init__(self):
         check_param(self.threshold, "threshold")
@@ -116,10 +126,25 @@ class AuditConfig:
         for name in ("strict", "skin_tone", "explain_fp"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"the '{name}' parameter must be True or False; got {getattr(self, name)!r}")
+        self._check_groups()
         self.ita_params()  # validates ita_correction, skin_margin, cast_group, reference_b
         from .skintone import get_scheme
 
         get_scheme(self.scheme)  # validates names and cut points
+
+    def _check_groups(self) -> None:
+        from .grouping import parse_age_bins, parse_group_columns
+
+        for name in ("group_column", "age_bins", "repeat_column"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"the '{name}' parameter must be a non-empty string or None; got {value!r}")
+        columns = parse_group_columns(self.group_column) if self.group_column is not None else ()
+        if self.age_bins is not None:
+            parse_age_bins(self.age_bins)
+            if "age" not in columns:
+                raise ConfigError(f"the 'age_bins' parameter bins the column 'age', which must be among "
+                                  f"'group_column'; got group_column={self.group_column!r}")
 
     def to_dict(self) -> dict:
         """The options as a JSON-ready dict (the ``config`` of ``audit.json``)."""

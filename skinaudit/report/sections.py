@@ -141,6 +141,12 @@ def _groups_parts(sec: dict, source: str, result):
     if not (isinstance(groups, dict) and groups and all(is_flat(g) for g in groups.values())):
         return None
     intervals = sec.get("intervals") if isinstance(sec.get("intervals"), dict) else {}
+    grouping = sec.get("grouping") if isinstance(sec.get("grouping"), dict) else {}
+    if grouping.get("by") == "column":  # grouped by a metadata column (AuditConfig.group_column)
+        label = str(grouping.get("label") or "group")
+        rows = [{label: name, **g} for name, g in groups.items()]
+        return [make_table(f"Images per group of {label} (the groups of the fairness analysis)", rows,
+                           source=f"{source}.groups")], {"groups"}
     rows = [{"ITA group": name, **({"ITA interval (degrees)": intervals.get(name)} if intervals else {}), **g}
             for name, g in groups.items()]
     parts = [make_table(TABLE_CAPTIONS["table7"] + (f"; scheme {sec['scheme']}" if isinstance(sec.get("scheme"), str)

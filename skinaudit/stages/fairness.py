@@ -14,18 +14,25 @@ def fairness_stage(pred, config, *, progress=None) -> StageOutput:
 
     if "group" not in pred:
         return StageOutput(sections={"fairness": unavailable("no skin-tone groups")})
-    known = pred[pred["group"] != UNKNOWN]
+    by_column = bool(getattr(config, "group_column", None))
+    # grouped by a metadata column, 'unknown' (a missing value) is a group like any other
+    known = pred if by_column else pred[pred["group"] != UNKNOWN]
     if known["group"].nunique() < 2:
         return StageOutput(sections={"fairness": unavailable(
-            f"a fairness comparison needs at least two ITA groups with images; found "
-            f"{sorted(known['group'].unique().tolist())}")})
-    n_unknown = int((pred["group"] == UNKNOWN).sum())
-    # the unknown group is shown with its metrics and intervals, never compared (no reference, gap or verdict)
+            f"a fairness comparison needs at least two {'groups' if by_column else 'ITA groups'} with images; "
+            f"found {sorted(known['group'].unique().tolist())}")})
+    n_unknown = 0 if by_column else int((pred["group"] == UNKNOWN).sum())
+    # an unmeasurable skin tone is shown with its metrics and intervals, never compared (no reference, gap or verdict)
     res = fairness_report(pred["label"].to_numpy(), pred["score"].to_numpy(), pred["group"].to_numpy(),
                           threshold=config.threshold, reference=config.reference, alpha=config.alpha,
                           n_boot=config.n_boot, random_state=config.seed, min_positives=config.min_positives,
                           descriptive=(UNKNOWN,) if n_unknown else (), progress=progress)
     section = dict(res.section)
+    if by_column:
+        section["grouping"] = {"by": "column", "columns": [c.strip() for c in config.group_column.split(",")]}
+        section.setdefault("notes", []).insert(0, (
+            f"Groups are the values of the metadata column(s) {config.group_column} (not ITA groups); a missing "
+            f"value is the group '{UNKNOWN}', compared like any other."))
     if n_unknown:
         section.setdefault("notes", []).append(_unknown_note(pred, section["groups"].get(UNKNOWN, {})))
     if "flags" in pred:

@@ -65,7 +65,7 @@ def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None):
         if not given:
             sections["groups"] = unavailable("skin-tone estimation was switched off and the dataset gives no "
                                              "ita or group column")
-            return pred, out
+            return _groups_and_reliability(dataset, pred, config, out), out
     insp = inspect_cached(dataset, config, progress=progress, cache=cache) if config.skin_tone else pd.DataFrame(
         {"image_id": dataset.table["image_id"], "ita": dataset.table.get("ita"), "group": dataset.table.get("group")})
     if "group" not in insp or insp["group"].isna().all():
@@ -135,4 +135,12 @@ def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None):
             skin["sensitivity"] = {"n_images": len(sample), "tables": {"group sizes by ITA estimator variant":
                                                                        sens.to_dict(orient="records")}}
         sections["skintone"] = skin
-    return pred, out
+    return _groups_and_reliability(dataset, pred, config, out), out
+
+
+# --- #15 items 4-5 (branch groups): grouping by a metadata column, test-retest reliability of ITA.
+# The one hook of skin_tone_stage (both of its returns go through it); the logic is in stages/groups.py.
+def _groups_and_reliability(dataset, pred, config, out):
+    from .groups import group_and_reliability
+
+    return group_and_reliability(dataset, pred, config, out)
