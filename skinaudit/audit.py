@@ -115,7 +115,7 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
 
         calibration = calibration.assign(group=assign_groups(calibration["ita"], config.scheme))
     if "fairness" in stages:
-        _add(found, fairness_stage(pred, config, progress=progress))
+        _add(found, fairness_stage(pred, config, progress=progress, variants=found.tables.get("ita_variant_groups")))
     if "recalibration" in stages:
         _add(found, recalibration_stage(pred, calibration, config))
     if "explain" in stages:

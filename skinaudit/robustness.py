@@ -117,10 +117,11 @@ def measurement_robustness(y_true, y_score, groups, probabilities: pd.DataFrame 
                                  else bool(np.sign(dv) == np.sign(d_obs))}
             checks = [x for x in (same_sign, same_sig) if x is not None]
             var_signs = [v["same_sign"] for v in var_out.values() if v["same_sign"] is not None]
-            holds = (bool(checks) or bool(var_signs)) and all(x >= HOLD_SHARE for x in checks) and all(var_signs)
+            holds = None if not (checks or var_signs) else bool(all(x >= HOLD_SHARE for x in checks)
+                                                                and all(var_signs))
             contrasts[met][g] = {"gap": d_obs, "observed_significant": observed_sig,
                                  "n_draws_defined": len(defined), "same_sign": same_sign,
-                                 "same_significance": same_sig, "variants": var_out, "holds": bool(holds)}
+                                 "same_significance": same_sig, "variants": var_out, "holds": holds}
             summary.append(_sentence(met, g, reference, contrasts[met][g], len(draws)))
     return {"method": "group-assignment draws from the per-image group probabilities, and the ITA estimator "
                       "variants of the sensitivity table",
@@ -141,7 +142,11 @@ def _sentence(met: str, g: str, ref: str, c: dict, n_draws: int) -> str:
         parts.append(f"stays {status} in {c['same_significance']:.0%}")
     var = [v["same_sign"] for v in c["variants"].values() if v["same_sign"] is not None]
     if var:
-        parts.append(f"keeps its direction under {sum(var)} of {len(var)} ITA estimator variants")
-    verdict = "the finding holds under measurement uncertainty" if c["holds"] else \
-        "the finding does NOT hold under measurement uncertainty"
+        parts.append(f"keeps its direction under {sum(var)} of {len(var)} other ITA estimator variants")
+    undefined = len(c["variants"]) - len(var)
+    if undefined:
+        parts.append(f"{undefined} variant(s) leave too few images in a group to compute it")
+    verdict = ("nothing to check it against" if c["holds"] is None else
+               "the finding holds under measurement uncertainty" if c["holds"] else
+               "the finding does NOT hold under measurement uncertainty")
     return "; ".join(parts) + f": {verdict}."

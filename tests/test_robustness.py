@@ -55,7 +55,7 @@ def test_a_variant_that_reverses_the_gap_breaks_it(data):
     c = out["contrasts"]["recall"]["dark"]
     assert out["n_draws"] == 0 and c["same_sign"] is None
     assert c["variants"]["same"]["same_sign"] and not c["variants"]["reversed"]["same_sign"] and not c["holds"]
-    assert "1 of 2 ITA estimator variants" in out["summary"][0]
+    assert "1 of 2 other ITA estimator variants" in out["summary"][0]
 
 
 def test_the_draws_are_seeded(data):

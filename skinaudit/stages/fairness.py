@@ -1,14 +1,20 @@
 """Stage 3: fairness statistics across skin-tone groups."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..result import unavailable
 from . import StageOutput
 
 __all__ = ["fairness_stage"]
 
-def fairness_stage(pred, config, *, progress=None) -> StageOutput:
+def fairness_stage(pred, config, *, progress=None, variants=None) -> StageOutput:
     """Per-group metrics, gaps, tests and verdicts over the images with a known group
-    (:func:`skinaudit.fairness.fairness_report`); the ``fairness`` section."""
+    (:func:`skinaudit.fairness.fairness_report`); the ``fairness`` section. For ITA groups,
+    ``fairness.measurement_robust`` says whether each primary finding holds across draws of the
+    group assignment (the per-image ``p_<group>`` columns, when the skin-tone stage gives them)
+    and across the ITA estimator variants (``variants``: image_id and one group column per
+    variant, the sensitivity sample)."""
     from ..fairness import fairness_report
     from ..skintone import UNKNOWN
 
@@ -35,6 +41,8 @@ def fairness_stage(pred, config, *, progress=None) -> StageOutput:
             f"value is the group '{UNKNOWN}', compared like any other."))
     if n_unknown:
         section.setdefault("notes", []).append(_unknown_note(pred, section["groups"].get(UNKNOWN, {})))
+    if not by_column:
+        section["measurement_robust"] = _robustness(known, section, config, variants)
     if "flags" in pred:
         n_cast = int(pred["flags"].fillna("").astype(str).str.contains("b_nonpositive").sum())
         if n_cast:
@@ -44,6 +52,37 @@ def fairness_stage(pred, config, *, progress=None) -> StageOutput:
                 "comparison made with the plain formula on such data compares colour casts, not skin tones "
                 "(see docs/skintone.md).")
     return StageOutput(sections={"fairness": section}, tables=dict(res.tables))
+
+
+def _robustness(known, section: dict, config, variants) -> dict:
+    """:func:`skinaudit.robustness.measurement_robustness` of the section's primary contrasts."""
+    from ..robustness import measurement_robustness
+
+    names = [str(g) for g in known["group"].unique()]
+    prob_cols = {c[2:]: c for c in known.columns if isinstance(c, str) and c.startswith("p_") and c[2:] in names}
+    probs = (known[list(prob_cols.values())].set_axis(list(prob_cols), axis=1).reset_index(drop=True)
+             if set(names) <= set(prob_cols) else None)
+    by_variant = {}
+    if variants is not None and len(variants):
+        v = variants.set_index("image_id")
+        sample = known[known["image_id"].astype(str).isin(v.index.astype(str))]
+        for col in v.columns[1:]:  # the first variant is the audit's own grouping
+            vg = v.loc[sample["image_id"].astype(str), col].to_numpy(dtype=object)
+            ok = np.array([g in set(names) for g in vg])
+            by_variant[str(col)] = (sample["label"].to_numpy()[ok], sample["score"].to_numpy()[ok], vg[ok])
+    observed = {met: {g: v == "significant" for g, v in (section.get("verdicts", {}).get(met) or {}).items()}
+                for met in section.get("primary", ())}
+    out = measurement_robustness(known["label"].to_numpy(), known["score"].to_numpy(), known["group"].to_numpy(),
+                                 probs, reference=section["reference"], threshold=config.threshold,
+                                 alpha=config.alpha, observed=observed, variants=by_variant,
+                                 primary=tuple(section.get("primary", ("recall", "auc"))),
+                                 n_draws=200, random_state=config.seed)
+    if probs is None:
+        out["note"] = "no per-image group probabilities: only the ITA estimator variants were checked"
+    if by_variant:
+        out["variants_on"] = (f"the images of the sensitivity sample ({len(variants)}) with a compared group under "
+                              "each variant")
+    return out
 
 
 def _unknown_note(pred, row: dict) -> str:

@@ -132,6 +132,11 @@ def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None):
                        if g["estimated"]}
             sens = sensitivity_cached(sample, config, progress=progress, cache=cache, offsets=offsets)
             result_tables["ita_sensitivity"] = sens
+            from .groups import variant_labels  # the group of each sample image under every variant
+
+            by_variant = variant_labels(sens.attrs["per_image"], sample, config, offsets)
+            by_variant = by_variant[[v for v in sens["variant"] if v in by_variant.columns]]  # the audit's own first
+            result_tables["ita_variant_groups"] = by_variant.rename_axis("image_id").reset_index()
             skin["sensitivity"] = {"n_images": len(sample), "tables": {"group sizes by ITA estimator variant":
                                                                        sens.to_dict(orient="records")}}
         sections["skintone"] = skin
