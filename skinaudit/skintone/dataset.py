@@ -18,14 +18,15 @@ from ..errors import DataError, ImageError
 from ..lesion import ARTIFACT_NAMES, ArtifactParams, LesionParams
 from ..validation import check_int
 from .cast import correct_cast, dataset_cast_groups
-from .ita import _check_options, _ita_from_working, _prepare, analyse_image
+from .ita import _check_options, _ita_from_working, _prepare, analyse_image, unknown_reasons
 from .params import DATASET_ITA, ItaParams
 from .schemes import UNKNOWN, assign_groups, get_scheme
+from .uncertainty import add_uncertainty
 
 __all__ = ["inspect_dataset", "sensitivity_table"]
 
 _COLUMNS = ["image_id", "ita", "group", "L", "a", "b", "skin_pixels", "mask_source", "flags", "method", "ita_raw",
-            "lesion_fraction", *ARTIFACT_NAMES, "status"]
+            "lesion_fraction", *ARTIFACT_NAMES, "status", "unknown_reason", "L_se", "b_se", "Lb_corr"]
 
 
 def _read(image_path, mask_path):
@@ -127,7 +128,10 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
     DataFrame, one row per image
         ``image_id, ita, group, L, a, b, skin_pixels, mask_source, flags, method, ita_raw,
         lesion_fraction, hair, ruler, ink, dark_corner, gel_bubble, gel_border, patches, status,
-        ita_estimated`` (plus ``b_offset, b_corrected, cast_group`` after the cast step). An
+        unknown_reason, L_se, b_se, Lb_corr, ita_estimated`` (plus ``b_offset, b_corrected,
+        cast_group`` after the cast step, then ``ita_low, ita_high`` and ``p_<label>`` per
+        group of the scheme, from :func:`~skinaudit.skintone.uncertainty.add_uncertainty`;
+        not with ``correct=False``). An
         image that cannot be read gives a row with ``status`` = the reason and group
         ``unknown``, unless ``strict`` (then the :class:`ImageError` is raised).
 
@@ -164,8 +168,11 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
         has = pd.notna(g)
         out.loc[has, "group"] = g[has].astype(str)
         out.loc[has, "method"] = "given_group"
+    out["unknown_reason"] = unknown_reasons(out["flags"], out["group"])
     if correct and params.ita_correction == "dataset_reference":
         out = correct_cast(out, params, cast_groups, sch)
+    if correct:
+        out = add_uncertainty(out, sch, random_state=params.random_state)
     return out
 
 
