@@ -77,13 +77,22 @@ def _inspect_one(job):
     return row
 
 
+def _one_blas_thread():
+    """Worker initialiser: one BLAS thread per worker process. The processes already use the
+    cores; BLAS threads on top of them made the small products of the per-image bootstrap
+    (:mod:`~skinaudit.skintone.uncertainty`) 3-4x slower on 2 cores (docs/skintone.md)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _run_jobs(jobs, n_jobs, progress, worker, desc):
     if n_jobs == 1 or len(jobs) < 8:
         it = map(worker, jobs)
         it = it if progress is None else progress(it, total=len(jobs), desc=desc)
         return list(it)
     workers = min(int(n_jobs), len(jobs))  # more processes than images would only sit idle (--jobs 100000)
-    with ProcessPoolExecutor(max_workers=workers) as ex:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread) as ex:
         it = ex.map(worker, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
         it = it if progress is None else progress(it, total=len(jobs), desc=desc)
         return list(it)

@@ -164,7 +164,7 @@ def _ita_from_working(wi, lesion, masks, params: ItaParams, mask_source: str) ->
     keep = _kept_mask(lab, params.statistic, params.trim_sd)
     L, a, b = (float(v) for v in _robust_lab(lab, params.statistic, params.trim_sd, keep))
     rows, cols = np.nonzero(skin)
-    se = patch_bootstrap(lab, rows, cols, keep, statistic=params.statistic, n_boot=params.n_boot,
+    se = patch_bootstrap(lab, rows, cols, statistic=params.statistic, trim_sd=params.trim_sd, n_boot=params.n_boot,
                          patch_size=params.patch_size, random_state=params.random_state)
     if params.lab_scale == "opencv8":
         ita_raw = float(ita_degrees(L * 2.55, b + 128.0))

@@ -8,8 +8,8 @@ per-image rows are made (and cached):
    ``patch_size`` working-size pixels (neighbouring pixels are correlated, so pixels are not
    resampled one by one); patches are drawn with replacement ``n_boot`` times and the robust L*
    and b* recomputed. The row keeps their standard errors ``L_se``, ``b_se`` and correlation
-   ``Lb_corr``. The statistic is recomputed on the pixels kept by the full sample's trimming
-   window (the window itself is not re-estimated per resample: that is what keeps it cheap).
+   ``Lb_corr``. The trimming window is re-estimated per resample, per channel (a fixed window
+   underestimated the error by about half on real images: docs/skintone.md).
 2. Per dataset (:func:`add_uncertainty`), after the cast step: ``(L*, b*)`` is drawn from the
    bivariate normal with those errors around the (corrected) estimate, with one fixed set of
    standard-normal draws for every image, and ITA computed per draw as the angle
@@ -32,16 +32,35 @@ __all__ = ["patch_bootstrap", "add_uncertainty", "straddle_counts", "probability
 
 #: Draws from the bivariate normal per image behind ``ita_low``, ``ita_high`` and ``p_<label>``.
 N_DRAWS = 2000
-#: Histogram bins over the kept pixels' range in :func:`patch_bootstrap` (the resampled median is
-#: interpolated inside a bin of 1/N_BINS of that range: about 0.05 L* units on real skin).
+#: Histogram bins in :func:`patch_bootstrap`, over the sample's median +- HIST_SD standard
+#: deviations (a bin is 0.09 SD wide; the resampled statistic is interpolated inside it).
 N_BINS = 64
+HIST_SD = 3.0
 #: Fewer patches than this: no bootstrap (NaN errors), the resamples would not vary enough.
 MIN_PATCHES = 5
 
 
-def patch_bootstrap(lab, rows, cols, kept, *, statistic="trimmed_median", n_boot=100, patch_size=8,
+def _weighted_quantile_at(cs, counts, level, lo, step):
+    """Per row of the cumulative bin counts ``cs`` (B, bins), the value where the count reaches
+    ``level`` (B,), interpolated inside its bin (bins of width ``step`` from ``lo``)."""
+    n_bins = cs.shape[1]
+    idx = np.minimum((cs < level[:, None]).sum(axis=1), n_bins - 1)
+    rows = np.arange(len(idx))
+    below = cs[rows, idx] - counts[rows, idx]
+    frac = np.clip((level - below) / np.maximum(counts[rows, idx], 1), 0.0, 1.0)
+    return lo + (idx + frac) * step
+
+
+def patch_bootstrap(lab, rows, cols, *, statistic="trimmed_median", trim_sd=1.0, n_boot=100, patch_size=8,
                     random_state=0):
     """Bootstrap standard errors of the skin's robust L* and b* over patches of the skin sample.
+
+    Each resample draws the sample's patches with replacement and recomputes the statistic on
+    each channel from per-patch histograms of ``N_BINS`` bins (interpolated inside a bin):
+    ``median``; ``trimmed_median``: the median of the values within ``trim_sd`` SD of the
+    resample's median, the window re-estimated per resample on that channel (the image's
+    statistic trims on L* and b* jointly; per channel is what keeps this cheap);
+    ``trimmed_mean``: the same with the mean.
 
     Parameters
     ----------
@@ -49,10 +68,8 @@ def patch_bootstrap(lab, rows, cols, kept, *, statistic="trimmed_median", n_boot
         CIELAB of the skin pixels.
     rows, cols : ndarray of int, shape (n,)
         Their positions in the working image (pixels).
-    kept : ndarray of bool, shape (n,)
-        Pixels inside the statistic's trimming window (all True for ``median``).
     statistic : {'trimmed_median', 'median', 'trimmed_mean'}
-        Medians (weighted lower median) or means of the kept pixels.
+    trim_sd : float, > 0
     n_boot : int, >= 0
         Resamples; 0 returns NaN.
     patch_size : int, >= 1
@@ -64,47 +81,64 @@ def patch_bootstrap(lab, rows, cols, kept, *, statistic="trimmed_median", n_boot
     -------
     (float, float, float)
         ``L_se, b_se`` (CIELAB units) and the correlation of the resampled L* and b* (0 when an
-        error is 0); NaN when ``n_boot`` is 0 or the kept pixels lie in fewer than
+        error is 0); NaN when ``n_boot`` is 0 or the pixels lie in fewer than
         :data:`MIN_PATCHES` patches.
     """
     nan = (float("nan"),) * 3
-    lab = np.asarray(lab, dtype=float)[kept]
+    lab = np.asarray(lab, dtype=float)
     if n_boot <= 0 or len(lab) == 0:
         return nan
-    r = np.asarray(rows)[kept] // patch_size
-    c = np.asarray(cols)[kept] // patch_size
+    r = np.asarray(rows) // patch_size
+    c = np.asarray(cols) // patch_size
     _, pid = np.unique(r * (int(c.max()) + 1) + c, return_inverse=True)
     n_patch = int(pid.max()) + 1
     if n_patch < MIN_PATCHES:
         return nan
+    n_boot = int(n_boot)
     rng = np.random.default_rng(random_state)
-    # integer counts: numpy's own integer matmul, not a (multi-threaded) BLAS call that would
-    # compete with the worker processes for the cores
-    draws = rng.integers(0, n_patch, size=(int(n_boot), n_patch))  # patches drawn with replacement
-    flat = (draws + np.arange(int(n_boot))[:, None] * n_patch).ravel()
-    weights = np.bincount(flat, minlength=int(n_boot) * n_patch).reshape(int(n_boot), n_patch).astype(np.int32)
+    draws = rng.integers(0, n_patch, size=(n_boot, n_patch))  # patches drawn with replacement
+    flat = (draws + np.arange(n_boot)[:, None] * n_patch).ravel()
+    # float32 products: integer counts stay exact (< 2**24) and the small single-precision
+    # products run in well under a millisecond (double precision let BLAS start threads that
+    # competed with the worker processes: 20x slower on 2 cores)
+    weights = np.bincount(flat, minlength=n_boot * n_patch).reshape(n_boot, n_patch).astype(np.float32)
+    n_pix = (weights @ np.bincount(pid, minlength=n_patch).astype(np.float32)).astype(float)
     est = []
     for ch in (0, 2):
-        x = lab[:, ch]
-        if statistic == "trimmed_mean":
-            sums = np.bincount(pid, weights=x, minlength=n_patch)
-            counts = np.bincount(pid, minlength=n_patch)
-            est.append((weights @ sums) / np.maximum(weights @ counts, 1e-12))
-            continue
-        # weighted median of the resampled pixels from a histogram of N_BINS bins per patch,
-        # (n_boot x patches) @ (patches x bins), interpolated inside the median's bin
-        lo, hi = float(x.min()), float(x.max())
-        step = max((hi - lo) / N_BINS, 1e-9)
-        k = np.minimum(((x - lo) / step).astype(np.int64), N_BINS - 1)
-        hist = np.bincount(pid * N_BINS + k, minlength=n_patch * N_BINS).reshape(n_patch, N_BINS).astype(np.int32)
-        counts = weights @ hist
+        origin = float(np.median(lab[:, ch]))
+        x = lab[:, ch] - origin  # centred, so that single-precision sums of x and x**2 stay exact enough
+        mean = (weights @ np.bincount(pid, weights=x, minlength=n_patch).astype(np.float32)) / n_pix
+        sq = weights @ np.bincount(pid, weights=x * x, minlength=n_patch).astype(np.float32)
+        sd = np.sqrt(np.maximum(sq / n_pix - mean ** 2, 0.0))
+        # bins over the sample's median +- HIST_SD SD (the tails go to the end bins: they count
+        # towards every quantile but never hold the median or a trimming edge)
+        half_range = HIST_SD * max(float(x.std()), 1e-6)
+        lo = -half_range
+        step = 2.0 * half_range / N_BINS
+        k = np.clip(np.floor((x - lo) / step), 0, N_BINS - 1).astype(np.int64)
+        hist = np.bincount(pid * N_BINS + k, minlength=n_patch * N_BINS).reshape(n_patch, N_BINS)
+        counts = (weights @ hist.astype(np.float32)).astype(float)
         cs = np.cumsum(counts, axis=1)
-        half = cs[:, -1] / 2.0
-        idx = np.minimum((cs < half[:, None]).sum(axis=1), N_BINS - 1)
-        rows_ = np.arange(len(idx))
-        below = cs[rows_, idx] - counts[rows_, idx]
-        frac = (half - below) / np.maximum(counts[rows_, idx], 1)
-        est.append(lo + (idx + frac) * step)
+        centre = mean if statistic == "trimmed_mean" else _weighted_quantile_at(cs, counts, n_pix / 2.0, lo, step)
+        if statistic == "median":
+            est.append(centre + origin)
+            continue
+        # the resample's window [centre - trim_sd sd, centre + trim_sd sd] in cumulative counts
+        edges = [np.clip((centre + s * trim_sd * sd - lo) / step, 0.0, N_BINS) for s in (-1.0, 1.0)]
+        cs0 = np.concatenate([np.zeros((n_boot, 1)), cs], axis=1)  # counts below each bin edge
+        cum = []
+        for e in edges:
+            i = np.minimum(np.floor(e).astype(np.int64), N_BINS - 1)
+            at = cs0[np.arange(n_boot), i]
+            cum.append(at + (e - i) * (cs0[np.arange(n_boot), i + 1] - at))
+        cum = np.stack(cum, axis=1)
+        if statistic == "trimmed_mean":
+            centres = lo + (np.arange(N_BINS) + 0.5) * step
+            inside = (centres[None] >= centre[:, None] - trim_sd * sd[:, None]) & \
+                     (centres[None] <= centre[:, None] + trim_sd * sd[:, None])
+            est.append(origin + (counts * inside * centres).sum(axis=1) / np.maximum((counts * inside).sum(axis=1), 1))
+            continue
+        est.append(origin + _weighted_quantile_at(cs, counts, (cum[:, 0] + cum[:, 1]) / 2.0, lo, step))
     # a uniform sample resamples to the same value: its error is 0, not rounding noise
     L_se, b_se = (float(np.std(e, ddof=1)) if np.ptp(e) > 1e-9 else 0.0 for e in est)
     corr = float(np.corrcoef(est[0], est[1])[0, 1]) if L_se > 0 and b_se > 0 else 0.0
