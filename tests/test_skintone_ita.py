@@ -65,6 +65,11 @@ def test_beyond_range_keeps_its_value_in_the_open_end_bin():
     # the range reaches the computation
     wide = st.estimate_ita(img, lesion_mask=NO_LESION, params=st.ItaParams(plausible_range=(-90, 90)))
     assert wide.ita == pytest.approx(res.ita_raw) and wide.flags == ()
+    # below the range (a near-black sample: lesion or vignette, not skin) stays unknown, with the reason
+    dark, _, _ = patch(15, 5, 8)  # ITA ~ -77
+    row = st.analyse_image(dark, NO_LESION)
+    assert row["group"] == "unknown" and row["unknown_reason"] == "implausible_ita"
+    assert "implausible_ita" in row["flags"]
 
 
 def test_beyond_range_unknown_keeps_the_old_exclusion():

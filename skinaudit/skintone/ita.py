@@ -11,10 +11,10 @@ defaults to Benčević et al. 2025's: the medians of L* and b* after dropping pi
 synthetic dermoscopy with known melanin.
 
 An image whose skin b* is <= ``b_min`` is flagged ``b_nonpositive`` and gets ``ita = NaN`` and
-group ``unknown`` (the raw number stays in ``ita_raw``). One whose ITA is outside
+group ``unknown`` (the raw number stays in ``ita_raw``). One whose ITA is above
 ``plausible_range`` keeps its value, flagged ``beyond_range(<value>)``, and falls in the scheme's
-open end bin (``ItaParams.beyond_range='unknown'``: flagged ``implausible_ita`` and ``unknown``
-instead). Every row also carries the bootstrap errors of its L* and b*
+lightest (open) bin (``ItaParams.beyond_range='unknown'``: flagged ``implausible_ita`` and
+``unknown`` instead); one below it is flagged ``implausible_ita`` and ``unknown``. Every row also carries the bootstrap errors of its L* and b*
 (:mod:`~skinaudit.skintone.uncertainty`). ITA is a colorimetric proxy, not a Fitzpatrick type:
 name the groups "ITA group" in reports.
 """
@@ -99,13 +99,14 @@ _VALIDITY_FLAGS = ("b_nonpositive", "implausible_ita", "beyond_range")
 
 def _validity_flag(ita_raw: float, b: float, params: ItaParams) -> tuple[str, bool]:
     """``(flag, usable)``: ``('', True)`` when an ITA value is meaningful; ``b_nonpositive``
-    (b* too low, unusable); outside the plausible skin range ``beyond_range`` (kept, the open end
-    bin) or, with ``params.beyond_range == 'unknown'``, ``implausible_ita`` (unusable)."""
+    (b* too low, unusable); above the plausible skin range ``beyond_range`` (kept, the lightest
+    bin) or, with ``params.beyond_range == 'unknown'``, ``implausible_ita`` (unusable); below it
+    ``implausible_ita`` (unusable: docs/skintone.md)."""
     if b <= params.b_min and params.lab_scale == "cie":
         return f"b_nonpositive(b*={b:.2f})", False
+    if ita_raw > params.plausible_range[1] and params.beyond_range == "open_bin":
+        return f"beyond_range({ita_raw:.1f})", True
     if not params.plausible_range[0] <= ita_raw <= params.plausible_range[1]:
-        if params.beyond_range == "open_bin":
-            return f"beyond_range({ita_raw:.1f})", True
         return f"implausible_ita({ita_raw:.1f})", False
     return "", True
 

@@ -78,13 +78,13 @@ class ItaParams:
         Skin b* at or below this -> flag ``b_nonpositive`` and no ITA (default 0; ``-inf``
         keeps every value).
     plausible_range : (float, float)
-        ITA in degrees outside ``[lo, hi]`` is beyond the range of skin measured by contact
-        colorimetry (default -60, 75); what happens to it is ``beyond_range``.
+        ITA in degrees (default -60, 75). Below ``lo`` -> flag ``implausible_ita``, no ITA, group
+        ``unknown``; above ``hi``, see ``beyond_range``.
     beyond_range : {'open_bin', 'unknown'}
-        ``open_bin`` (default): the value is kept, flagged ``beyond_range(<value>)`` and falls in
-        the scheme's open end bin (above the top cut point: the lightest group), so the lightest
-        skin is not silently excluded (docs/skintone.md). ``unknown``: the earlier behaviour,
-        flag ``implausible_ita(<value>)``, no ITA, group ``unknown``.
+        ITA above ``plausible_range[1]``. ``open_bin`` (default): the value is kept, flagged
+        ``beyond_range(<value>)``, and falls in the scheme's lightest (open) bin, so the lightest
+        skin is not silently excluded (evidence in docs/skintone.md). ``unknown``: the earlier
+        behaviour, flag ``implausible_ita(<value>)``, no ITA, group ``unknown``.
     n_boot : int, >= 0
         Bootstrap resamples of skin patches for the per-image uncertainty of L* and b*
         (:mod:`~skinaudit.skintone.uncertainty`; default 100); 0 = no uncertainty columns'
