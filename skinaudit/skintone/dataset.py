@@ -197,6 +197,9 @@ _VARIANTS = {
 }
 _CAST_VARIANTS = {"estimated mask, cast reference": "estimated mask, no correction",
                   "given mask, cast reference": "given mask, no correction"}
+#: Reference b* of the extra cast-step rows of :func:`sensitivity_table` (#15: the assumption's
+#: effect; their offsets are estimated on the rows given, not taken from ``offsets``).
+REFERENCE_B_ROWS = (10.0, 15.0, 20.0)
 
 
 def _variants_one(job):
@@ -232,7 +235,8 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
     each with and without the dataset-level cast correction of
     :func:`~skinaudit.skintone.correct_cast` (``params.reference_b``, acquisition groups from
     ``params.cast_group``); the estimated mask after specular-highlight correction and after
-    whole-image Shades of Gray; and the naive border-frame median; all with
+    whole-image Shades of Gray; the naive border-frame median; and the cast step with reference
+    b* 10, 15 and 20 (:data:`REFERENCE_B_ROWS`, on the given mask where there is one); all with
     ``params.skin_margin``. The first row is the variant ``params`` selects (with the given
     mask when the dataset has masks, as :func:`inspect_dataset`); ``agreement`` is measured
     against it.
@@ -289,6 +293,15 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
             lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
                                 "group": UNKNOWN})
             values[name] = correct_cast(lab, cast, groups, sch, offsets)["ita"].to_numpy(dtype=float)
+    # the cast step's assumption (#15): the reference b* at 10, 15 and 20, on the mask inspect_dataset uses
+    source = "given mask, no correction" if "given mask, no correction::L" in per.columns else \
+        "estimated mask, no correction"
+    if f"{source}::L" in per.columns:
+        for ref in REFERENCE_B_ROWS:
+            lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
+                                "group": UNKNOWN})
+            values[f"{source.split(',')[0]}, cast reference b* {ref:g}"] = correct_cast(
+                lab, replace(cast, reference_b=float(ref)), groups, sch)["ita"].to_numpy(dtype=float)
     # first: what inspect_dataset reports (the given mask where the dataset has masks)
     suffix = "cast reference" if params.ita_correction == "dataset_reference" else "no correction"
     first = f"given mask, {suffix}" if f"given mask, {suffix}" in values else f"estimated mask, {suffix}"
