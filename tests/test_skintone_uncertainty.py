@@ -120,3 +120,26 @@ def test_inspect_dataset_columns_and_cast_step(phantom_dataset):
     assert (out.loc[~ok, "unknown_reason"] != "").all() and (out.loc[ok, "unknown_reason"] == "").all()
     raw = st.inspect_dataset(phantom_dataset.head(8), n_jobs=1, correct=False)
     assert "ita_low" not in raw.columns  # the per-image (cacheable) rows hold only the errors
+
+
+def test_audit_predictions_and_skintone_section_carry_the_uncertainty(phantom_dataset, tmp_path):
+    from skinaudit.audit import AuditConfig, run_audit
+    from skinaudit.cache import ResultCache
+    from skinaudit.models import PrecomputedScores
+
+    ds = phantom_dataset.head(8)
+    scores = PrecomputedScores(pd.Series(np.linspace(0.1, 0.9, 8), index=list(ds.ids)))
+    config = AuditConfig(n_boot=200, sensitivity_sample=0, n_jobs=1)
+    cache = ResultCache(tmp_path / "cache")
+    cold = run_audit(scores, ds, config, cache=cache)
+    pred = cold.predictions
+    for col in ("ita", "ita_low", "ita_high", "p_dark", "p_light", "group", "flags", "unknown_reason"):
+        assert col in pred.columns
+    has = pred["ita"].notna()
+    np.testing.assert_allclose(pred.loc[has, "p_dark"] + pred.loc[has, "p_light"], 1.0)
+    sec = cold.section("skintone").to_dict()
+    assert sec["uncertainty"]["n_with_interval"] == int(has.sum())
+    assert "n_straddling" in sec["uncertainty"] and "unknown_by_reason" in sec and "n_beyond_range" in sec
+    assert sum(sec["unknown_by_reason"].values()) == sec["n_unknown"]
+    warm = run_audit(scores, ds, config, cache=cache)  # the errors survive the per-image cache exactly
+    pd.testing.assert_frame_equal(cold.predictions, warm.predictions)

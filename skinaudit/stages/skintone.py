@@ -122,6 +122,11 @@ def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None):
                 "method": (f"{config.ita_params().n_boot} bootstrap resamples of {config.ita_params().patch_size} px "
                            "skin patches per image; 95% interval and group probabilities from draws of (L*, b*) "
                            "after the cast step"), **straddle_counts(insp, scheme)}
+            u = skin["uncertainty"]
+            u["note"] = (f"{u['n_straddling']} of {u['n_with_interval']} images have a 95% ITA interval that "
+                         "contains a cut point of the scheme, so their group is uncertain (their group "
+                         "probabilities are the p_<group> columns of predictions.csv). The interval covers the "
+                         "sampling error of the skin pixels only, not the cast assumption or the segmentation.")
         if "b_offset" in insp:
             from ..skintone import cast_summary
 
