@@ -74,6 +74,10 @@ def test_patch_bootstrap_known_answers():
     # independent pixels: the median's SE is sqrt(pi / 2) * sd / sqrt(n)
     assert L_se == pytest.approx(math.sqrt(math.pi / 2) * 2.0 / 64, rel=0.3)
     assert b_se == pytest.approx(math.sqrt(math.pi / 2) * 1.0 / 64, rel=0.3)
+    # the trimmed statistics: the window is re-estimated per resample; errors of the same order
+    for statistic in ("trimmed_median", "trimmed_mean"):
+        se = st.patch_bootstrap(noisy, rows, cols, statistic=statistic, n_boot=200)
+        assert 0.3 * L_se < se[0] < 3 * L_se and 0.3 * b_se < se[1] < 3 * b_se
     few = st.patch_bootstrap(noisy[:100], rows[:100], cols[:100], patch_size=64)
     assert all(math.isnan(v) for v in few)
 
