@@ -554,9 +554,9 @@ def test_cli_jobs_beyond_the_images_do_not_fork_idle_processes(phantoms, tmp_pat
     seen = {}
     real = skd.ProcessPoolExecutor
 
-    def spy(max_workers):
+    def spy(max_workers, **kwargs):  # kwargs: the worker initialiser (one BLAS thread per worker)
         seen["workers"] = max_workers
-        return real(max_workers=max_workers)
+        return real(max_workers=max_workers, **kwargs)
 
     monkeypatch.setattr(skd, "ProcessPoolExecutor", spy)  # --jobs 100000 forked 100000 processes
     args = _run_args(phantoms, tmp_path / "o")

@@ -58,6 +58,11 @@ def test_sensitivity_table_counts(phantom_dataset):
     assert "given mask, no correction" in set(tab["variant"]) and "border frame (naive baseline)" in set(tab["variant"])
     assert (tab[["dark", "light", "unknown"]].sum(axis=1) == 6).all()
     assert tab.loc[0, "agreement"] == 1.0 and tab.loc[0, "variant"] == "given mask, cast reference"
+    # the cast step's assumption (#15): reference b* 10 / 15 / 20 on the given mask; 15 is the default row
+    rows = tab.set_index("variant")
+    for ref in ("10", "15", "20"):
+        assert f"given mask, cast reference b* {ref}" in rows.index
+    assert rows.loc["given mask, cast reference b* 15", "agreement"] == 1.0
     again = st.sensitivity_table(tab.attrs["per_image"], scheme="del_bino")
     assert (again.drop(columns=["variant", "n", "agreement"]).sum(axis=1) == 6).all()
 

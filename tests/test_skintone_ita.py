@@ -54,12 +54,38 @@ def test_b_nonpositive_is_flagged_not_a_number():
     assert res2.ita == pytest.approx(res.ita_raw)
 
 
-def test_implausible_ita_is_flagged_and_range_reaches_computation():
-    img, L8, b8 = patch(80, 5, 3)  # ITA ~ 84 degrees: not skin
+def test_beyond_range_keeps_its_value_in_the_open_end_bin():
+    """#15: an ITA beyond the plausible range is kept, flagged and grouped in the lightest bin."""
+    img, L8, b8 = patch(80, 5, 3)  # ITA ~ 84 degrees: beyond the 75-degree bound
     res = st.estimate_ita(img, lesion_mask=NO_LESION)
-    assert math.isnan(res.ita) and "implausible_ita" in res.reason
+    assert res.ita == pytest.approx(res.ita_raw) and res.ita > 75
+    assert res.reason == f"beyond_range({res.ita_raw:.1f})"
+    row = st.analyse_image(img, NO_LESION, scheme="del_bino")
+    assert row["group"] == "very_light" and row["unknown_reason"] == ""
+    # the range reaches the computation
     wide = st.estimate_ita(img, lesion_mask=NO_LESION, params=st.ItaParams(plausible_range=(-90, 90)))
     assert wide.ita == pytest.approx(res.ita_raw) and wide.flags == ()
+    # below the range (a near-black sample: lesion or vignette, not skin) stays unknown, with the reason
+    dark, _, _ = patch(15, 5, 8)  # ITA ~ -77
+    row = st.analyse_image(dark, NO_LESION)
+    assert row["group"] == "unknown" and row["unknown_reason"] == "implausible_ita"
+    assert "implausible_ita" in row["flags"]
+
+
+def test_beyond_range_unknown_keeps_the_old_exclusion():
+    img, L8, b8 = patch(80, 5, 3)
+    res = st.estimate_ita(img, lesion_mask=NO_LESION, params=st.ItaParams(beyond_range="unknown"))
+    assert math.isnan(res.ita) and "implausible_ita" in res.reason
+    row = st.analyse_image(img, NO_LESION, params=st.ItaParams(beyond_range="unknown"))
+    assert row["group"] == "unknown" and row["unknown_reason"] == "implausible_ita"
+
+
+def test_unknown_reasons():
+    flags = ["too_few_skin_pixels(10<0.03 of the image)", "b_nonpositive(b*=-1.00)", "read_error",
+             "error: cannot read", "", "hair;beyond_range(80.0)", "hair"]
+    groups = ["unknown"] * 5 + ["light", "unknown"]
+    assert list(st.unknown_reasons(flags, groups)) == ["too_few_skin_pixels", "b_nonpositive", "unreadable",
+                                                       "unreadable", "no_value", "", "no_value"]
 
 
 def test_too_few_skin_pixels_gives_unknown_with_reason():
@@ -151,7 +177,8 @@ def test_ham10000_opencv8_reproduces_published_values(shared_data):
     for r in ref.itertuples():
         img = read_image(root / "images" / f"{r.image_id}.jpg")
         cie = st.estimate_ita(img)
-        assert math.isnan(cie.ita) or -60 <= cie.ita <= 75
+        # outside the plausible range only with the beyond_range flag (kept, not excluded)
+        assert math.isnan(cie.ita) or -60 <= cie.ita <= 75 or "beyond_range" in cie.reason
         ocv = st.estimate_ita(img, params=st.ItaParams(lab_scale="opencv8"))
         assert abs(ocv.ita - r.kinyanjui_ita) < 5.0
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from .ita import _VALIDITY_FLAGS, _validity_flag, ita_degrees
+from .ita import _VALIDITY_FLAGS, _validity_flag, ita_degrees, unknown_reasons
 from .params import DATASET_ITA, ItaParams, check_instance
 from .schemes import assign_groups, get_scheme
 
@@ -65,7 +65,7 @@ def correct_cast(table: pd.DataFrame, params: ItaParams | None = None, groups=No
     -------
     DataFrame
         A copy with ``b_offset`` (added to b*), ``b_corrected``, ``cast_group`` and the
-        recomputed ``ita``, ``group``, ``flags`` and ``method`` (rows whose ITA or group was given
+        recomputed ``ita``, ``group``, ``flags``, ``unknown_reason`` and ``method`` (rows whose ITA or group was given
         by the dataset keep them; their ``ita_estimated`` is corrected). ``ita_raw`` stays the
         plain formula on the measured b*. A group too small to estimate gets no offset
         (``cast_estimated`` False; :func:`cast_summary` lists it).
@@ -106,9 +106,9 @@ def correct_cast(table: pd.DataFrame, params: ItaParams | None = None, groups=No
     for i, old in enumerate(out["flags"].fillna("").astype(str) if "flags" in out else [""] * n):
         kept = [f for f in old.split(";") if f and not f.startswith(_VALIDITY_FLAGS)]
         if usable[i]:
-            flag = _validity_flag(float(ita_raw[i]), float(b_corr[i]), params)
+            flag, ok = _validity_flag(float(ita_raw[i]), float(b_corr[i]), params)
             kept += [flag] if flag else []
-            ita_out[i] = np.nan if flag else ita_raw[i]
+            ita_out[i] = ita_raw[i] if ok else np.nan
         flags_out.append(";".join(kept))
     given = out["method"].astype(str).str.startswith("given").to_numpy() if "method" in out else np.zeros(n, bool)
     out["flags"] = flags_out
@@ -119,6 +119,8 @@ def correct_cast(table: pd.DataFrame, params: ItaParams | None = None, groups=No
     out.loc[upd, "group"] = assign_groups(ita_out[upd], sch)
     if "method" in out:
         out.loc[upd, "method"] = [f"{m}+dataset_reference" for m in out.loc[upd, "method"].astype(str)]
+    if "group" in out:
+        out["unknown_reason"] = unknown_reasons(out["flags"], out["group"])
     out["b_offset"] = np.where(usable, offset, np.nan)
     out["b_corrected"] = b_corr
     out["cast_group"] = grp

@@ -18,14 +18,15 @@ from ..errors import DataError, ImageError
 from ..lesion import ARTIFACT_NAMES, ArtifactParams, LesionParams
 from ..validation import check_int
 from .cast import correct_cast, dataset_cast_groups
-from .ita import _check_options, _ita_from_working, _prepare, analyse_image
+from .ita import _check_options, _ita_from_working, _prepare, analyse_image, unknown_reasons
 from .params import DATASET_ITA, ItaParams
 from .schemes import UNKNOWN, assign_groups, get_scheme
+from .uncertainty import add_uncertainty
 
 __all__ = ["inspect_dataset", "sensitivity_table"]
 
 _COLUMNS = ["image_id", "ita", "group", "L", "a", "b", "skin_pixels", "mask_source", "flags", "method", "ita_raw",
-            "lesion_fraction", *ARTIFACT_NAMES, "status"]
+            "lesion_fraction", *ARTIFACT_NAMES, "status", "unknown_reason", "L_se", "b_se", "Lb_corr"]
 
 
 def _read(image_path, mask_path):
@@ -76,13 +77,22 @@ def _inspect_one(job):
     return row
 
 
+def _one_blas_thread():
+    """Worker initialiser: one BLAS thread per worker process. The processes already use the
+    cores; BLAS threads on top of them made the small products of the per-image bootstrap
+    (:mod:`~skinaudit.skintone.uncertainty`) 3-4x slower on 2 cores (docs/skintone.md)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def _run_jobs(jobs, n_jobs, progress, worker, desc):
     if n_jobs == 1 or len(jobs) < 8:
         it = map(worker, jobs)
         it = it if progress is None else progress(it, total=len(jobs), desc=desc)
         return list(it)
     workers = min(int(n_jobs), len(jobs))  # more processes than images would only sit idle (--jobs 100000)
-    with ProcessPoolExecutor(max_workers=workers) as ex:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread) as ex:
         it = ex.map(worker, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
         it = it if progress is None else progress(it, total=len(jobs), desc=desc)
         return list(it)
@@ -127,7 +137,10 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
     DataFrame, one row per image
         ``image_id, ita, group, L, a, b, skin_pixels, mask_source, flags, method, ita_raw,
         lesion_fraction, hair, ruler, ink, dark_corner, gel_bubble, gel_border, patches, status,
-        ita_estimated`` (plus ``b_offset, b_corrected, cast_group`` after the cast step). An
+        unknown_reason, L_se, b_se, Lb_corr, ita_estimated`` (plus ``b_offset, b_corrected,
+        cast_group`` after the cast step, then ``ita_low, ita_high`` and ``p_<label>`` per
+        group of the scheme, from :func:`~skinaudit.skintone.uncertainty.add_uncertainty`;
+        not with ``correct=False``). An
         image that cannot be read gives a row with ``status`` = the reason and group
         ``unknown``, unless ``strict`` (then the :class:`ImageError` is raised).
 
@@ -164,8 +177,11 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
         has = pd.notna(g)
         out.loc[has, "group"] = g[has].astype(str)
         out.loc[has, "method"] = "given_group"
+    out["unknown_reason"] = unknown_reasons(out["flags"], out["group"])
     if correct and params.ita_correction == "dataset_reference":
         out = correct_cast(out, params, cast_groups, sch)
+    if correct:
+        out = add_uncertainty(out, sch, random_state=params.random_state)
     return out
 
 
@@ -181,6 +197,9 @@ _VARIANTS = {
 }
 _CAST_VARIANTS = {"estimated mask, cast reference": "estimated mask, no correction",
                   "given mask, cast reference": "given mask, no correction"}
+#: Reference b* of the extra cast-step rows of :func:`sensitivity_table` (#15: the assumption's
+#: effect; their offsets are estimated on the rows given, not taken from ``offsets``).
+REFERENCE_B_ROWS = (10.0, 15.0, 20.0)
 
 
 def _variants_one(job):
@@ -216,7 +235,8 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
     each with and without the dataset-level cast correction of
     :func:`~skinaudit.skintone.correct_cast` (``params.reference_b``, acquisition groups from
     ``params.cast_group``); the estimated mask after specular-highlight correction and after
-    whole-image Shades of Gray; and the naive border-frame median; all with
+    whole-image Shades of Gray; the naive border-frame median; and the cast step with reference
+    b* 10, 15 and 20 (:data:`REFERENCE_B_ROWS`, on the given mask where there is one); all with
     ``params.skin_margin``. The first row is the variant ``params`` selects (with the given
     mask when the dataset has masks, as :func:`inspect_dataset`); ``agreement`` is measured
     against it.
@@ -273,6 +293,15 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
             lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
                                 "group": UNKNOWN})
             values[name] = correct_cast(lab, cast, groups, sch, offsets)["ita"].to_numpy(dtype=float)
+    # the cast step's assumption (#15): the reference b* at 10, 15 and 20, on the mask inspect_dataset uses
+    source = "given mask, no correction" if "given mask, no correction::L" in per.columns else \
+        "estimated mask, no correction"
+    if f"{source}::L" in per.columns:
+        for ref in REFERENCE_B_ROWS:
+            lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
+                                "group": UNKNOWN})
+            values[f"{source.split(',')[0]}, cast reference b* {ref:g}"] = correct_cast(
+                lab, replace(cast, reference_b=float(ref)), groups, sch)["ita"].to_numpy(dtype=float)
     # first: what inspect_dataset reports (the given mask where the dataset has masks)
     suffix = "cast reference" if params.ita_correction == "dataset_reference" else "no correction"
     first = f"given mask, {suffix}" if f"given mask, {suffix}" in values else f"estimated mask, {suffix}"

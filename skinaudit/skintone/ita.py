@@ -10,9 +10,12 @@ defaults to Benčević et al. 2025's: the medians of L* and b* after dropping pi
 1 SD from the medians (``"trimmed_median"``), which they found robust and lighting-invariant on
 synthetic dermoscopy with known melanin.
 
-An image whose skin b* is <= ``b_min`` is flagged ``b_nonpositive`` and one whose ITA is outside
-``plausible_range`` is flagged ``implausible_ita``; both get ``ita = NaN`` and group ``unknown``
-(the raw number stays in ``ita_raw``). ITA is a colorimetric proxy, not a Fitzpatrick type:
+An image whose skin b* is <= ``b_min`` is flagged ``b_nonpositive`` and gets ``ita = NaN`` and
+group ``unknown`` (the raw number stays in ``ita_raw``). One whose ITA is above
+``plausible_range`` keeps its value, flagged ``beyond_range(<value>)``, and falls in the scheme's
+lightest (open) bin (``ItaParams.beyond_range='unknown'``: flagged ``implausible_ita`` and
+``unknown`` instead); one below it is flagged ``implausible_ita`` and ``unknown``. Every row also carries the bootstrap errors of its L* and b*
+(:mod:`~skinaudit.skintone.uncertainty`). ITA is a colorimetric proxy, not a Fitzpatrick type:
 name the groups "ITA group" in reports.
 """
 from __future__ import annotations
@@ -20,15 +23,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..errors import ImageError
 from ..lesion import ArtifactParams, LesionParams, resize_mask, validate_image, analyse_masks, artifact_flags
 from .illuminant import _correct, _correction_gains
 from .params import ItaParams, check_instance
-from .sample import _robust_lab, skin_mask
-from .schemes import assign_groups, get_scheme
+from .sample import _kept_mask, _robust_lab, skin_mask
+from .schemes import UNKNOWN, assign_groups, get_scheme
+from .uncertainty import patch_bootstrap
 
-__all__ = ["ita_degrees", "ItaResult", "estimate_ita", "analyse_image"]
+__all__ = ["ita_degrees", "ItaResult", "estimate_ita", "analyse_image", "unknown_reasons"]
 
 
 def ita_degrees(L, b):
@@ -59,6 +64,9 @@ class ItaResult:
     plain formula's value whatever the flags. ``L``, ``a``, ``b``: CIELAB of the skin
     statistic. ``skin_pixels``: skin pixels used, counted at full resolution.
     ``mask_source``: ``'given'`` or ``'estimated'``. ``method``: :meth:`ItaParams.describe`.
+    ``L_se``, ``b_se``, ``Lb_corr``: bootstrap standard errors of ``L`` and ``b`` over skin
+    patches and their correlation (:func:`~skinaudit.skintone.uncertainty.patch_bootstrap`;
+    NaN without a skin sample or with ``n_boot`` 0).
     """
 
     ita: float
@@ -70,6 +78,9 @@ class ItaResult:
     mask_source: str
     flags: tuple = ()
     method: str = ""
+    L_se: float = float("nan")
+    b_se: float = float("nan")
+    Lb_corr: float = float("nan")
 
     @property
     def reason(self) -> str:
@@ -83,17 +94,51 @@ class ItaResult:
         return d
 
 
-_VALIDITY_FLAGS = ("b_nonpositive", "implausible_ita")
+_VALIDITY_FLAGS = ("b_nonpositive", "implausible_ita", "beyond_range")
 
 
-def _validity_flag(ita_raw: float, b: float, params: ItaParams) -> str:
-    """'' when an ITA value is meaningful, else the flag saying why (b* too low, or outside the
-    plausible skin range)."""
+def _validity_flag(ita_raw: float, b: float, params: ItaParams) -> tuple[str, bool]:
+    """``(flag, usable)``: ``('', True)`` when an ITA value is meaningful; ``b_nonpositive``
+    (b* too low, unusable); above the plausible skin range ``beyond_range`` (kept, the lightest
+    bin) or, with ``params.beyond_range == 'unknown'``, ``implausible_ita`` (unusable); below it
+    ``implausible_ita`` (unusable: docs/skintone.md)."""
     if b <= params.b_min and params.lab_scale == "cie":
-        return f"b_nonpositive(b*={b:.2f})"
+        return f"b_nonpositive(b*={b:.2f})", False
+    if ita_raw > params.plausible_range[1] and params.beyond_range == "open_bin":
+        return f"beyond_range({ita_raw:.1f})", True
     if not params.plausible_range[0] <= ita_raw <= params.plausible_range[1]:
-        return f"implausible_ita({ita_raw:.1f})"
-    return ""
+        return f"implausible_ita({ita_raw:.1f})", False
+    return "", True
+
+
+#: ``unknown_reason`` by the first flag (prefix) that makes a row ``unknown``.
+_REASONS = (("read_error", "unreadable"), ("error", "unreadable"), ("too_few_skin_pixels", "too_few_skin_pixels"),
+            ("b_nonpositive", "b_nonpositive"), ("implausible_ita", "implausible_ita"))
+
+
+def unknown_reasons(flags, group) -> np.ndarray:
+    """Why each ``unknown`` row has no group; ``''`` for the other rows.
+
+    Parameters
+    ----------
+    flags : array_like of str, shape (n,)
+        ';'-joined flags (or a read error's status text).
+    group : array_like of str, shape (n,)
+
+    Returns
+    -------
+    ndarray of object (str), shape (n,)
+        ``unreadable``, ``too_few_skin_pixels``, ``b_nonpositive``, ``implausible_ita``
+        (``ItaParams.beyond_range='unknown'``) or ``no_value`` (no ITA and no flag saying why,
+        e.g. a dataset's empty ``ita`` cell) for rows in :data:`UNKNOWN`.
+    """
+    flags = pd.Series(flags, dtype=object).fillna("").astype(str).to_numpy()
+    group = pd.Series(group, dtype=object).fillna(UNKNOWN).astype(str).to_numpy()
+    out = np.full(len(flags), "", dtype=object)
+    for i in np.flatnonzero(group == UNKNOWN):
+        parts = [f.strip() for f in flags[i].split(";")]
+        out[i] = next((r for p, r in _REASONS if any(f.startswith(p) for f in parts)), "no_value")
+    return out
 
 
 def _ita_from_working(wi, lesion, masks, params: ItaParams, mask_source: str) -> ItaResult:
@@ -117,16 +162,20 @@ def _ita_from_working(wi, lesion, masks, params: ItaParams, mask_source: str) ->
         else:
             raw = _correct(raw, gains)
     lab = rgb2lab(raw[skin])
-    L, a, b = (float(v) for v in _robust_lab(lab, params.statistic, params.trim_sd))
+    keep = _kept_mask(lab, params.statistic, params.trim_sd)
+    L, a, b = (float(v) for v in _robust_lab(lab, params.statistic, params.trim_sd, keep))
+    rows, cols = np.nonzero(skin)
+    se = patch_bootstrap(lab, rows, cols, statistic=params.statistic, trim_sd=params.trim_sd, n_boot=params.n_boot,
+                         patch_size=params.patch_size, random_state=params.random_state)
     if params.lab_scale == "opencv8":
         ita_raw = float(ita_degrees(L * 2.55, b + 128.0))
     else:
         ita_raw = float(ita_degrees(L, b))
-    flag = _validity_flag(ita_raw, b, params)
+    flag, usable = _validity_flag(ita_raw, b, params)
     if flag:
         flags.append(flag)
-    ita = nan if flag else ita_raw
-    return ItaResult(ita, ita_raw, L, a, b, skin_pixels, mask_source, tuple(flags), params.describe())
+    ita = ita_raw if usable else nan
+    return ItaResult(ita, ita_raw, L, a, b, skin_pixels, mask_source, tuple(flags), params.describe(), *se)
 
 
 def _check_options(params, lesion_params, artifact_params) -> None:
@@ -207,7 +256,7 @@ def analyse_image(image, mask=None, *, params: ItaParams = ItaParams(), scheme="
     -------
     dict
         ``ita, ita_raw, group, L, a, b, skin_pixels, mask_source, flags`` (';'-joined str),
-        ``method``, ``lesion_fraction`` (lesion share of the image, in [0, 1]) and one bool per
+        ``method``, ``L_se, b_se, Lb_corr`` (bootstrap errors), ``unknown_reason``, ``lesion_fraction`` (lesion share of the image, in [0, 1]) and one bool per
         :data:`skinaudit.lesion.ARTIFACT_NAMES`.
     """
     _check_options(params, lesion_params, artifact_params)
@@ -216,6 +265,7 @@ def analyse_image(image, mask=None, *, params: ItaParams = ItaParams(), scheme="
     res = _ita_from_working(wi, lesion, masks, params, "given" if mask is not None else "estimated")
     row = res.as_dict()
     row["group"] = str(assign_groups([res.ita], sch)[0])
+    row["unknown_reason"] = str(unknown_reasons([row["flags"]], [row["group"]])[0])
     row["lesion_fraction"] = float(lesion.mean())
     row.update(artifact_flags(masks, lesion_mask=lesion, params=artifact_params))
     return row

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..validation import check_bounded, check_choice, check_int
 
-__all__ = ["DEFAULT_REFERENCE_B", "ITA_CORRECTIONS", "SKIN_MARGINS", "ItaParams", "DATASET_ITA"]
+__all__ = ["DEFAULT_REFERENCE_B", "ITA_CORRECTIONS", "SKIN_MARGINS", "BEYOND_RANGE", "ItaParams", "DATASET_ITA"]
 
 #: The skin b* that the dataset-level cast step raises an acquisition group's median skin b* to
 #: (CIELAB b*, unitless): the b* of light-to-intermediate skin in contact colorimetry. The effect
@@ -26,6 +26,8 @@ DEFAULT_REFERENCE_B = 15.0
 ITA_CORRECTIONS = ("none", "specular", "shades_of_gray", "dataset_reference")
 #: Values of ``ItaParams.skin_margin``.
 SKIN_MARGINS = ("shrink", "full")
+#: Values of ``ItaParams.beyond_range``.
+BEYOND_RANGE = ("open_bin", "unknown")
 _STATISTICS = ("trimmed_median", "median", "trimmed_mean")
 _METHODS = ("segmentation", "border")
 _SCALES = ("cie", "opencv8")
@@ -76,8 +78,23 @@ class ItaParams:
         Skin b* at or below this -> flag ``b_nonpositive`` and no ITA (default 0; ``-inf``
         keeps every value).
     plausible_range : (float, float)
-        ITA in degrees outside ``[lo, hi]`` -> flag ``implausible_ita`` and no ITA (default
-        -60, 75).
+        ITA in degrees (default -60, 75). Below ``lo`` -> flag ``implausible_ita``, no ITA, group
+        ``unknown``; above ``hi``, see ``beyond_range``.
+    beyond_range : {'open_bin', 'unknown'}
+        ITA above ``plausible_range[1]``. ``open_bin`` (default): the value is kept, flagged
+        ``beyond_range(<value>)``, and falls in the scheme's lightest (open) bin, so the lightest
+        skin is not silently excluded (evidence in docs/skintone.md). ``unknown``: the earlier
+        behaviour, flag ``implausible_ita(<value>)``, no ITA, group ``unknown``.
+    n_boot : int, >= 0
+        Bootstrap resamples of skin patches for the per-image uncertainty of L* and b*
+        (:mod:`~skinaudit.skintone.uncertainty`; default 100); 0 = no uncertainty columns'
+        values (NaN).
+    patch_size : int, >= 1
+        Side of the square skin patches resampled by the bootstrap, in working-size pixels
+        (default 8).
+    random_state : int, >= 0
+        Seed of the patch bootstrap and of the draws behind ``ita_low``, ``ita_high`` and the
+        group probabilities (the same image always gives the same numbers).
     lab_scale : {'cie', 'opencv8'}
         ``cie`` (default): the formula on CIELAB. ``opencv8``: a compatibility mode that
         applies the formula to OpenCV's 8-bit Lab encoding (L* x 2.55, b* + 128), which
@@ -113,6 +130,10 @@ class ItaParams:
     min_skin_fraction: float = 0.03
     b_min: float = 0.0
     plausible_range: tuple = (-60.0, 75.0)
+    beyond_range: str = "open_bin"
+    n_boot: int = 100
+    patch_size: int = 8
+    random_state: int = 0
     lab_scale: str = "cie"
     reference_b: float = DEFAULT_REFERENCE_B
     cast_group: str | None = None
@@ -124,6 +145,10 @@ class ItaParams:
         check_choice(self.statistic, "statistic", _STATISTICS)
         check_choice(self.ita_correction, "ita_correction", ITA_CORRECTIONS)
         check_choice(self.skin_margin, "skin_margin", SKIN_MARGINS)
+        check_choice(self.beyond_range, "beyond_range", BEYOND_RANGE)
+        check_int(self.n_boot, "n_boot", low=0)
+        check_int(self.patch_size, "patch_size", low=1)
+        check_int(self.random_state, "random_state", low=0)
         check_bounded(self.trim_sd, "trim_sd", 0.0, math.inf, low_open=True, high_open=True)
         check_bounded(self.lesion_margin, "lesion_margin", 0.0, 0.5, high_open=True)
         check_bounded(self.lesion_margin_radius, "lesion_margin_radius", 0.0, 5.0)

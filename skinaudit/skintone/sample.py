@@ -70,15 +70,21 @@ def skin_mask(lesion, artifact_masks, *, params: ItaParams = ItaParams()) -> np.
     return (dist > margin) & ~excluded
 
 
-def _robust_lab(lab: np.ndarray, statistic: str, trim_sd: float):
-    """(L, a, b) of skin pixels ``lab`` (n, 3) by the chosen statistic."""
+def _kept_mask(lab: np.ndarray, statistic: str, trim_sd: float) -> np.ndarray:
+    """Pixels of ``lab`` (n, 3) that the statistic uses: all for ``median``, else those within
+    ``trim_sd`` SD of the centre in L* and b* (all when fewer than 3 remain)."""
     if statistic == "median":
-        return np.median(lab, axis=0)
-    if statistic == "trimmed_mean":
-        centre = lab.mean(axis=0)
-    else:
-        centre = np.median(lab, axis=0)
+        return np.ones(len(lab), dtype=bool)
+    centre = lab.mean(axis=0) if statistic == "trimmed_mean" else np.median(lab, axis=0)
     sd = lab.std(axis=0)
     keep = np.all(np.abs(lab[:, [0, 2]] - centre[[0, 2]]) <= trim_sd * sd[[0, 2]] + 1e-9, axis=1)
-    kept = lab[keep] if keep.sum() >= 3 else lab
+    return keep if keep.sum() >= 3 else np.ones(len(lab), dtype=bool)
+
+
+def _robust_lab(lab: np.ndarray, statistic: str, trim_sd: float, keep: np.ndarray | None = None):
+    """(L, a, b) of skin pixels ``lab`` (n, 3) by the chosen statistic (``keep``: the
+    :func:`_kept_mask`, computed here when not given)."""
+    if statistic == "median":
+        return np.median(lab, axis=0)
+    kept = lab[_kept_mask(lab, statistic, trim_sd) if keep is None else keep]
     return kept.mean(axis=0) if statistic == "trimmed_mean" else np.median(kept, axis=0)

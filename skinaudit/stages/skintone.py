@@ -15,7 +15,7 @@ __all__ = ["skin_tone_stage", "inspect_cached", "sensitivity_cached"]
 
 def inspect_cached(dataset, config, *, progress=None, cache=None) -> pd.DataFrame:
     """Per-image skin-tone rows (cached one by one), then the dataset-level cast step on all."""
-    from ..skintone import correct_cast, dataset_cast_groups, inspect_dataset
+    from ..skintone import add_uncertainty, correct_cast, dataset_cast_groups, inspect_dataset
 
     params = config.ita_params()
     dataset_cast_groups(dataset, params)  # checks the column before any image is read
@@ -24,14 +24,16 @@ def inspect_cached(dataset, config, *, progress=None, cache=None) -> pd.DataFram
         return inspect_dataset(ds, scheme=config.scheme, params=params, n_jobs=config.n_jobs, progress=progress,
                                strict=config.strict, correct=False)
 
-    out = cached_rows(dataset, cache, "inspect", {"scheme": config.scheme,
-                                                        "method": params.describe()}, compute)
+    out = cached_rows(dataset, cache, "inspect", {"scheme": config.scheme, "method": params.describe(),
+                                                  "beyond_range": params.beyond_range,
+                                                  "bootstrap": [params.n_boot, params.patch_size,
+                                                                params.random_state]}, compute)
     for col in ("hair", "ruler", "ink", "dark_corner", "gel_bubble", "gel_border", "patches"):
         if col in out.columns:
             out[col] = out[col].map(lambda v: bool(v) if v is not None and not pd.isna(v) else False)
     if params.ita_correction == "dataset_reference":
         out = correct_cast(out, params, dataset_cast_groups(dataset, params, out["image_id"]), config.scheme)
-    return out
+    return add_uncertainty(out, config.scheme, random_state=params.random_state)
 
 
 def sensitivity_cached(dataset, config, *, progress=None, cache=None, offsets=None) -> pd.DataFrame:
@@ -77,7 +79,11 @@ def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None):
         # an image the skin-tone stage could not read carries the reason in its flags
         bad = insp["status"].notna() & (insp["status"].astype(str) != "ok")
         insp.loc[bad, "flags"] = insp.loc[bad, "status"].astype(str)
-    keep = [c for c in ("ita", "group", "flags") if c in insp.columns]
+    from ..skintone import probability_columns, unknown_reasons
+
+    insp["unknown_reason"] = unknown_reasons(insp["flags"] if "flags" in insp else [""] * len(insp), insp["group"])
+    keep = [c for c in ("ita", "ita_low", "ita_high", *probability_columns(scheme), "group", "flags",
+                        "unknown_reason") if c in insp.columns]
     pred = pred.merge(insp[["image_id", *keep]], on="image_id", how="left")
     pred["group"] = pred["group"].fillna(UNKNOWN)
     # Table 7: per group N, benign, malignant, share
@@ -101,10 +107,26 @@ def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None):
         skin = {"scheme": scheme.name, "method": str(insp["method"].mode().iloc[0]) if "method" in insp and
                 insp["method"].notna().any() else None,
                 "n_unknown": int((insp["group"] == UNKNOWN).sum()), "n_flagged": int(flagged.sum()),
+                "unknown_by_reason": {str(k): int(v) for k, v in insp.loc[insp["group"] == UNKNOWN, "unknown_reason"]
+                                      .value_counts().sort_index().items()},
+                "n_beyond_range": int(insp["flags"].fillna("").astype(str).str.contains("beyond_range").sum())
+                if "flags" in insp else 0,
                 "mask_source": {str(k): int(v) for k, v in insp.get("mask_source", pd.Series(dtype=str))
                                 .value_counts().items()},
                 "artifacts": {a: int(insp[a].sum()) for a in ("hair", "ruler", "ink", "dark_corner", "gel_bubble",
                                                               "gel_border", "patches") if a in insp}}
+        if "ita_low" in insp:
+            from ..skintone import straddle_counts
+
+            skin["uncertainty"] = {
+                "method": (f"{config.ita_params().n_boot} bootstrap resamples of {config.ita_params().patch_size} px "
+                           "skin patches per image; 95% interval and group probabilities from draws of (L*, b*) "
+                           "after the cast step"), **straddle_counts(insp, scheme)}
+            u = skin["uncertainty"]
+            u["note"] = (f"{u['n_straddling']} of {u['n_with_interval']} images have a 95% ITA interval that "
+                         "contains a cut point of the scheme, so their group is uncertain (their group "
+                         "probabilities are the p_<group> columns of predictions.csv). The interval covers the "
+                         "sampling error of the skin pixels only, not the cast assumption or the segmentation.")
         if "b_offset" in insp:
             from ..skintone import cast_summary
 
