@@ -63,7 +63,9 @@ def measurement_robustness(y_true, y_score, groups, probabilities: pd.DataFrame 
     reference : str
         The reference group of the audit's fairness section.
     observed : dict
-        ``{metric: {group: significant (bool)}}``: the audit's own verdicts for the contrasts.
+        ``{metric: {group: verdict}}``: the audit's own verdicts for the contrasts
+        (``"significant"``, ``"not significant"``, ``"insufficient data"``; a bool means
+        significant or not).
     variants : dict, optional
         ``{variant name: (y, s, groups)}``: the same contrast under another ITA estimator.
     n_draws : int
@@ -101,7 +103,8 @@ def measurement_robustness(y_true, y_score, groups, probabilities: pd.DataFrame 
         contrasts[met] = {}
         for g in others:
             d_obs, sig_obs = _contrast(y, s, g_obs, g, reference, met, threshold, a_k)
-            observed_sig = bool((observed.get(met) or {}).get(g, bool(sig_obs)))
+            verdict = (observed.get(met) or {}).get(g, bool(sig_obs))
+            observed_sig = verdict == "significant" if isinstance(verdict, str) else bool(verdict)
             results = [_contrast(y, s, dg, g, reference, met, threshold, a_k) for dg in draws]
             defined = [(d, sg) for d, sg in results if np.isfinite(d)]
             same_sign = (float(np.mean([np.sign(d) == np.sign(d_obs) for d, _ in defined]))
@@ -120,6 +123,7 @@ def measurement_robustness(y_true, y_score, groups, probabilities: pd.DataFrame 
             holds = None if not (checks or var_signs) else bool(all(x >= HOLD_SHARE for x in checks)
                                                                 and all(var_signs))
             contrasts[met][g] = {"gap": d_obs, "observed_significant": observed_sig,
+                                 "verdict": verdict if isinstance(verdict, str) else None,
                                  "n_draws_defined": len(defined), "same_sign": same_sign,
                                  "same_significance": same_sig, "variants": var_out, "holds": holds}
             summary.append(_sentence(met, g, reference, contrasts[met][g], len(draws)))
@@ -134,7 +138,8 @@ def _sentence(met: str, g: str, ref: str, c: dict, n_draws: int) -> str:
     if not np.isfinite(d):
         return f"{met} {g} vs {ref}: undefined gap, nothing to check."
     direction = "lower" if d < 0 else "higher"
-    parts = [f"{met} of '{g}' is {abs(d):.3f} {direction} than '{ref}'"]
+    verdict = f" (audit verdict: {c['verdict']})" if c.get("verdict") else ""
+    parts = [f"{met} of '{g}' is {abs(d):.3f} {direction} than '{ref}'{verdict}"]
     if c["same_sign"] is not None:
         parts.append(f"keeps its direction in {c['same_sign']:.0%} of {n_draws} group-assignment draws")
     if c["same_significance"] is not None:

@@ -64,3 +64,30 @@ def test_the_draws_are_seeded(data):
     a = measurement_robustness(y, s, g, _probs(g, 0.8), random_state=5, **kw)
     b = measurement_robustness(y, s, g, _probs(g, 0.8), random_state=5, **kw)
     assert a == b
+
+
+def test_the_unknown_group_is_shown_never_compared_and_summarised(data):
+    from skinaudit.config import AuditConfig
+    from skinaudit.report.context import _summary_points
+    from skinaudit.result import AuditResult
+    from skinaudit.stages.fairness import fairness_stage
+
+    y, s, g = data
+    g = np.where(np.arange(len(g)) % 10 == 0, "unknown", g)
+    pred = pd.DataFrame({"image_id": [f"i{k}" for k in range(len(g))], "label": y, "score": s, "group": g,
+                         "unknown_reason": np.where(g == "unknown", "b_nonpositive(b*=-1.0)", ""),
+                         "p_light": (g == "light").astype(float), "p_dark": (g == "dark").astype(float)})
+    config = AuditConfig(n_boot=200, threshold=0.5)
+    sec = fairness_stage(pred, config).sections["fairness"]
+    assert sec["groups"]["unknown"]["compared"] is False and sec["groups"]["unknown"]["n"] == int((g == "unknown").sum())
+    assert sec["groups"]["all"]["n"] == len(g) and sec["reference"] != "unknown"
+    assert all("unknown" not in v for v in sec["verdicts"].values())
+    assert {t["group"] for t in sec["tests"]} == {"dark"}
+    t8 = sec["tables"]["table8"][0]
+    assert "unknown" in t8 and t8["gap"] == pytest.approx(abs(t8["dark"] - t8["light"]))
+    assert sec["unknown_images"]["reasons"] == {"b_nonpositive": int((g == "unknown").sum())}
+    assert sec["measurement_robust"]["n_draws"] == 200
+    result = AuditResult(config=config, dataset={}, model={}, predictions=pred, sections={"fairness": sec})
+    points = _summary_points(result)
+    assert points[0].startswith("Excluded from the comparison: 80 of 800") and "b_nonpositive: 80" in points[0]
+    assert any(p.startswith("Measurement robustness: recall of 'dark'") for p in points)

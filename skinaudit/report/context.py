@@ -315,6 +315,7 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
         "versions": _versions(), "hashes": hashes,
         "rules": dataclasses.asdict(rules),
         "badges": summary_badges(result, rules=rules),
+        "summary_points": _summary_points(result),
         "figures": figures,
         "overall_available": overall is not None,
         "overall": _overall_table(overall) if overall is not None else None,
@@ -337,6 +338,22 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
                             where="predictions.csv"),
     }
     return json_safe(context)
+
+
+def _summary_points(result) -> list[str]:
+    """Sentences under the Summary's checks: who was excluded from the skin-tone comparison, and
+    whether each primary finding survives the uncertainty of the skin-tone measurement."""
+    fair = result.section("fairness")
+    if fair is None or not fair.available:
+        return []
+    points = []
+    unknown = fair.get("unknown_images")
+    if isinstance(unknown, dict) and unknown.get("note"):
+        points.append("Excluded from the comparison: " + unknown["note"])
+    robust = fair.get("measurement_robust")
+    if isinstance(robust, dict):
+        points += ["Measurement robustness: " + str(x) for x in robust.get("summary") or []]
+    return points
 
 
 def _skinaudit_version() -> str:

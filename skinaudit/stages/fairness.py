@@ -40,7 +40,7 @@ def fairness_stage(pred, config, *, progress=None, variants=None) -> StageOutput
             f"Groups are the values of the metadata column(s) {config.group_column} (not ITA groups); a missing "
             f"value is the group '{UNKNOWN}', compared like any other."))
     if n_unknown:
-        section.setdefault("notes", []).append(_unknown_note(pred, section["groups"].get(UNKNOWN, {})))
+        section["unknown_images"] = _unknown_summary(pred, section["groups"].get(UNKNOWN, {}))
     if not by_column:
         section["measurement_robust"] = _robustness(known, section, config, variants)
     if "flags" in pred:
@@ -70,8 +70,7 @@ def _robustness(known, section: dict, config, variants) -> dict:
             vg = v.loc[sample["image_id"].astype(str), col].to_numpy(dtype=object)
             ok = np.array([g in set(names) for g in vg])
             by_variant[str(col)] = (sample["label"].to_numpy()[ok], sample["score"].to_numpy()[ok], vg[ok])
-    observed = {met: {g: v == "significant" for g, v in (section.get("verdicts", {}).get(met) or {}).items()}
-                for met in section.get("primary", ())}
+    observed = {met: dict(section.get("verdicts", {}).get(met) or {}) for met in section.get("primary", ())}
     out = measurement_robustness(known["label"].to_numpy(), known["score"].to_numpy(), known["group"].to_numpy(),
                                  probs, reference=section["reference"], threshold=config.threshold,
                                  alpha=config.alpha, observed=observed, variants=by_variant,
@@ -85,20 +84,24 @@ def _robustness(known, section: dict, config, variants) -> dict:
     return out
 
 
-def _unknown_note(pred, row: dict) -> str:
+def _unknown_summary(pred, row: dict) -> dict:
     """How many images have no measurable skin tone, why, and how the model does on them."""
     from ..skintone import UNKNOWN
 
     sel = pred["group"] == UNKNOWN
-    why = ""
-    if "flags" in pred:
-        reasons = pred.loc[sel, "flags"].fillna("").astype(str).str.split(";").str[0].str.split("(").str[0]
-        counts = reasons.replace("", "no reason recorded").value_counts()
-        why = " (" + ", ".join(f"{k}: {int(v)}" for k, v in counts.items()) + ")"
+    col = "unknown_reason" if "unknown_reason" in pred else "flags" if "flags" in pred else None
+    reasons = {}
+    if col is not None:
+        why = pred.loc[sel, col].fillna("").astype(str).str.split(";").str[0].str.split("(").str[0].str.strip()
+        reasons = {str(k): int(v) for k, v in why.replace("", "no reason recorded").value_counts().items()}
+    text = ", ".join(f"{k}: {v}" for k, v in reasons.items())
 
     def f(x):
         return "n/a" if x is None or x != x else f"{x:.3f}"
 
-    return (f"{int(sel.sum())} of {len(pred)} image(s) have no measurable skin tone{why}. They are shown as the "
-            f"group 'unknown' with their metrics (recall {f(row.get('recall'))}, AUC {f(row.get('auc'))}, "
-            f"{row.get('n_pos', 0)} malignant) but are not compared: no gap, test or verdict is computed for them.")
+    return {"n": int(sel.sum()), "of": len(pred), "reasons": reasons, "recall": row.get("recall"),
+            "auc": row.get("auc"), "malignant": row.get("n_pos", 0),
+            "note": (f"{int(sel.sum())} of {len(pred)} image(s) have no measurable skin tone"
+                     + (f" ({text})" if text else "") + ". They are shown as the group 'unknown' with their metrics "
+                     f"(recall {f(row.get('recall'))}, AUC {f(row.get('auc'))}, {row.get('n_pos', 0)} malignant) "
+                     "but are not compared: no gap, test or verdict is computed for them.")}
