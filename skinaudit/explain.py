@@ -47,6 +47,8 @@ __all__ = [
     "default_target_layer",
     "resolve_layer",
     "compute_cams",
+    "cam_grid",
+    "MIN_CAM_GRID",
 ]
 
 log = logging.getLogger(__name__)
@@ -227,6 +229,43 @@ class _BinaryTarget:
             return z[int(z.detach().argmax())]
         raise ModelError(f"the model returned {z.numel()} outputs per image; a binary classifier returns one "
                          "logit or two")
+
+
+#: The coarsest native CAM grid on which skinaudit scores localisation (pointing game, relevance
+#: mass, IoU) and applies the localisation-based failure rules: 7 x 7, the grid of a ResNet50's
+#: last block at its standard 224 px input, the setting in which Grad-CAM and Grad-CAM++ were
+#: evaluated. On a 3 x 3 map each cell is a ninth of the image: a centred lesion holds the middle
+#: cell, so "the peak is on the lesion" says little about where the model looked.
+MIN_CAM_GRID = 7
+
+
+def cam_grid(model, target_layer=None) -> tuple[int, int]:
+    """The native (rows, columns) grid of the Grad-CAM++ map of ``model`` (a TorchModel or an
+    eager module with its preprocessing) at ``target_layer`` (default per architecture): the
+    spatial size of the layer's output for one input of the model's size, before the map is
+    upsampled to the image."""
+    torch = _torch()
+    module, pre, _, device = _unpack_model(model, None, getattr(model, "positive_index", 1))
+    name, layer = resolve_layer(module, target_layer or default_target_layer(module))
+    seen = {}
+
+    def hook(_m, _i, output):
+        out = output[0] if isinstance(output, (tuple, list)) else output
+        seen["shape"] = tuple(out.shape)
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            was_training = module.training
+            module.eval()
+            module(torch.zeros((1, 3, pre.size, pre.size), device=device))
+            module.train(was_training)
+    finally:
+        handle.remove()
+    shape = seen.get("shape", ())
+    if len(shape) < 4:
+        raise ModelError(f"the target layer {name!r} gives an output of shape {shape}, not a spatial map")
+    return int(shape[-2]), int(shape[-1])
 
 
 def _unpack_model(model, preprocess, positive_index):

@@ -70,12 +70,18 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) ->
         for name in ("explanations", "localisation", "failure_modes"):
             sections[name] = unavailable(reason)
         return out
+    from ..explain import MIN_CAM_GRID, cam_grid
     from ..localisation import (localisation_by_group, localisation_table, overlay, save_triptych, sharpen,
                                 triptych_cases)
     from ..failures import classify_failures, failure_features, failure_summary, failure_table
     from ..imageio import read_image, read_mask
     from ..lesion import detect_artifacts, segment_lesion
 
+    grid = cam_grid(model, config.target_layer)
+    grid_text = f"{grid[0]}x{grid[1]} at {model.preprocess.size} px"
+    coarse = (f"the CAM's native grid is {grid_text}, coarser than {MIN_CAM_GRID}x{MIN_CAM_GRID}: a map that coarse "
+              "cannot show whether the model looked at the lesion, so localisation statistics and the "
+              "localisation-based failure modes are withheld" if min(grid) < MIN_CAM_GRID else None)
     ids = pred["image_id"].tolist()
     dark_ita = dark_cut(config.scheme)
     y, yhat, s = pred["label"].to_numpy(), pred["prediction"].to_numpy(), pred["score"].to_numpy()
@@ -119,10 +125,13 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) ->
             err_cams = cached_cams(model, [images[k] for k in err_idx], [paths[k] for k in err_idx],
                                     target="predicted", config=config, cache=cache)
             arts = [detect_artifacts(images[k], lesion_mask=masks[k]) for k in err_idx]
-            feat_rows.append(failure_features([chunk[k] for k in err_idx], [images[k] for k in err_idx],
-                                              [masks[k] for k in err_idx], cams=err_cams,
-                                              artifact_masks=arts, ita=[ita_of.get(chunk[k]) for k in err_idx],
-                                              keep_top=config.keep_top))
+            feats = failure_features([chunk[k] for k in err_idx], [images[k] for k in err_idx],
+                                     [masks[k] for k in err_idx], cams=None if coarse else err_cams,
+                                     artifact_masks=arts, ita=[ita_of.get(chunk[k]) for k in err_idx],
+                                     keep_top=config.keep_top)
+            if coarse:
+                feats["cam_reason"] = f"CAM grid {grid_text} too coarse (< {MIN_CAM_GRID}x{MIN_CAM_GRID})"
+            feat_rows.append(feats)
             for k, cam in zip(err_idx, err_cams):
                 figures[f"cams/{safe_name(chunk[k])}"] = png_bytes(
                     overlay(images[k], sharpen(cam, keep_top=config.keep_top), skip_zero=True))
@@ -132,7 +141,9 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) ->
     loc = pd.concat(loc_rows, ignore_index=True) if loc_rows else pd.DataFrame()
     # localisation by group: the random sample only (errors would bias it)
     in_sample = loc[loc["image_id"].isin(set(sample))].reset_index(drop=True) if len(loc) else loc
-    if len(in_sample):
+    if coarse:
+        sections["localisation"] = unavailable(coarse, cam_grid=grid_text)
+    elif len(in_sample):
         groups = [group_of.get(i, "all") for i in in_sample["image_id"]]
         by_group = localisation_by_group(in_sample, groups, alpha=config.alpha, n_boot=min(config.n_boot, 1000),
                                          random_state=config.seed)
@@ -146,7 +157,7 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) ->
         tables["localisation_by_group"] = by_group
     else:
         sections["localisation"] = unavailable("no image was explained")
-    if len(loc):
+    if len(loc) and not coarse:
         tables["localisation"] = loc
     # failure modes
     if feat_rows:
@@ -160,13 +171,26 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) ->
                 parts.append(m)
         modes = pd.concat(parts, ignore_index=True)
         modes["cam_png"] = [f"figures/cams/{safe_name(i)}.png" for i in modes["image_id"]]
+        # one image, two maps, both labelled: the rules read the predicted-class map (for a false
+        # negative the benign evidence; cam_png); localisation.csv and the triptychs show the
+        # malignant-class map, whose scores sit beside the mode here
+        modes["rules_map"] = "predicted class (benign for a false negative)"
+        modes["cam_rules"] = (f"withheld: CAM grid {grid_text} coarser than {MIN_CAM_GRID}x{MIN_CAM_GRID}" if coarse
+                              else f"applied (CAM grid {grid_text})")
+        if len(loc) and not coarse:
+            mal = loc.set_index("image_id")[["relevance_mass", "pointing_game"]].add_prefix("malignant_map_")
+            modes = modes.join(mal, on="image_id")
         fn_modes = modes[modes["case"] == "FN"]
         section = {"n_false_negatives": int(len(fn_modes)), "summary": failure_summary(fn_modes),
                    "tables": {"Table 6: false-negative failure modes":
                               json_safe(failure_table(fn_modes).to_dict(orient="records"))},
                    "notes": ["Each false negative gets exactly one mode by the documented rule order "
-                             "(skinaudit.failures.FailureRules), with its evidence values in failure_modes.csv; "
-                             "the maps behind the rules explain the predicted (benign) class."]}
+                             "(skinaudit.failures.FailureRules), with its evidence values in failure_modes.csv. "
+                             "The rules read the map of the predicted class (for a false negative, the benign "
+                             "evidence: figures/cams/); the triptychs and localisation.csv show the malignant-class "
+                             "map, whose relevance mass and pointing game are the malignant_map_* columns of "
+                             "failure_modes.csv, so an image can look well localised in one and not in the other."]
+                             + ([coarse[0].upper() + coarse[1:] + "."] if coarse else [])}
         if config.explain_fp and (modes["case"] == "FP").any():
             fp_modes = modes[modes["case"] == "FP"]
             section["false_positives"] = failure_summary(fp_modes)
@@ -180,9 +204,11 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) ->
         sections["failure_modes"] = unavailable("no false negative at this threshold", n_false_negatives=0)
     # Fig. 8 triptychs
     fig_paths = {}
+    mode_of = ({} if not feat_rows else dict(zip(modes["image_id"], modes["mode"])))
     with tempfile.TemporaryDirectory(prefix="skinaudit-cam-") as tmp:
         for kind, kids in trip.items():
-            rows = [(f"{kind}  {i}  p={float(pred.loc[pred['image_id'] == i, 'score'].iloc[0]):.2f}",
+            rows = [(f"{kind}  {i}  p={float(pred.loc[pred['image_id'] == i, 'score'].iloc[0]):.2f}"
+                     + (f"  mode {mode_of[i]} (from the benign-class map)" if i in mode_of else ""),
                      *keep[i]) for i in kids if i in keep]
             if rows:
                 path = save_triptych(rows, Path(tmp) / f"triptych_{kind}.png", keep_top=config.keep_top)
@@ -194,8 +220,12 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) ->
 
         layer = default_target_layer(model.module)
     sections["explanations"] = {"method": "Grad-CAM++ (pytorch-grad-cam)", "target_layer": layer,
+                                "cam_grid": grid_text, "min_cam_grid": f"{MIN_CAM_GRID}x{MIN_CAM_GRID}",
                                 "keep_top": config.keep_top, "cases": trip, "n_explained": len(wanted),
                                 "figures": fig_paths,
-                                "notes": ["Columns: original, raw heatmap, sharpened overlay (top "
-                                          f"{config.keep_top:.0%} of activations kept)."]}
+                                "notes": [f"Native CAM grid {grid_text} (the target layer's map before it is "
+                                          "upsampled to the image).",
+                                          "Triptych columns: original, raw heatmap of the malignant class, sharpened "
+                                          f"overlay (top {config.keep_top:.0%} of activations kept)."]
+                                + ([coarse[0].upper() + coarse[1:] + "."] if coarse else [])}
     return out
