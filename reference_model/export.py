@@ -3,6 +3,9 @@
 * ``model.pt``: TorchScript (``torch.jit.script``) of a :class:`~reference_model.ensemble.TTAEnsemble`
   (all fold models x TTA flips); outputs ``log`` of the averaged probabilities, which
   skinaudit's two-logit softmax turns back into exactly the averaged P(malignant).
+* ``model.pt2``: the same ensemble as a ``torch.export`` archive (TorchScript's successor; a
+  dynamic batch dimension), which skinaudit loads without unpickling anything
+  (:mod:`skinaudit.pt2`);
 * ``model_state.pt``: the state dict of the single best fold model (a plain torchvision
   architecture with the paper's head, keys ``fc.1.weight`` / ``fc.1.bias`` for a ResNet), for
   ``skinaudit run --model model_state.pt --arch <arch>``; no TTA (a state dict cannot hold an
@@ -28,7 +31,8 @@ from skinaudit.errors import ModelError
 
 from .train import _unwrap
 
-__all__ = ["export_torchscript", "save_state_dict", "write_model_info", "read_model_info", "MODEL_INFO"]
+__all__ = ["export_torchscript", "export_program", "save_state_dict", "write_model_info", "read_model_info",
+           "MODEL_INFO"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,31 @@ def export_torchscript(module, path, *, example=None, atol: float = 1e-5) -> dic
             diff = float((loaded(example) - module(example)).abs().max())
         if not diff <= atol:
             raise ModelError(f"{path}: the exported TorchScript differs from the in-memory model by {diff:.3g}")
+    return {"path": str(path), "max_abs_diff": diff}
+
+
+def export_program(module, path, *, example, atol: float = 1e-5) -> dict:
+    """Export ``module`` with ``torch.export`` (batch dimension dynamic) to ``path`` (``.pt2``),
+    reload it the way skinaudit does (:func:`skinaudit.pt2.load_exported`) and compare its
+    outputs on ``example`` with the in-memory module; a difference above ``atol`` raises
+    :class:`~skinaudit.errors.ModelError`. Returns ``{"path", "max_abs_diff"}``."""
+    from skinaudit.pt2 import load_exported
+
+    module = _contiguous_cpu(module)
+    try:
+        program = torch.export.export(module, (example,),
+                                      dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+    except Exception as exc:  # noqa: BLE001 - torch.export raises many types
+        raise ModelError(f"could not export {type(module).__name__} with torch.export "
+                         f"({type(exc).__name__}: {str(exc).strip()[:300]})") from None
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.export.save(program, str(tmp))
+    os.replace(tmp, path)
+    with torch.no_grad():
+        diff = float((load_exported(path)(example) - module(example)).abs().max())
+    if not diff <= atol:
+        raise ModelError(f"{path}: the exported program differs from the in-memory model by {diff:.3g}")
     return {"path": str(path), "max_abs_diff": diff}
 
 

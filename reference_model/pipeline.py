@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from skinaudit.errors import ConfigError, DataError
+from skinaudit.errors import ConfigError, DataError, ModelError
 
 from .data import ImageTensorDataset, lesion_leakage, load_images, make_folds, normalize, training_transform
 from .ensemble import TTAEnsemble
-from .export import MODEL_INFO, export_torchscript, save_state_dict, write_json, write_model_info
+from .export import MODEL_INFO, export_program, export_torchscript, save_state_dict, write_json, write_model_info
 from .train import FoldResult, build_model, fit_fold, init_distributed
 
 __all__ = ["train_cv", "choose_threshold", "limit_dataset", "predict_scores", "evaluate_scores",
@@ -221,6 +221,13 @@ def train_cv(config, dataset, *, out_dir, device: str = "cpu", weights=None, res
     example = timed[:4]
     exports = {"model.pt": export_torchscript(ensemble, out / "model.pt", example=example),
                "model_state.pt": save_state_dict(best.model, out / "model_state.pt")}
+    try:  # torch.export, TorchScript's successor: same ensemble, loaded without unpickling
+        exports["model.pt2"] = export_program(ensemble, out / "model.pt2", example=example)
+        exports["model.pt2"]["content"] = "torch.export archive of the same TTAEnsemble as model.pt"
+        thresholds["model.pt2"] = thresholds["model.pt"]
+    except ModelError as exc:
+        log.warning("model.pt2 not written: %s", exc)
+        exports["model.pt2"] = {"path": None, "error": str(exc)}
     exports["model.pt"]["content"] = (f"TorchScript TTAEnsemble: {len(models)} fold model(s) x {len(config.tta)} "
                                       f"TTA view(s) {list(config.tta)}; outputs log mean probabilities (N, 2)")
     exports["model_state.pt"]["content"] = (f"state dict of fold {best.fold} (lowest validation loss "

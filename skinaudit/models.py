@@ -193,6 +193,8 @@ class TorchModel:
         self.path = str(path) if path else None
         self.arch = arch
         self.is_scripted = isinstance(module, torch.jit.ScriptModule)
+        #: A torch.export program (``.pt2``): scored like any module, but its layers are flattened
+        self.is_exported = isinstance(module, torch.fx.GraphModule) and str(path or "").lower().endswith(".pt2")
 
     def cache_params(self) -> dict | None:
         """Identity of this model for the per-image score cache (None: not cacheable)."""
@@ -201,8 +203,9 @@ class TorchModel:
     def forward_logits(self, images) -> np.ndarray:
         torch = _torch()
         x = torch.from_numpy(self.preprocess(images)).to(self.device)
-        was_training = self.module.training
-        self.module.eval()
+        was_training = getattr(self.module, "training", False)
+        if not self.is_exported:  # an exported program is frozen in the mode it was exported in
+            self.module.eval()
         try:
             self.module.to(self.device)
             with torch.inference_mode():
@@ -211,7 +214,8 @@ class TorchModel:
             raise ModelError(f"model '{self.name}' failed on a batch of shape {tuple(x.shape)}: "
                              f"{str(exc).splitlines()[0]}") from None
         finally:
-            self.module.train(was_training)
+            if not self.is_exported:
+                self.module.train(was_training)
         if isinstance(out, (tuple, list)):
             out = out[0]
         return out.detach().float().cpu().numpy()
@@ -453,6 +457,8 @@ def load_model(path, *, arch: str | None = None, image_size: int = 299, positive
     """Load a model file as a ScoreModel.
 
     * ``.onnx`` -> :class:`OnnxModel` (needs the ``[onnx]`` extra);
+    * a ``torch.export`` archive (``.pt2``) -> :class:`TorchModel`, loaded without unpickling
+      anything (:mod:`skinaudit.pt2`); scored, not explained (its layers are flattened);
     * a TorchScript archive -> :class:`TorchModel` (no Python hooks: Grad-CAM++ needs an
       eager model, see :mod:`skinaudit.explain`);
     * otherwise a state dict (``torch.load(weights_only=True)``, never unpickling code)
@@ -467,6 +473,11 @@ def load_model(path, *, arch: str | None = None, image_size: int = 299, positive
     if path.suffix.lower() == ".onnx":
         return OnnxModel(path, preprocess=pre, positive_index=positive_index)
     torch = _torch()
+    from .pt2 import is_exported_program, load_exported
+
+    if is_exported_program(path):  # torch.export (.pt2), loaded without unpickling anything
+        return TorchModel(load_exported(path), preprocess=pre, positive_index=positive_index, device=device,
+                          name=path.name, path=path)
     if _is_torchscript(path):
         try:
             with warnings.catch_warnings():

@@ -362,7 +362,7 @@ def test_threshold_is_skinaudits_recall_constrained_search(trained):
 # --------------------------------------------------------------------------- end-to-end + export
 def test_train_cv_writes_the_outputs(trained):
     sub, out, log = trained
-    for name in ("model.pt", "model_state.pt", "model_info.json", "training_log.json", "val_scores.csv"):
+    for name in ("model.pt", "model.pt2", "model_state.pt", "model_info.json", "training_log.json", "val_scores.csv"):
         assert (out / name).is_file(), name
     saved = json.loads((out / "training_log.json").read_text())
     assert saved["config"]["image_size"] == SIZE and saved["folds"]["trained"] == [0]
@@ -401,6 +401,10 @@ def test_exported_models_score_like_the_in_memory_model(trained):
     np.testing.assert_allclose(state["score"], val["score_plain"], atol=1e-5)
     script = score_dataset(load_model(out / "model.pt", image_size=SIZE), ds)
     np.testing.assert_allclose(script["score"], val["score"], atol=1e-5)  # 1 model x TTA (identity, hflip)
+    program = score_dataset(load_model(out / "model.pt2", image_size=SIZE), ds)  # torch.export: the same ensemble
+    np.testing.assert_allclose(program["score"], val["score"], atol=1e-5)
+    info = json.loads((out / "model_info.json").read_text())
+    assert info["thresholds"]["model.pt2"] == info["thresholds"]["model.pt"]
     assert not np.allclose(val["score"], val["score_plain"])  # TTA did change the scores
 
 

@@ -21,6 +21,9 @@ def explainable(model) -> str | None:
     if not isinstance(model, TorchModel):
         kind = "precomputed scores" if isinstance(model, PrecomputedScores) else type(model).__name__
         return f"Grad-CAM++ needs an eager PyTorch model; this audit has {kind}"
+    if getattr(model, "is_exported", False):
+        return ("Grad-CAM++ needs the model's named layers, which a torch.export program (.pt2) flattens away; to "
+                "get explanations, audit the same weights as a state dict with --arch")
     if model.is_scripted:
         return ("Grad-CAM++ needs Python hooks, which TorchScript modules do not run; to get explanations, audit "
                 "the same weights as a state dict with --arch (or an nn.Module through the library API)")
