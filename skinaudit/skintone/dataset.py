@@ -78,12 +78,16 @@ def _inspect_one(job):
 
 
 def _one_blas_thread():
-    """Worker initialiser: one BLAS thread per worker process. The processes already use the
+    """Worker initialiser: one BLAS thread per worker process (the processes already use the
     cores; BLAS threads on top of them made the small products of the per-image bootstrap
-    (:mod:`~skinaudit.skintone.uncertainty`) 3-4x slower on 2 cores (docs/skintone.md)."""
+    (:mod:`~skinaudit.skintone.uncertainty`) 3-4x slower on 2 cores, docs/skintone.md), and a
+    worker never outlives the process that started it (:func:`skinaudit._workers.die_with_parent`)."""
     from threadpoolctl import threadpool_limits
 
+    from .._workers import die_with_parent
+
     threadpool_limits(limits=1, user_api="blas")
+    die_with_parent()
 
 
 def _run_jobs(jobs, n_jobs, progress, worker, desc):
