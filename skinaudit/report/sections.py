@@ -8,7 +8,6 @@ import pandas as pd
 
 from .._jsonsafe import json_safe
 from .tables import TABLE_CAPTIONS, embed_figure, generic_parts, is_flat, is_records, kv_table, make_table, pretty
-from .words import fmt_interval
 
 
 # Sections of result.sections with their own chapter; anything else lands in "Other results".
