@@ -20,6 +20,7 @@ from skinaudit.result import AuditResult
 from skinaudit.report import context as report_context
 from skinaudit.report import render as report_render
 from skinaudit.report import tables as report_tables
+from skinaudit.report import words as report_words
 from skinaudit.errors import ConfigError, DataError, MissingDependencyError
 from skinaudit.metrics import binary_metrics
 
@@ -41,7 +42,7 @@ def make_result(*, sections=True, threshold=0.5, evil=True, n=120, seed=1) -> Au
     ids = [f"img_{i:03d}" for i in range(n)]
     flags = ["" if i % 17 else "b_nonpositive" for i in range(n)]
     if evil:
-        ids[17] = EVIL_ID  # a flagged row, so it is listed in the report
+        ids[17] = EVIL_ID  # a flagged row (flagged rows are counted by flag in the report; the id is in the CSV)
     pred = pd.DataFrame({"image_id": ids, "label": y, "score": s, "prediction": (s >= threshold).astype(int),
                          "ita": ita, "group": g, "flags": flags})
     secs = {"overall": binary_metrics(y, s, threshold=threshold)}
@@ -66,7 +67,7 @@ def make_result(*, sections=True, threshold=0.5, evil=True, n=120, seed=1) -> Au
     model = {"name": "<script>alert('model')</script>" if evil else "colour_model", "adapter": "CallableModel",
              "path": None, "sha256": None}
     skipped = pd.DataFrame({"image_id": ["<script>alert('skip')</script>" if evil else "bad", "img_x"],
-                            "reason": ["unreadable", "missing file"]})
+                            "reason": ["unreadable", EVIL_ID if evil else "missing file"]})
     return AuditResult(config=AuditConfig(threshold=threshold, seed=3), dataset=ds, model=model, predictions=pred,
                        sections=secs, skipped=skipped)
 
@@ -336,7 +337,7 @@ def test_write_report_outputs(written):
     assert paths["weasyprint_warnings"] == []  # the stylesheet has nothing WeasyPrint ignores
 
 
-def test_html_is_self_contained_and_every_caption_states_the_threshold(written):
+def test_html_is_self_contained_and_states_the_threshold_once(written):
     result, paths = written
     text = paths["html"].read_text(encoding="utf-8")
     parsed = _parse(text)
@@ -344,7 +345,87 @@ def test_html_is_self_contained_and_every_caption_states_the_threshold(written):
     assert "http://" not in text and "https://" not in text and "<link" not in text
     assert "Content-Security-Policy\" content=\"default-src 'none'; img-src data:;" in text
     assert parsed.tags.count("table") == len(parsed.captions) > 10
-    assert all("decision threshold 0.5;" in c for c in parsed.captions)
+    assert not any("decision threshold" in c for c in parsed.captions)  # no boilerplate on every caption
+    assert text.count("uses the decision threshold <strong>0.5</strong>") == 1
+
+
+def test_no_developer_captions(written):
+    _, paths = written
+    text = paths["html"].read_text(encoding="utf-8")
+    assert "Source: sections." not in text and "Source:" not in text
+
+
+def test_flagged_images_are_summarised_by_flag(written, tmp_path):
+    result, paths = written
+    text = paths["html"].read_text(encoding="utf-8")
+    ctx = report.build_context(result, figures_dir=tmp_path, generated_at=DATE)
+    flagged = ctx["flagged"]
+    assert [c["key"] for c in flagged["columns"]] == ["flag", "images", "of them malignant"]
+    expected = {}
+    for f in result.predictions["flags"]:
+        for name in dict.fromkeys(report_words.flag_names(f or "")):
+            expected[name] = expected.get(name, 0) + 1
+    assert {r[0]["v"]: r[1]["v"] for r in flagged["rows"]} == expected
+    assert "is a row of predictions.csv (column flags)" in text
+
+
+def test_flag_names_and_counts_by_reason():
+    assert report_words.flag_names("hair, beyond_range(78.0), b_nonpositive(b*=-5.27)") == [
+        "hair", "beyond_range", "b_nonpositive"]
+    rows = report_words.by_reason([{"flags": "hair, ink", "label": 1}, {"flags": "hair", "label": 0},
+                                   {"flags": "", "label": 1}], "flags")
+    assert rows == [{"reason": "hair", "images": 2, "malignant": 1}, {"reason": "ink", "images": 1, "malignant": 1}]
+
+
+def test_config_is_a_readable_table_and_the_dataset_is_named_by_its_folder(written, tmp_path):
+    result, paths = written
+    text = paths["html"].read_text(encoding="utf-8")
+    ctx = report.build_context(result, figures_dir=tmp_path, generated_at=DATE)
+    table = ctx["config_table"]
+    assert [c["label"] for c in table["columns"]] == ["setting", "value", "option"]
+    rows = {r[2]["v"]: r for r in table["rows"]}
+    assert rows["threshold"][0]["v"].startswith("decision threshold")
+    assert "None" not in text.split('id="appendix"')[1].split("Model")[0]
+    assert "{'" not in text and "': None" not in text  # no Python dict repr anywhere
+    ds = {"name": "ISIC2018_Task3_Test_GroundTruth",
+          "source": {"images": "/d/isic2018-test/images", "labels": "/d/isic2018-test/GT.csv", "masks": None}}
+    assert report_words.dataset_name(ds) == "isic2018-test"
+    assert report_words.dataset_name({"name": "x", "source": {"images": "/d/ham/imgs_part1"}}) == "imgs_part1"
+    assert report_words.dataset_name({"name": "plain"}) == "plain"
+
+
+@pytest.mark.parametrize("metric, diff, lo, hi, expected", [
+    ("recall", 0.036, -0.199, 0.179, "recall: dark 0.778 vs light 0.742 (light lower, worse by 0.036 [-0.199, 0.179])"),
+    ("precision", -0.1, -0.25, 0.07, "precision: dark 0.778 vs light 0.742 (dark lower, worse by 0.100 [-0.070, 0.250])"),
+    ("fnr", -0.036, -0.18, 0.2, "fnr: dark 0.778 vs light 0.742 (light higher, worse by 0.036 [-0.200, 0.180])"),
+    ("fnr", 0.05, 0.01, 0.09, "fnr: dark 0.778 vs light 0.742 (dark higher, worse by 0.050 [0.010, 0.090])"),
+])
+def test_gap_sentence_names_the_worse_group_with_direction(metric, diff, lo, hi, expected):
+    assert report_words.gap_sentence(metric, "dark", "light", value_group=0.7778, value_reference=0.742,
+                                     difference=diff, low=lo, high=hi) == expected
+
+
+def test_recalibration_shows_an_infeasible_search_as_infeasible(tmp_path):
+    from skinaudit.report.sections import section_view
+
+    per = [{"group": "dark", "n": 20, "n_pos": 7, "fn_before": 6, "fn_after": 7, "recall_before": 0.14,
+            "recall_after": 0.0},
+           {"group": "all", "n": 945, "n_pos": 200, "fn_before": 50, "fn_after": 40}]
+    sec = {"threshold": 0.5, "gamma": 0.85, "n_cal": 400, "n_test": 945, "methods": {
+        "per_group": {"status": "ok", "thresholds": {"dark": 0.9, "light": 0.3},
+                      "feasible": {"dark": False, "light": True},
+                      "fallback": {"dark": "group 'dark': no grid threshold reaches recall >= 0.85"},
+                      "recall_gap_before": 0.20, "recall_gap_after": 0.25, "recall_gap_change_pct": 25.0,
+                      "per_group": per}}}
+    view = section_view("recalibration", "Threshold recalibration", sec, base=tmp_path, source="sections.recalibration")
+    cells = [[c["v"] for c in row] for part in view["parts"] for row in part["rows"]]
+    assert ["per_group", "infeasible for dark"] == cells[0][:2]
+    assert any(str(r[0]).startswith("per_group (infeasible for dark") and "+0.0500" in r for r in cells)
+    assert any(r[1] == "dark" and r[-1] == "infeasible: fallback threshold" for r in cells)
+    assert any(r[1] == "all held-out images" for r in cells)
+    assert "held-out part" in view["notes"][0] and "945" in view["notes"][0]
+    labels = [c["label"] for part in view["parts"] for c in part["columns"]]
+    assert "recall gap change (absolute)" in labels and "relative change of the gap" in labels
 
 
 def test_strings_from_data_are_escaped(written):
@@ -423,7 +504,7 @@ def test_report_of_a_real_audit_of_phantoms(tmp_path, phantom_dataset):
     text = paths["html"].read_text(encoding="utf-8")
     assert paths["pdf"] is None and not (tmp_path / "out" / "report.pdf").exists()
     assert report.fmt_num(result.overall["recall"]) in text and report.fmt_num(result.overall["auc"]) in text
-    assert "decision threshold 0.45;" in text and "decision threshold 0.5;" not in text
+    assert "uses the decision threshold <strong>0.45</strong>" in text
     for sid in result.sections:  # every section the pipeline produced is in the report
         assert f'id="{sid}"' in text or report_tables.pretty(sid) in text
 
@@ -449,7 +530,12 @@ def test_long_image_lists_are_cut_and_counted(tmp_path, no_figures, monkeypatch)
     assert len(ctx["skipped"]["rows"]) == 5 and ctx["skipped"]["more"] == 7
     assert "the first 5 of 12; all are in skipped.csv" in ctx["skipped"]["caption"]
     flagged = sum(1 for f in result.predictions["flags"] if f)
-    assert len(ctx["flagged"]["rows"]) == min(5, flagged)
+    assert ctx["flagged"]["n_images"] == flagged  # counted by flag, never cut
+    result.skipped = pd.DataFrame({"image_id": [f"bad_{i}" for i in range(30)],
+                                   "reason": ["unreadable"] * 20 + ["too small"] * 10})
+    ctx = report.build_context(result, figures_dir=tmp_path)
+    assert [[c["v"] for c in r] for r in ctx["skipped"]["rows"]] == [["unreadable", 20], ["too small", 10]]
+    assert "every row is in skipped.csv" in ctx["skipped"]["caption"]
 
 
 def test_build_context_validates_its_input(tmp_path):

@@ -9,6 +9,7 @@ import pandas as pd
 from ..errors import ConfigError
 from .format import fmt_num, fmt_pct, fmt_threshold, is_missing
 from .tables import is_records
+from .words import fairness_gap_sentences
 
 
 @dataclass(frozen=True)
@@ -116,18 +117,20 @@ def summary_badges(result, *, rules: ReportRules | None = None) -> list[dict]:
                              "no skin-tone group per image in this audit" if counts is None else
                              "no image has a usable skin tone (all 'unknown')"))
     else:
-        small = [f"{name}: {int(row['sum'])}" for name, row in counts.iterrows()
+        small = [f"{name}: {int(row['sum'])} malignant of {int(row['size']):,} images" for name, row in counts.iterrows()
                  if row["sum"] < rules.min_group_positives]
         badges.append(_badge("ITA group sizes", "WARN" if small else "PASS",
-                             ", ".join(f"{name}: {int(row['sum'])}" for name, row in counts.iterrows()),
-                             f">= {rules.min_group_positives} malignant per ITA group",
-                             ("too few malignant cases to compare: " + ", ".join(small)) if small else ""))
+                             "; ".join(f"{name}: {int(row['size']):,} images, {int(row['sum']):,} malignant"
+                                       for name, row in counts.iterrows()),
+                             f">= {rules.min_group_positives} malignant cases per ITA group",
+                             ("too few malignant cases to compare: " + "; ".join(small)) if small else ""))
     fairness = result.section("fairness")
     alpha = fairness.alpha if fairness is not None else None
     rule = "significant: adjusted p < alpha and interval excludes 0" + (f" (alpha {alpha:g})" if alpha else "")
     if fairness is None:
         badges.append(_badge("Fairness, statistical tests", "not run", "n/a", rule, "no fairness section"))
     else:
+        fair = fairness.to_dict()
         verdicts = fairness.verdicts()
         sig = [w for w, v in verdicts if v.startswith("significant")]
         insufficient = [w for w, v in verdicts if "insufficient" in v]
@@ -136,8 +139,10 @@ def summary_badges(result, *, rules: ReportRules | None = None) -> list[dict]:
                                  "the fairness section carries no verdicts"))
         else:
             status = "FAIL" if sig else ("WARN" if insufficient else "PASS")
-            detail = "; ".join(filter(None, [("significant gap: " + ", ".join(sig)) if sig else "",
-                                            ("insufficient data: " + ", ".join(insufficient)) if insufficient else ""]))
+            detail = "; ".join(filter(None, [
+                ("significant gap: " + "; ".join(fairness_gap_sentences(fair, sig))) if sig else "",
+                ("insufficient data: " + "; ".join(fairness_gap_sentences(fair, insufficient))) if insufficient
+                else ""]))
             badges.append(_badge("Fairness, statistical tests", status,
                                  f"{len(sig)} significant, {len(insufficient)} insufficient data, "
                                  f"{len(verdicts)} verdicts", rule, detail))
@@ -150,7 +155,8 @@ def summary_badges(result, *, rules: ReportRules | None = None) -> list[dict]:
         flagged = [w for w, f in flags if f]
         badges.append(_badge("Fairness, paper heuristic", "WARN" if flagged else "PASS",
                              f"{len(flagged)} of {len(flags)} gaps above the fixed threshold", paper_rule,
-                             ("above: " + ", ".join(flagged)) if flagged else ""))
+                             ("above the limit: " + "; ".join(fairness_gap_sentences(fairness.to_dict(), flagged)))
+                             if flagged else ""))
     loc = result.section("localisation")
     badges.append(_localisation_badge(loc.to_dict() if loc is not None else None, rules))
     return badges

@@ -21,6 +21,7 @@ from .format import is_missing
 from .present import presented
 from .sections import KNOWN_SECTIONS, section_view
 from .tables import embed_figure, kv_table, make_table, pretty
+from .words import by_reason, config_records, dataset_name
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,77 @@ def _listing(caption: str, records: list, columns: list, *, source: str, where: 
     return table
 
 
+#: Up to this many skipped images are listed one by one; more are counted by reason.
+MAX_SKIPPED_LISTED = 20
+
+
+def _skipped_table(records: list) -> dict:
+    """The skipped images: listed when few, else counted by reason (all rows are in skipped.csv)."""
+    caption = "Images that could not be scored or were excluded"
+    if len(records) <= MAX_SKIPPED_LISTED:
+        return _listing(caption, records, ["image_id", "reason"], source="skipped", where="skipped.csv")
+    rows = by_reason(records, "reason")
+    table = make_table(f"{caption}, by reason: {len(records):,} images; every row is in skipped.csv",
+                       [{k: r[k] for k in ("reason", "images")} for r in rows], source="skipped")
+    table["more"] = 0
+    return table
+
+
+def _flagged_table(records: list, n_scored: int) -> dict:
+    """The scored images with quality flags, counted per flag (an image with several flags counts
+    under each); every row, with its flags, is in predictions.csv."""
+    rows = by_reason(records, "flags")
+    table = make_table(f"Scored images with quality flags, by flag: {len(records):,} of {n_scored:,} images "
+                       "have at least one flag (an image with several flags counts under each)",
+                       [{"flag": r["reason"], "images": r["images"], "of them malignant": r["malignant"]}
+                        for r in rows], source="predictions.flags")
+    table["more"] = 0
+    table["n_images"] = len(records)
+    if records:
+        table["more_note"] = ("Every flagged image, with its label, score, ITA group and flags, is a row of "
+                              "predictions.csv (column flags).")
+    return table
+
+
+def _dataset_rows(dataset: dict) -> list[dict]:
+    """The appendix's dataset table: the dataset's fields with its source spelt out, one per row."""
+    rows = [{"item": "name (folder)", "value": dataset_name(dataset)}]
+    if dataset.get("name") and dataset.get("name") != rows[0]["value"]:
+        rows.append({"item": "recorded name", "value": dataset.get("name")})
+    source = dataset.get("source")
+    for k, v in dataset.items():
+        if k in ("name", "source", "duplicates"):
+            continue
+        rows.append({"item": pretty(k), "value": v})
+    if isinstance(source, dict):
+        for k, v in source.items():
+            rows.append({"item": f"source: {pretty(k)}", "value": "none" if v is None else v})
+    elif source is not None:
+        rows.append({"item": "source", "value": source})
+    dup = dataset.get("duplicates")
+    if isinstance(dup, dict):
+        rows.append({"item": "byte-identical images", "value": dup.get("images")})
+    return rows
+
+
+def _source_line(dataset: dict) -> str:
+    """The dataset's source in a few words for the cover: format and the labels file."""
+    source = dataset.get("source")
+    if not isinstance(source, dict):
+        return "" if source is None else str(source)
+    bits = [str(source["format"])] if source.get("format") else []
+    if source.get("labels"):
+        bits.append(f"labels {Path(str(source['labels'])).name}")
+    if source.get("malignant"):
+        mal = source["malignant"]
+        bits.append("malignant: " + (", ".join(map(str, mal)) if isinstance(mal, list) else str(mal)))
+    return "; ".join(bits)
+
+
+#: Configuration fields the cover names (the appendix lists them all).
+COVER_CONFIG = ("scheme", "ita_correction", "alpha", "n_boot", "gamma", "calibration_fraction", "seed")
+
+
 def _predictions_flags(pred: pd.DataFrame) -> list[dict]:
     if "flags" not in pred.columns:
         return []
@@ -310,8 +382,13 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
         "skinaudit_version": _skinaudit_version(),
         "model": model, "dataset": dataset, "config": cfg,
         "model_table": kv_table("Model", model, source="model"),
-        "dataset_info_table": kv_table("Dataset", dataset, source="dataset"),
-        "config_table": kv_table("Configuration", cfg, source="config"),
+        "dataset_info_table": make_table("Dataset", _dataset_rows(dataset), columns=["item", "value"],
+                                         source="dataset"),
+        "dataset_title": dataset_name(dataset), "dataset_source": _source_line(dataset),
+        "config_table": make_table("Configuration of the audit (option names in the last column)",
+                                   config_records(cfg), columns=["item", "value", "option"], source="config",
+                                   labels={"item": "setting"}),
+        "config_cover": [r for r in config_records({k: cfg[k] for k in COVER_CONFIG if k in cfg})],
         "versions": _versions(), "hashes": hashes,
         "rules": dataclasses.asdict(rules),
         "badges": summary_badges(result, rules=rules),
@@ -325,17 +402,14 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
         "sections": sections, "other_sections": other,
         "checklist": [{"id": sid, "section": title, "model_card": mc, "tripod_ai": tr, "claim": cl}
                       for sid, title, mc, tr, cl in CHECKLIST],
-        "skipped": _listing("Images that could not be scored or were excluded", skipped.to_dict(orient="records"),
-                            ["image_id", "reason"], source="skipped", where="skipped.csv"),
+        "skipped": _skipped_table(skipped.to_dict(orient="records")),
         "duplicates": _listing(
             "Images with identical bytes (each set is one picture under several ids; every id keeps its own row, "
             "but a set counts one picture several times and leaks if it spans a training and a test split)",
             [{"set": k + 1, "images": len(ids), "image_ids": ", ".join(map(str, ids))}
              for k, ids in enumerate((dataset.get("duplicates") or {}).get("ids") or [])],
             ["set", "images", "image_ids"], source="dataset.duplicates", where="duplicates.csv"),
-        "flagged": _listing("Scored images with quality flags", _predictions_flags(pred),
-                            ["image_id", "label", "score", "group", "flags"], source="predictions.flags",
-                            where="predictions.csv"),
+        "flagged": _flagged_table(_predictions_flags(pred), len(pred)),
     }
     return json_safe(context)
 

@@ -84,54 +84,134 @@ def _fairness_parts(sec: dict, source: str, result=None):
                             "the limit", [{"metric": m, **(f if isinstance(f, dict) else {"flag": f})}
                                                       for m, f in flags.items()], source=f"{source}.paper_rule"))
         used.add("paper_rule")
+    unknown = sec.get("unknown_images")
+    if isinstance(unknown, dict) and isinstance(unknown.get("reasons"), dict):
+        parts.append(make_table(
+            f"Images left out of the comparison (no measurable skin tone), by reason: {unknown.get('n')} of "
+            f"{unknown.get('of')}; their metrics are the 'unknown' column of Table 8",
+            [{"reason": pretty(k), "images": v} for k, v in unknown["reasons"].items()],
+            source=f"{source}.unknown_images"))
+        used.add("unknown_images")
+    robust = sec.get("measurement_robust")
+    if isinstance(robust, dict) and isinstance(robust.get("contrasts"), dict):
+        parts.append(_robust_table(robust, sec.get("reference"), f"{source}.measurement_robust"))
+        used.add("measurement_robust")
     return parts, used
 
 
+def _robust_table(robust: dict, reference, source: str) -> dict:
+    """Whether each primary finding survives the skin-tone measurement's uncertainty, one row per contrast."""
+    rows = []
+    for metric, by_group in robust["contrasts"].items():
+        for group, c in (by_group or {}).items():
+            if not isinstance(c, dict):
+                continue
+            variants = [v for v in (c.get("variants") or {}).values() if isinstance(v, dict)]
+            defined = [v for v in variants if v.get("same_sign") is not None]
+            rows.append({"metric": metric, "group vs reference": f"{group} vs {reference}", "gap": c.get("gap"),
+                         "audit verdict": c.get("verdict"), "same direction in draws": c.get("same_sign"),
+                         "same significance in draws": c.get("same_significance"),
+                         "variants keeping the direction": f"{sum(bool(v['same_sign']) for v in defined)} of "
+                                                           f"{len(defined)} (undefined: {len(variants) - len(defined)})",
+                         "holds": c.get("holds")})
+    share = robust.get("hold_share")
+    return make_table(f"Does each primary finding survive the skin-tone measurement? {robust.get('n_draws')} "
+                      f"group-assignment draws ({robust.get('method')}); a finding holds when it keeps its direction "
+                      f"and significance in at least {share:.0%} of them" if isinstance(share, float) else
+                      "Does each primary finding survive the skin-tone measurement?", rows, source=source,
+                      labels={"same direction in draws": "same direction in draws (share)",
+                              "same significance in draws": "same significance in draws (share)"})
+
+
+def _infeasible(m: dict) -> dict:
+    """group -> why, for the groups whose threshold search missed its target (``feasible`` false)."""
+    feasible = m.get("feasible")
+    fallback = m.get("fallback") if isinstance(m.get("fallback"), dict) else {}
+    if isinstance(feasible, dict):
+        return {g: str(fallback.get(g) or "no threshold reaches the recall target") for g, ok in feasible.items()
+                if ok is False}
+    if feasible is False:
+        return {"all": str(m.get("fallback") or "no threshold reaches the recall target")}
+    return {}
+
+
 def _recalibration_parts(sec: dict, source: str, result=None):
-    """Curated view of :func:`skinaudit.fairness.recalibrate`'s section: settings, the
-    thresholds of each method, their effect on the test split (before -> after), then per
-    group. Returns (parts, keys used) or None when the layout is not that one."""
+    """Curated view of :func:`skinaudit.fairness.recalibrate`'s section: one note on the data (fitted on
+    the calibration part, evaluated on the held-out part of the audited images), the thresholds of each
+    method (an infeasible search is shown as infeasible), the effect on the held-out images (absolute
+    changes; the relative change labelled as such), then per group. Returns (parts, keys used, notes)
+    or None when the layout is not that one."""
     methods = sec.get("methods")
     if not (isinstance(methods, dict) and methods and all(isinstance(m, dict) for m in methods.values())):
         return None
-    settings = ("threshold", "gamma", "step", "n_cal", "n_test", "random_state", "fitted_on", "reported_on")
-    parts = [kv_table("Recalibration settings (threshold: the audit threshold, the 'before' of every row)",
-                       {k: sec[k] for k in settings if k in sec}, source=source)]
-    parts.append(make_table("Thresholds of each method, fitted on the calibration split",
-                        [{"method": name, **{c: m.get(c) for c in ("status", "thresholds", "feasible", "fallback",
-                                                                   "randomized", "reason")}}
-                         for name, m in methods.items()], source=f"{source}.methods"))
+    n_cal, n_test = (f"{v:,}" if isinstance(v, int) else v for v in (sec.get("n_cal"), sec.get("n_test")))
+    how = sec.get("calibration_source") or "a calibration part of the audited images"
+    notes = [f"The thresholds are fitted on {n_cal if n_cal is not None else 'the'} calibration images ({how}) "
+             f"and evaluated on the held-out part: the other {n_test if n_test is not None else ''} audited images "
+             "with a compared ITA group (images in the group 'unknown' take part in neither). 'Before' is the "
+             f"audit threshold {sec.get('threshold', 'n/a')}; every number of this section is on the held-out "
+             f"images. Recall target gamma {sec.get('gamma', 'n/a')}, grid step {sec.get('step', 'n/a')}, "
+             f"random state {sec.get('random_state', 'n/a')}."]
+    notes += [n for n in (sec.get("notes") or []) if isinstance(n, str) and n.startswith("The fairness-constrained")]
+    infeasible = {name: _infeasible(m) for name, m in methods.items()}
+    rows = []
+    for name, m in methods.items():
+        bad = infeasible[name]
+        status = m.get("status", "ok")
+        if status == "ok" and bad:
+            status = "infeasible for " + ", ".join(bad)
+        why = "; ".join(bad.values()) or m.get("reason")
+        rows.append({"method": name, "status": status, "thresholds": m.get("thresholds"),
+                     "randomized": m.get("randomized"), "note": why if why else (m.get("note") or "")})
+    parts = [make_table("Thresholds of each method, fitted on the calibration images; 'infeasible': the search "
+                        "found no threshold that reaches the recall target there, so the group keeps a fallback "
+                        "threshold and is not recalibrated", rows, source=f"{source}.methods",
+                        labels={"randomized": "randomised"})]
 
     def change(m, key):
         return {"_change": [m.get(f"{key}_before"), m.get(f"{key}_after")]}
 
-    effect = [{"method": name, "FN": change(m, "fn"), "FP": change(m, "fp"), "recall": change(m, "recall"),
+    def delta(m, key):
+        b, a = m.get(f"{key}_before"), m.get(f"{key}_after")
+        if isinstance(b, (int, float)) and isinstance(a, (int, float)):
+            return f"{a - b:+.4f}"
+        return None
+
+    def label(name):
+        bad = infeasible[name]
+        return f"{name} (infeasible for {', '.join(bad)}: not a recalibration there)" if bad else name
+
+    effect = [{"method": label(name), "FN": change(m, "fn"), "FP": change(m, "fp"), "recall": change(m, "recall"),
                "precision": change(m, "precision"), "recall gap (max - min)": change(m, "recall_gap"),
-               "recall_gap_change_pct": m.get("recall_gap_change_pct")}
+               "recall gap change": delta(m, "recall_gap"), "relative_change_pct": m.get("recall_gap_change_pct")}
               for name, m in methods.items() if m.get("status", "ok") == "ok"]
     if effect:
-        parts.append(make_table("Effect on the test split, before \u2192 after (all images)", effect,
-                            source=f"{source}.methods", labels={"recall_gap_change_pct": "recall gap change"}))
+        parts.append(make_table(
+            f"Effect on the held-out images (n = {n_test}), before \u2192 after; recall gap = max - min of recall "
+            "over the ITA groups, its change in absolute recall (after - before), and relative to the gap before",
+            effect, source=f"{source}.methods",
+            labels={"recall gap change": "recall gap change (absolute)",
+                    "relative_change_pct": "relative change of the gap"}))
     per_group = []
     for name, m in methods.items():
         for r in m.get("per_group") or []:
             if isinstance(r, dict):
-                per_group.append({"method": name, "group": r.get("group"), "n": r.get("n"),
-                                  "malignant": r.get("n_pos"), "FN": change(r, "fn"), "FP": change(r, "fp"),
-                                  "recall": change(r, "recall"), "precision": change(r, "precision")})
+                g = r.get("group")
+                per_group.append({"method": name, "group": g, "n": r.get("n"), "malignant": r.get("n_pos"),
+                                  "FN": change(r, "fn"), "FP": change(r, "fp"), "recall": change(r, "recall"),
+                                  "precision": change(r, "precision"),
+                                  "search": "infeasible: fallback threshold" if g in infeasible[name] else ""})
     if per_group:
-        parts.append(make_table("Per ITA group, before \u2192 after each recalibration (test split)", per_group,
-                            source=f"{source}.methods.*.per_group"))
+        parts.append(make_table("Per ITA group, before \u2192 after each recalibration (held-out images)", per_group,
+                                source=f"{source}.methods.*.per_group"))
     boot = (methods.get("global") or {}).get("bootstrap")
     if isinstance(boot, dict):
         parts.extend(generic_parts("bootstrap", boot, source=f"{source}.methods.global.bootstrap",
-                                    caption="Bootstrap of the global threshold search (spread of t* and of the "
-                                            "recall it reaches)"))
-    method_notes = [f"{name}: {m['note']}" for name, m in methods.items() if isinstance(m.get("note"), str)]
-    if method_notes:
-        parts.append(make_table("Notes on the methods", [{"note": n} for n in method_notes], columns=["note"],
-                            source=f"{source}.methods"))
-    return parts, {"methods", *settings, "tables:recalibration"}
+                                   caption="Bootstrap of the global threshold search (spread of t* and of the "
+                                           "recall it reaches on the held-out images)"))
+    used = {"methods", "threshold", "gamma", "step", "n_cal", "n_test", "random_state", "fitted_on", "reported_on",
+            "calibration_source", "tables:recalibration"}
+    return parts, used, notes
 
 
 def _groups_parts(sec: dict, source: str, result):
@@ -176,8 +256,61 @@ def _failure_parts(sec: dict, source: str, result):
 EXAMPLES_PER_MODE = 3
 
 
+
+
+#: Label of the "all" column or row: which images it covers, per section.
+ALL_LABELS = {"fairness": "all audited images (incl. unknown)",
+              "recalibration": "all held-out images"}
+
+
+def _label_all_column(parts: list, sid: str) -> None:
+    """Say which images an "all" column or row covers (Table 8: every audited image; recalibration: the
+    held-out part of the audited images)."""
+    label = ALL_LABELS.get(sid)
+    if not label:
+        return
+    for part in parts:
+        for col in part.get("columns", []):
+            if col["key"] == "all":
+                col["label"] = label
+        gcol = next((j for j, c in enumerate(part.get("columns", [])) if c["key"] in ("group", "ITA group")), None)
+        if gcol is not None:
+            for row in part["rows"]:
+                if row[gcol]["v"] == "all":
+                    row[gcol]["v"] = label
+
+
+def _skintone_parts(sec: dict, source: str, result=None):
+    """The ITA estimator's scalars and small counts (unknown by reason, mask source, artifacts,
+    uncertainty, cast) in one item/value table; lists of records (per cast group) and the
+    sensitivity tables keep their own tables."""
+    rows, tables = [], []
+
+    def add(prefix, d, depth):
+        for k, v in d.items():
+            if isinstance(v, _SCALARS) or (isinstance(v, list) and all(isinstance(x, _SCALARS) for x in v)):
+                rows.append({"item": f"{prefix}{pretty(k)}", "value": v})
+            elif is_records(v):
+                tables.append(make_table(f"{prefix}{pretty(k)}".strip(": "), v, source=f"{source}.{k}"))
+            elif isinstance(v, dict) and depth < 2:
+                add(f"{prefix}{pretty(k)}: ", v, depth + 1)
+            else:
+                rows.append({"item": f"{prefix}{pretty(k)}", "value": str(v)})
+    add("", {k: v for k, v in sec.items() if k != "sensitivity"}, 0)
+    parts = [make_table("The ITA estimator: method, counts and settings", rows, columns=["item", "value"],
+                        source=source), *tables]
+    sens = sec.get("sensitivity")
+    if isinstance(sens, dict):
+        parts.extend(generic_parts("sensitivity", sens, source=f"{source}.sensitivity",
+                                   caption="Sensitivity sample"))
+    return parts, set(sec)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
 _SPECIAL_VIEWS = {"fairness": _fairness_parts, "recalibration": _recalibration_parts, "groups": _groups_parts,
-                  "failure_modes": _failure_parts}
+                  "failure_modes": _failure_parts, "skintone": _skintone_parts}
 
 
 def section_view(sid: str, title: str, sec, *, base: Path, source: str, result=None) -> dict:
@@ -211,7 +344,10 @@ def section_view(sid: str, title: str, sec, *, base: Path, source: str, result=N
     curated = special(rest, source, result) if special else None
     used = set()
     if curated is not None:
-        parts, used = curated
+        if len(curated) == 3:  # the view states its own notes
+            parts, used, view["notes"] = curated
+        else:
+            parts, used = curated
         view["parts"].extend(parts)
         rest = {k: v for k, v in rest.items() if k not in used}
     tables = sec.get("tables") if isinstance(sec.get("tables"), dict) else {}
@@ -222,6 +358,7 @@ def section_view(sid: str, title: str, sec, *, base: Path, source: str, result=N
                                               caption=TABLE_CAPTIONS.get(name)))
     # the paper-layout tables (Tables 6, 7, 8) lead their section
     view["parts"][:0] = table_parts
+    _label_all_column(view["parts"], sid)
     if rest:
         view["parts"].extend(generic_parts(title, rest, source=source,
                                             caption="Other values" if curated is not None else None))

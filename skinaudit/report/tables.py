@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import math
 from pathlib import Path
 
 from .._jsonsafe import json_safe
@@ -26,6 +27,8 @@ _LOW_SUFFIXES = (("_lo", "_hi"), ("_low", "_high"))
 
 def _column_kind(key: str) -> str:
     k = str(key).lower()
+    if k.endswith(" ci") or k.endswith("_ci"):
+        return "auto"  # an interval, written like every other
     if "share" in k or k.endswith("pct") or k.startswith("pct"):
         return "pct" if "change" not in k else "percent"
     if k == "percent" or k.endswith("_percent") or k.endswith("change pct"):
@@ -65,8 +68,8 @@ def _intify(value):
     """Integral floats of a count (and of its interval or before/after pair) as integers."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, list):
-        return [_intify(v) for v in value]
+    if isinstance(value, list):  # an interval of a count (e.g. bootstrap percentiles) is shown in counts
+        return [int(round(v)) if isinstance(v, float) and math.isfinite(v) else _intify(v) for v in value]
     if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("_est_ci", "_change"):
         return {k: _intify(v) for k, v in value.items()}
     return value
