@@ -311,7 +311,7 @@ def _model_notes(settings: ModelSettings, scorer) -> None:
                  "threshold": f"threshold {settings.threshold:g}" + (
                      f" ({settings.info.threshold_source})" if settings.info.threshold_source else ""),
                  "arch": None if kind else f"arch {settings.arch}"}
-        parts = [shown[f] for f in settings.from_info if shown[f]]
+        parts = [shown[f] for f in ("image_size", "threshold", "arch") if f in settings.from_info and shown[f]]
         if parts:
             typer.echo(f"using {settings.info.path.name} beside the model: {', '.join(parts)}", err=True)
     for field, given, known in settings.overridden:
