@@ -368,3 +368,60 @@ def test_arch_for_a_torchscript_file_is_said_to_be_ignored(phantom_dataset, tmp_
     assert res.exit_code == 0, res.output
     assert "--arch resnet50 is ignored" in res.output and "Grad-CAM++ explanations are skipped for TorchScript" \
         in res.output
+
+
+def _run_cli(args, *, tty: bool):
+    """Run the console entry point with stderr on a pseudo-terminal (100 columns) or a pipe;
+    return (exit code, stderr text)."""
+    code = "import sys; from skinaudit.cli import main; sys.argv = ['skinaudit', *sys.argv[1:]]; main()"
+    cmd = [sys.executable, "-c", code, *args]
+    if not tty:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        return proc.returncode, proc.stderr
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=300), b"".join(chunks).decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def twenty_phantoms(tmp_path_factory):
+    from skinaudit.phantoms import generate_phantoms
+
+    return generate_phantoms(tmp_path_factory.mktemp("ph20"), n=20, seed=3).source["manifest"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_inspect_shows_progress_bars_on_a_terminal(twenty_phantoms, tmp_path):
+    args = ["inspect", "--data", "manifest", "--manifest", twenty_phantoms, "--jobs", "2"]
+    code, err = _run_cli([*args, "--out", str(tmp_path / "tty")], tty=True)
+    assert code == 0, err
+    assert "skin tone:" in err and "/20 [" in err and "it/s" in err, err   # tqdm: "skin tone:  45%|### | 9/20 [.."
+    assert "ITA variants:" in err
+    code, err = _run_cli([*args, "--out", str(tmp_path / "quiet"), "--quiet"], tty=True)
+    assert code == 0 and "/20 [" not in err and "%|" not in err, err
+
+
+def test_no_progress_output_when_stderr_is_not_a_terminal(twenty_phantoms, tmp_path):
+    code, err = _run_cli(["inspect", "--data", "manifest", "--manifest", twenty_phantoms, "--out",
+                          str(tmp_path / "o")], tty=False)
+    assert code == 0
+    assert err == "" and "\r" not in err
+    assert (tmp_path / "o" / "inspect.csv").is_file()
