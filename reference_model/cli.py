@@ -6,6 +6,7 @@ The only module of the package that prints or exits. Expected errors
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -17,12 +18,13 @@ __all__ = ["main", "build_parser"]
 
 
 def _progress(enabled: bool):
-    if not enabled:
+    """Progress bars on stderr when it is a terminal; None (no bars) otherwise or when disabled."""
+    if not enabled or not sys.stderr.isatty():
         return None
     from tqdm.auto import tqdm
 
     def wrap(iterable, total=None, desc=None):
-        return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
+        return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False)
 
     return wrap
 
@@ -38,7 +40,8 @@ def _add_data(p):
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default).")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (torch.set_num_threads).")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes.")
-    p.add_argument("-v", "--verbose", action="store_true", help="Log at INFO level (epoch lines).")
+    p.add_argument("-v", "--verbose", action="store_true", help="Log every INFO message with time and source.")
+    p.add_argument("-q", "--quiet", action="store_true", help="No progress bars and no per-epoch lines.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,8 +121,37 @@ def _setup(args):
     return resolve_device(args.device)
 
 
+class _Lines(logging.Handler):
+    """Each record as one plain line on the current stderr."""
+
+    def emit(self, record):
+        print(self.format(record), file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _epoch_lines(enabled: bool):
+    """One plain line per epoch (and per resumed or reused fold) on stderr while training;
+    the loggers are restored afterwards."""
+    loggers = [logging.getLogger(n) for n in ("reference_model.train", "reference_model.pipeline")]
+    saved = [(lg, lg.level, lg.propagate) for lg in loggers]
+    handler = _Lines()
+    if enabled:
+        for lg in loggers:
+            lg.setLevel(logging.INFO)
+            lg.propagate = False
+            lg.addHandler(handler)
+    try:
+        yield
+    finally:
+        for lg, level, propagate in saved:
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+            lg.propagate = propagate
+
+
 def _train(args):
     from .config import get_config
+    from .export import audit_command
     from .pipeline import train_cv
 
     device = _setup(args)
@@ -127,9 +159,10 @@ def _train(args):
                         split=args.split, image_size=args.image_size, batch_size=args.batch_size, seed=args.seed,
                         gamma=args.gamma)
     ds = _dataset(args)
-    log = train_cv(config, ds, out_dir=args.out, device=device, weights=args.weights, resume=args.resume,
-                   num_workers=args.num_workers, amp=False if args.no_amp else None,
-                   progress=_progress(True))
+    with _epoch_lines(not args.verbose and not args.quiet):
+        log = train_cv(config, ds, out_dir=args.out, device=device, weights=args.weights, resume=args.resume,
+                       num_workers=args.num_workers, amp=False if args.no_amp else None,
+                       progress=_progress(not args.quiet))
     import torch.distributed as tdist
 
     if tdist.is_available() and tdist.is_initialized():
@@ -144,8 +177,10 @@ def _train(args):
         t = thr[name]
         print(f"  {args.out / name}: threshold {t['threshold']:.2f} ({t['rule']}, feasible={t['feasible']}; "
               f"validation recall {t['val_recall']:.3f}, AUC {t['val_auc']:.3f})")
-    print(f"  audit: skinaudit run --model {args.out / 'model_state.pt'} --arch {config.arch} "
-          f"--image-size {config.image_size} ...")
+    print("audit it on held-out images (not the training images), e.g. the ISIC 2018 Task 3 test set; "
+          "set TEST_IMAGES and TEST_LABELS first:")
+    print("  " + audit_command(args.out, arch=config.arch, image_size=config.image_size,
+                               threshold=thr["model_state.pt"]["threshold"]))
 
 
 def _predict(args):
@@ -154,7 +189,7 @@ def _predict(args):
     device = _setup(args)
     ds = _dataset(args)
     scores = predict_scores(args.model, ds, arch=args.arch, image_size=args.image_size, device=device,
-                            progress=_progress(True))
+                            progress=_progress(not args.quiet))
     ok = scores["status"] == "ok"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     scores.loc[ok, ["image_id", "score"]].to_csv(args.out, index=False)
@@ -181,7 +216,7 @@ def _evaluate(args):
         threshold = float(info["thresholds"][args.model.name])
     if args.model is not None:
         scores = predict_scores(args.model, ds, arch=args.arch, image_size=args.image_size, device=device,
-                                progress=_progress(True))
+                                progress=_progress(not args.quiet))
     else:
         from skinaudit.models import PrecomputedScores
 

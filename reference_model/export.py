@@ -32,6 +32,7 @@ from skinaudit.errors import ModelError
 from .train import _unwrap
 
 __all__ = ["export_torchscript", "export_program", "save_state_dict", "write_model_info", "read_model_info",
+           "audit_command",
            "MODEL_INFO"]
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,19 @@ def _nan_to_none(obj):
 def write_model_info(out_dir, info: dict) -> Path:
     """Write :data:`MODEL_INFO` (arch, image_size, per-file thresholds...) into ``out_dir``."""
     return write_json(Path(out_dir) / MODEL_INFO, info)
+
+
+def audit_command(out_dir, *, arch: str, image_size: int, threshold: float) -> str:
+    """A complete ``skinaudit run`` command auditing ``out_dir/model_state.pt`` on the images and
+    labels named by the shell variables ``TEST_IMAGES`` and ``TEST_LABELS`` (an ISIC 2018 Task 3
+    style folder and ground-truth CSV), writing ``out_dir/audit``. The model options are spelled
+    out, although skinaudit also reads them from model_info.json."""
+    import shlex
+
+    out = Path(out_dir)
+    return (f"skinaudit run --model {shlex.quote(str(out / 'model_state.pt'))} --arch {arch} "
+            f"--image-size {int(image_size)} --threshold {threshold:.2f} "
+            f'--data isic --images "$TEST_IMAGES" --labels "$TEST_LABELS" --out {shlex.quote(str(out / "audit"))}')
 
 
 def read_model_info(model_path) -> dict | None:

@@ -26,7 +26,8 @@ from skinaudit.errors import ConfigError, DataError, ModelError
 
 from .data import ImageTensorDataset, lesion_leakage, load_images, make_folds, normalize, training_transform
 from .ensemble import TTAEnsemble
-from .export import MODEL_INFO, export_program, export_torchscript, save_state_dict, write_json, write_model_info
+from .export import (MODEL_INFO, audit_command, export_program, export_torchscript, save_state_dict, write_json,
+                     write_model_info)
 from .train import FoldResult, build_model, fit_fold, init_distributed
 
 __all__ = ["train_cv", "choose_threshold", "limit_dataset", "predict_scores", "evaluate_scores",
@@ -237,9 +238,8 @@ def train_cv(config, dataset, *, out_dir, device: str = "cpu", weights=None, res
             "preprocess": "squash resize to image_size (bilinear), ImageNet mean/std (skinaudit.models.Preprocess)",
             "thresholds": {k: v["threshold"] for k, v in thresholds.items()}, "threshold_details": thresholds,
             "exports": exports,
-            "audit_command": (f"skinaudit run --model {out / 'model_state.pt'} --arch {config.arch} "
-                              f"--image-size {config.image_size} --threshold "
-                              f"{thresholds['model_state.pt']['threshold']:.2f} ...")}
+            "audit_command": audit_command(out, arch=config.arch, image_size=config.image_size,
+                                           threshold=thresholds["model_state.pt"]["threshold"])}
     write_model_info(out, info)
     history = [row for r in results for row in r.history]
     train_ips = [h["train_images_per_s"] for h in history]

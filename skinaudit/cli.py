@@ -8,7 +8,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -18,10 +20,43 @@ import typer
 from .errors import ConfigError, SkinauditError
 from .skintone.params import DEFAULT_REFERENCE_B
 
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose bad-value messages read as sentences: typer validates values with
+    pydantic, whose messages open with "Value error, " (or "Assertion failed, "); drop it."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except typer.BadParameter as exc:
+            exc.message = re.sub(r"^(Value error|Assertion failed), ", "", str(exc.message))
+            raise
+
+
+# Plain (not rich) help: at 80 columns rich's option table cut option names and showed <bool>
+# after every flag.
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
     help="Audit skin-lesion classifiers for fairness across skin tones (ITA) and explain their mistakes. "
          "A research and review tool, not a diagnostic device.")
+command = functools.partial(app.command, cls=_Command)
+
+
+def _print_version(value: bool):
+    if value:
+        from ._version import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the skinaudit version and exit.")] = False,
+):
+    pass
 
 
 class DataKind(str, Enum):
@@ -80,12 +115,22 @@ def _friendly(fn):
     return wrapper
 
 
-def _progress():
+def _progress(quiet: bool = False):
+    """A tqdm wrapper ``progress(iterable, total=, desc=)`` drawing bars on stderr, or None (no
+    bars) with --quiet or when stderr is not a terminal (a log file, a pipe, CI)."""
+    if quiet or not sys.stderr.isatty():
+        return None
     from tqdm.auto import tqdm
 
+    try:
+        width = os.get_terminal_size(sys.stderr.fileno()).columns
+    except OSError:  # pragma: no cover - a tty without a size
+        width = 0
+
     def wrap(iterable, total=None, desc=None):
+        # a terminal that reports 0 columns (some pseudo-terminals) would get an empty bar
         return tqdm(iterable, total=total, desc=desc, unit="batch" if "scoring" in (desc or "") else "it",
-                    file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
+                    file=sys.stderr, leave=False, ncols=None if width else 80)
 
     return wrap
 
@@ -164,7 +209,9 @@ def _summary_line(result) -> str:
             f"F1={f(o['f1'])}  FN={o['fn']}  FP={o['fp']}  (threshold {o['threshold']:g})")
 
 
-ThresholdOpt = Annotated[float, typer.Option("--threshold", help="Decision threshold: malignant if score >= T.")]
+ThresholdOpt = Annotated[Optional[float], typer.Option(
+    "--threshold", help="Decision threshold: malignant if score >= T (default: model_info.json beside the model, "
+                        "else 0.5).")]
 SchemeOpt = Annotated[str, typer.Option(
     "--scheme", help="ITA grouping: binary (paper: light > 28 / dark <= 28), del_bino, kinyanjui, or cut points "
                      "such as '10,28,41'.")]
@@ -186,8 +233,12 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="Stop at the first unr
 ModelOpt = Annotated[Optional[Path], typer.Option(
     "--model", help="Model file: TorchScript, state dict (with --arch) or .onnx.")]
 ArchOpt = Annotated[Optional[str], typer.Option(
-    "--arch", help="torchvision architecture of a state-dict checkpoint, e.g. resnet50.")]
-SizeOpt = Annotated[int, typer.Option("--image-size", help="Model input size in px (square).")]
+    "--arch", help="torchvision architecture of a state-dict checkpoint, e.g. resnet50 (default: "
+                   "model_info.json beside the model).")]
+SizeOpt = Annotated[Optional[int], typer.Option(
+    "--image-size", help="Model input size in px, square (default: model_info.json beside the model, else 299).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (there are none either when "
+                                                                "stderr is not a terminal).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1)]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")]
 PosOpt = Annotated[int, typer.Option("--positive-index", help="Output column of the malignant class for "
@@ -205,14 +256,86 @@ def _data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malign
                 mask_pattern=mask_pattern, malignant=malignant, allow_outside_root=allow_outside_root, limit=limit)
 
 
-def _load_scorer(model, scores, arch, image_size, positive_index, device):
+#: Built-in defaults of the model options, used when neither the command line nor a
+#: model_info.json beside the model gives a value.
+_DEFAULT_THRESHOLD = 0.5
+_DEFAULT_IMAGE_SIZE = 299
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The model options of a run, resolved: explicit options, else model_info.json, else the
+    built-in defaults. ``from_info`` names the settings taken from model_info.json."""
+
+    arch: str | None
+    threshold: float
+    image_size: int
+    info: object = None
+    from_info: tuple = ()
+    overridden: tuple = ()
+    arch_given: bool = False
+
+
+def resolve_model_settings(model, *, arch=None, threshold=None, image_size=None) -> ModelSettings:
+    """Fill the options the user did not give (None) from the ``model_info.json`` beside
+    ``model`` (when there is one), then from the built-in defaults; explicit options win."""
+    from .models import read_model_info
+
+    info = read_model_info(model) if model is not None else None
+    from_info, overridden = [], []
+
+    def pick(given, field, default):
+        known = getattr(info, field, None)
+        if given is not None:
+            if known is not None and known != given:
+                overridden.append((field, given, known))
+            return given
+        if known is not None:
+            from_info.append(field)
+            return known
+        return default
+
+    return ModelSettings(arch=pick(arch, "arch", None), threshold=pick(threshold, "threshold", _DEFAULT_THRESHOLD),
+                         image_size=pick(image_size, "image_size", _DEFAULT_IMAGE_SIZE), info=info,
+                         from_info=tuple(from_info), overridden=tuple(overridden), arch_given=arch is not None)
+
+
+def _model_notes(settings: ModelSettings, scorer) -> None:
+    """Say on the console what model_info.json set and what --arch did not."""
+    from .models import OnnxModel
+
+    kind = ("ONNX" if isinstance(scorer, OnnxModel) else
+            "TorchScript" if getattr(scorer, "is_scripted", False) else None)
+    if settings.from_info:
+        shown = {"image_size": f"image size {settings.image_size}",
+                 "threshold": f"threshold {settings.threshold:g}" + (
+                     f" ({settings.info.threshold_source})" if settings.info.threshold_source else ""),
+                 "arch": None if kind else f"arch {settings.arch}"}
+        parts = [shown[f] for f in ("image_size", "threshold", "arch") if f in settings.from_info and shown[f]]
+        if parts:
+            typer.echo(f"using {settings.info.path.name} beside the model: {', '.join(parts)}", err=True)
+    for field, given, known in settings.overridden:
+        if field != "arch" or not kind:
+            typer.echo(f"note: --{field.replace('_', '-')} {given} given; {settings.info.path.name} says {known}",
+                       err=True)
+    if settings.arch_given and kind:
+        typer.echo(f"note: --arch {settings.arch} is ignored: the model is a {kind} file, which carries its own "
+                   "architecture" + ("; Grad-CAM++ explanations are skipped for TorchScript (they need an "
+                                     "eager model: a state dict with --arch)" if kind == "TorchScript" else ""),
+                   err=True)
+
+
+def _load_scorer(model, scores, settings: ModelSettings, positive_index, device):
     from .models import PrecomputedScores, load_model
 
     if (model is None) == (scores is None):
         raise ConfigError("give exactly one of --model FILE or --scores CSV")
     if scores is not None:
         return PrecomputedScores.from_csv(scores)
-    return load_model(model, arch=arch, image_size=image_size, positive_index=positive_index, device=device)
+    scorer = load_model(model, arch=settings.arch, image_size=settings.image_size, positive_index=positive_index,
+                        device=device)
+    _model_notes(settings, scorer)
+    return scorer
 
 
 def _calibration_arg(value):
@@ -227,14 +350,14 @@ def _calibration_arg(value):
     return fraction, None
 
 
-@app.command()
+@command()
 @_friendly
 def run(
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", help="Output folder (created; files replaced atomically).")],
     model: ModelOpt = None,
     scores: Annotated[Optional[Path], typer.Option("--scores", help="CSV image_id,score of precomputed scores.")] = None,
-    arch: ArchOpt = None, threshold: ThresholdOpt = 0.5, image_size: SizeOpt = 299, batch_size: BatchOpt = 16,
+    arch: ArchOpt = None, threshold: ThresholdOpt = None, image_size: SizeOpt = None, batch_size: BatchOpt = 16,
     device: DeviceOpt = "cpu", positive_index: PosOpt = 1, strict: StrictOpt = False, seed: SeedOpt = 0,
     scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, ita_correction: CorrectionOpt = "dataset_reference",
     cast_group: CastGroupOpt = None, reference_b: ReferenceBOpt = DEFAULT_REFERENCE_B, skin_margin: MarginOpt = "shrink",
@@ -276,7 +399,7 @@ def run(
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
     masks: MasksOpt = None, mask_pattern: MaskPatternOpt = "{id}_segmentation.png", malignant: MalignantOpt = None,
     allow_outside_root: OutsideOpt = False, limit: LimitOpt = None, cache: CacheOpt = None,
-    no_cache: NoCacheOpt = False, force: ForceOpt = False,
+    no_cache: NoCacheOpt = False, force: ForceOpt = False, quiet: QuietOpt = False,
 ):
     """Audit a model (or precomputed scores) on a dataset: predictions, skin tone, fairness statistics,
     recalibration, explanations and failure modes, report.html and report.pdf."""
@@ -290,7 +413,8 @@ def run(
 
         report_date()  # a malformed SOURCE_DATE_EPOCH fails here, not after the audit
     fraction, cal_file = _calibration_arg(calibration)
-    config = AuditConfig(threshold=threshold, batch_size=batch_size, strict=strict, seed=seed, scheme=scheme,
+    settings = resolve_model_settings(model, arch=arch, threshold=threshold, image_size=image_size)
+    config = AuditConfig(threshold=settings.threshold, batch_size=batch_size, strict=strict, seed=seed, scheme=scheme,
                          n_jobs=jobs, alpha=alpha, n_boot=n_boot, min_positives=min_positives, reference=reference,
                          calibration_fraction=fraction or 0.3, gamma=gamma, step=step,
                          explain="auto" if explain else "off", target_layer=target_layer, keep_top=keep_top,
@@ -302,10 +426,10 @@ def run(
                  no_cache=no_cache) as tmp:
         ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
                                                allow_outside_root, limit))
-        scorer = _load_scorer(model, scores, arch, image_size, positive_index, device)
+        scorer = _load_scorer(model, scores, settings, positive_index, device)
         if skin_tone:
             _cast_group_hint(ds, ita_correction, cast_group)
-        result = run_audit(scorer, ds, config, progress=_progress(), cache=_cache(cache, no_cache),
+        result = run_audit(scorer, ds, config, progress=_progress(quiet), cache=_cache(cache, no_cache),
                            calibration=cal_file)
         write_audit_into(result, tmp, report=report, pdf=pdf and report)
     typer.echo(_summary_line(result))
@@ -315,7 +439,7 @@ def run(
     typer.echo(f"wrote {out}")
 
 
-@app.command()
+@command()
 @_friendly
 def inspect(
     data: DataOpt,
@@ -328,6 +452,7 @@ def inspect(
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
     masks: MasksOpt = None, mask_pattern: MaskPatternOpt = "{id}_segmentation.png", malignant: MalignantOpt = None,
     allow_outside_root: OutsideOpt = False, limit: LimitOpt = None, force: ForceOpt = False,
+    quiet: QuietOpt = False,
 ):
     """Skin tone (ITA), lesion masks and artifacts per image, no model needed: inspect.csv and the group sizes
     under each ITA estimator variant (inspect_sensitivity.csv)."""
@@ -342,8 +467,9 @@ def inspect(
         ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
                                                allow_outside_root, limit))
         _cast_group_hint(ds, ita_correction, cast_group)
-        table = inspect_dataset(ds, scheme=sch, params=params, n_jobs=jobs, progress=_progress(), strict=strict)
-        sens = (sensitivity_table(ds, scheme=sch, n_jobs=jobs, progress=_progress(), params=params)
+        table = inspect_dataset(ds, scheme=sch, params=params, n_jobs=jobs, progress=_progress(quiet),
+                                strict=strict)
+        sens = (sensitivity_table(ds, scheme=sch, n_jobs=jobs, progress=_progress(quiet), params=params)
                 if sensitivity else None)
         write_csv(table, tmp / "inspect.csv")
         if "b_offset" in table:
@@ -360,12 +486,12 @@ def inspect(
     typer.echo(f"wrote {out}")
 
 
-@app.command()
+@command()
 @_friendly
 def explain(
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
-    model: ModelOpt = None, arch: ArchOpt = None, threshold: ThresholdOpt = 0.5, image_size: SizeOpt = 299,
+    model: ModelOpt = None, arch: ArchOpt = None, threshold: ThresholdOpt = None, image_size: SizeOpt = None,
     batch_size: BatchOpt = 8, device: DeviceOpt = "cpu", positive_index: PosOpt = 1, strict: StrictOpt = False,
     seed: SeedOpt = 0, scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, target_layer: LayerOpt = None,
     keep_top: KeepOpt = 0.25, cases_per_kind: CasesOpt = 2, cam_sample: CamSampleOpt = 100,
@@ -373,7 +499,7 @@ def explain(
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
     masks: MasksOpt = None, mask_pattern: MaskPatternOpt = "{id}_segmentation.png", malignant: MalignantOpt = None,
     allow_outside_root: OutsideOpt = False, limit: LimitOpt = None, cache: CacheOpt = None,
-    no_cache: NoCacheOpt = False, force: ForceOpt = False,
+    no_cache: NoCacheOpt = False, force: ForceOpt = False, quiet: QuietOpt = False,
 ):
     """Grad-CAM++ explanations and the false-negative failure-mode taxonomy: CAM PNGs (figures/), Fig. 8
     triptychs, localisation.csv and failure_modes.csv."""
@@ -382,15 +508,16 @@ def explain(
 
     if model is None:
         raise ConfigError("skinaudit explain needs --model FILE (a state dict with --arch, for Grad-CAM++ hooks)")
-    config = AuditConfig(threshold=threshold, batch_size=batch_size, strict=strict, seed=seed, scheme=scheme,
+    settings = resolve_model_settings(model, arch=arch, threshold=threshold, image_size=image_size)
+    config = AuditConfig(threshold=settings.threshold, batch_size=batch_size, strict=strict, seed=seed, scheme=scheme,
                          n_jobs=jobs, target_layer=target_layer, keep_top=keep_top, cases_per_kind=cases_per_kind,
                          cam_sample=cam_sample, explain_fp=include_fp, sensitivity_sample=0)
     with _output(out, force, images, labels, metadata, manifest, masks, model, cache=cache,
                  no_cache=no_cache) as tmp:
         ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
                                                allow_outside_root, limit))
-        scorer = _load_scorer(model, None, arch, image_size, positive_index, device)
-        result = run_audit(scorer, ds, config, progress=_progress(), cache=_cache(cache, no_cache),
+        scorer = _load_scorer(model, None, settings, positive_index, device)
+        result = run_audit(scorer, ds, config, progress=_progress(quiet), cache=_cache(cache, no_cache),
                            stages=("skintone", "explain"))
         if not result.sections["explanations"].available:
             raise ConfigError(result.sections["explanations"].reason)
@@ -402,12 +529,12 @@ def explain(
     typer.echo(f"wrote {out}")
 
 
-@app.command()
+@command()
 @_friendly
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo-report"),
     n: Annotated[int, typer.Option("--n", min=20, help="Number of phantom images.")] = 120,
-    seed: Annotated[int, typer.Option("--seed", min=0)] = 0, force: ForceOpt = False,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0, force: ForceOpt = False, quiet: QuietOpt = False,
 ):
     """Fully offline demo: phantom images with known truth, a small model fitted on them, an audit."""
     from .demo import run_demo
@@ -415,12 +542,12 @@ def demo(
 
     report_date()  # a malformed SOURCE_DATE_EPOCH fails before any work
 
-    result = run_demo(out, n=n, seed=seed, progress=_progress(), force=force)
+    result = run_demo(out, n=n, seed=seed, progress=_progress(quiet), force=force)
     typer.echo(_summary_line(result))
     typer.echo(f"wrote {out}")
 
 
-@app.command("report")
+@command("report")
 @_friendly
 def report_cmd(
     source: Annotated[Path, typer.Option("--from", help="A saved audit: its audit.json or the folder holding it.")],
@@ -443,7 +570,7 @@ def report_cmd(
     typer.echo(f"wrote {out / 'report.html'}" + (f" and {out / 'report.pdf'}" if pdf else ""))
 
 
-@app.command()
+@command()
 def version():
     """Print the skinaudit version."""
     from ._version import __version__

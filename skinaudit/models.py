@@ -38,6 +38,8 @@ __all__ = [
     "OnnxModel",
     "PrecomputedScores",
     "load_model",
+    "ModelInfo",
+    "read_model_info",
     "build_torchvision_model",
     "probabilities_from_outputs",
     "score_dataset",
@@ -491,6 +493,78 @@ def load_model(path, *, arch: str | None = None, image_size: int = 299, positive
     module = _load_state_dict(path, arch)
     return TorchModel(module, preprocess=pre, positive_index=positive_index, device=device,
                       name=f"{path.name} ({arch})", path=path, arch=arch)
+
+
+#: The file beside a model that ``python -m reference_model train`` writes (arch, image size,
+#: the threshold chosen on validation for each exported file).
+MODEL_INFO = "model_info.json"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a ``model_info.json`` beside a model file says about that file.
+
+    ``arch`` (torchvision name) and ``image_size`` (px, square) apply to every model file of
+    the folder; ``threshold`` (P(malignant) >= threshold is malignant, in [0, 1]) is the one
+    recorded for this file's name, None when the file has none; ``threshold_source`` says
+    how it was chosen (e.g. ``"validation"``), or None.
+    """
+
+    path: Path
+    arch: str | None = None
+    image_size: int | None = None
+    threshold: float | None = None
+    threshold_source: str | None = None
+
+
+def read_model_info(model_path) -> ModelInfo | None:
+    """The :class:`ModelInfo` of the ``model_info.json`` beside ``model_path``, or None when
+    there is none.
+
+    Fields read (all optional): ``arch`` (a string), ``image_size`` (an integer in
+    [16, 4096]) and ``thresholds`` (file name -> number in [0, 1]; the entry for
+    ``model_path``'s name is used, with ``threshold_details[name]`` marking it as chosen on
+    validation) or a single ``threshold``. A file that is not a JSON object or whose fields
+    have the wrong type or range raises :class:`ModelError` naming the file and the field.
+    """
+    import json
+    import math
+
+    model_path = Path(model_path)
+    path = model_path.with_name(MODEL_INFO)
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not valid JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(info, dict):
+        raise ModelError(f"{path}: must hold a JSON object; got {type(info).__name__}")
+
+    def bad(field, want, got):
+        return ModelError(f"{path}: '{field}' must be {want}; got {got!r}")
+
+    arch = info.get("arch")
+    if arch is not None and (not isinstance(arch, str) or not arch.strip()):
+        raise bad("arch", "a torchvision architecture name", arch)
+    size = info.get("image_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 4096):
+        raise bad("image_size", "an integer in [16, 4096]", size)
+    thresholds = info.get("thresholds", {})
+    if not isinstance(thresholds, dict):
+        raise bad("thresholds", "an object of file name -> threshold", thresholds)
+    field, threshold = f"thresholds.{model_path.name}", thresholds.get(model_path.name)
+    if threshold is None and "threshold" in info:
+        field, threshold = "threshold", info["threshold"]
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not math.isfinite(threshold) or not 0 <= threshold <= 1):
+        raise bad(field, "a number in [0, 1]", threshold)
+    details = info.get("threshold_details")
+    source = ("validation" if threshold is not None and field != "threshold" and isinstance(details, dict)
+              and isinstance(details.get(model_path.name), dict) and "validation" in details[model_path.name]
+              else None)
+    return ModelInfo(path=path, arch=arch, image_size=size,
+                     threshold=None if threshold is None else float(threshold), threshold_source=source)
 
 
 def score_dataset(model, dataset, *, batch_size: int = 16, strict: bool = False, progress=None,

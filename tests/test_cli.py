@@ -257,3 +257,171 @@ def test_report_figures_with_a_relative_out_folder(phantom_dataset, tmp_path, mo
     html = (tmp_path / "rel-out" / "report.html").read_text()
     assert "not found" not in html
     assert html.count("data:image/png;base64") >= 3
+
+
+# -- first use (#16): --version, help at 80 columns, model_info.json, progress --------------
+
+def test_version_option_prints_the_version():
+    from skinaudit._version import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == __version__
+
+
+def test_help_is_readable_at_80_columns():
+    res = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert res.exit_code == 0
+    lines = res.output.splitlines()
+    assert max(map(len, lines)) <= 80
+    for flag in ("--allow-outside-root", "--sensitivity-sample", "--explain / --no-explain", "-q, --quiet"):
+        assert any(line.lstrip().startswith(flag) for line in lines), flag
+    assert "<bool>" not in res.output and "--strict  " in res.output
+
+
+def test_bad_choice_has_no_value_error_prefix(tmp_path):
+    res = runner.invoke(app, ["inspect", "--data", "nope", "--manifest", "m.csv", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "'nope' is not one of" in res.output
+    assert "Value error" not in res.output
+
+
+@pytest.fixture()
+def exported_run(tmp_path):
+    """A tiny state dict and the model_info.json that reference_model's export writes beside it."""
+    torch = pytest.importorskip("torch")
+    from skinaudit.models import build_torchvision_model
+
+    torch.manual_seed(0)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    torch.save(build_torchvision_model("resnet18", num_outputs=2, paper_head=True).state_dict(),
+               folder / "model_state.pt")
+    info = {"arch": "resnet18", "image_size": 64, "thresholds": {"model.pt": 0.31, "model_state.pt": 0.24},
+            "threshold_details": {"model_state.pt": {"threshold": 0.24, "validation": "fold 0 validation scores"}}}
+    (folder / "model_info.json").write_text(json.dumps(info))
+    return folder
+
+
+def _audit_model(model, manifest, out, *extra):
+    return runner.invoke(app, ["run", "--model", str(model), "--data", "manifest", "--manifest", manifest,
+                               "--limit", "12", "--jobs", "1", "--n-boot", "200", "--sensitivity-sample", "0",
+                               "--no-explain", "--no-report", "--no-cache", "--out", str(out), *extra])
+
+
+def test_model_info_beside_the_model_sets_threshold_size_and_arch(exported_run, phantom_dataset, tmp_path):
+    res = _audit_model(exported_run / "model_state.pt", phantom_dataset.source["manifest"], tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    assert ("using model_info.json beside the model: image size 64, threshold 0.24 (validation), arch resnet18"
+            in res.output)
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["threshold"] == 0.24
+    assert "(threshold 0.24)" in res.output
+    audit = json.loads((tmp_path / "o" / "audit.json").read_text())
+    assert audit["model"]["preprocess"]["size"] == 64 and audit["model"]["arch"] == "resnet18"
+
+
+def test_explicit_options_win_over_model_info(exported_run, phantom_dataset, tmp_path):
+    res = _audit_model(exported_run / "model_state.pt", phantom_dataset.source["manifest"], tmp_path / "o",
+                       "--threshold", "0.6", "--image-size", "72")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["threshold"] == 0.6
+    assert "using model_info.json beside the model: arch resnet18" in res.output
+    assert "--threshold 0.6 given; model_info.json says 0.24" in res.output
+    assert "--image-size 72 given; model_info.json says 64" in res.output
+
+
+def test_without_model_info_the_builtin_defaults_apply(tmp_path):
+    from skinaudit.cli import resolve_model_settings
+
+    (tmp_path / "m.pt").write_bytes(b"x")
+    s = resolve_model_settings(tmp_path / "m.pt")
+    assert (s.threshold, s.image_size, s.arch, s.from_info) == (0.5, 299, None, ())
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "must hold a JSON object"),
+    ('{"image_size": "96"}', "'image_size' must be an integer in [16, 4096]; got '96'"),
+    ('{"image_size": 4}', "'image_size' must be an integer in [16, 4096]; got 4"),
+    ('{"arch": 5}', "'arch' must be a torchvision architecture name"),
+    ('{"thresholds": {"m.pt": 1.5}}', "'thresholds.m.pt' must be a number in [0, 1]; got 1.5"),
+    ('{"thresholds": [0.3]}', "'thresholds' must be an object"),
+])
+def test_malformed_model_info_is_a_one_line_error(tmp_path, content, message):
+    (tmp_path / "m.pt").write_bytes(b"x")
+    (tmp_path / "model_info.json").write_text(content)
+    res = runner.invoke(app, ["run", "--model", str(tmp_path / "m.pt"), "--data", "manifest", "--manifest",
+                              str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert res.output.strip().count("\n") == 0 and "model_info.json" in res.output
+
+
+def test_arch_for_a_torchscript_file_is_said_to_be_ignored(phantom_dataset, tmp_path):
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    from skinaudit.models import build_torchvision_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(build_torchvision_model("resnet18", num_outputs=1).eval()), tmp_path / "s.pt")
+    res = _audit_model(tmp_path / "s.pt", phantom_dataset.source["manifest"], tmp_path / "o", "--arch", "resnet50",
+                       "--image-size", "64")
+    assert res.exit_code == 0, res.output
+    assert "--arch resnet50 is ignored" in res.output and "Grad-CAM++ explanations are skipped for TorchScript" \
+        in res.output
+
+
+def _run_cli(args, *, tty: bool):
+    """Run the console entry point with stderr on a pseudo-terminal (100 columns) or a pipe;
+    return (exit code, stderr text)."""
+    code = "import sys; from skinaudit.cli import main; sys.argv = ['skinaudit', *sys.argv[1:]]; main()"
+    cmd = [sys.executable, "-c", code, *args]
+    if not tty:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        return proc.returncode, proc.stderr
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=300), b"".join(chunks).decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def twenty_phantoms(tmp_path_factory):
+    from skinaudit.phantoms import generate_phantoms
+
+    return generate_phantoms(tmp_path_factory.mktemp("ph20"), n=20, seed=3).source["manifest"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_inspect_shows_progress_bars_on_a_terminal(twenty_phantoms, tmp_path):
+    args = ["inspect", "--data", "manifest", "--manifest", twenty_phantoms, "--jobs", "2"]
+    code, err = _run_cli([*args, "--out", str(tmp_path / "tty")], tty=True)
+    assert code == 0, err
+    assert "skin tone:" in err and "/20 [" in err and "it/s" in err, err   # tqdm: "skin tone:  45%|### | 9/20 [.."
+    assert "ITA variants:" in err
+    code, err = _run_cli([*args, "--out", str(tmp_path / "quiet"), "--quiet"], tty=True)
+    assert code == 0 and "/20 [" not in err and "%|" not in err, err
+
+
+def test_no_progress_output_when_stderr_is_not_a_terminal(twenty_phantoms, tmp_path):
+    code, err = _run_cli(["inspect", "--data", "manifest", "--manifest", twenty_phantoms, "--out",
+                          str(tmp_path / "o")], tty=False)
+    assert code == 0
+    assert err == "" and "\r" not in err
+    assert (tmp_path / "o" / "inspect.csv").is_file()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -478,3 +479,67 @@ def test_results_tables_in_the_paper_layout(tmp_path):
     assert sorted(p.name for p in paths) == sorted(f"table{i}.{e}" for i in (2, 3, 4) for e in ("csv", "md"))
     md = (tmp_path / "table4.md").read_text()
     assert "| table4-1-baseline | baseline (single fold, t=0.5) | 0.8500 | 0.7000" in md
+
+
+# --------------------------------------------------------------------------- first use (#16)
+def _subset_labels(sub, root, path):
+    meta = pd.read_csv(root / "HAM10000_metadata.csv")
+    meta[meta["image_id"].isin(sub.ids)].to_csv(path, index=False)
+    return path
+
+
+def _audit(args):
+    from typer.testing import CliRunner
+
+    from skinaudit.cli import app
+
+    fast = ["--jobs", "1", "--n-boot", "200", "--sensitivity-sample", "0", "--no-explain", "--no-report",
+            "--no-cache"]
+    return CliRunner().invoke(app, [*args, *fast])
+
+
+def test_audit_of_a_trained_state_dict_uses_the_threshold_in_model_info(trained, tmp_path, shared_data):
+    sub, out, _ = trained
+    root = shared_data("ham10000-224")
+    labels = _subset_labels(sub, root, tmp_path / "labels.csv")
+    info = json.loads((out / "model_info.json").read_text())
+    want = info["thresholds"]["model_state.pt"]
+    res = _audit(["run", "--model", str(out / "model_state.pt"), "--data", "isic", "--images", str(root / "images"),
+                  "--labels", str(labels), "--out", str(tmp_path / "audit")])  # no --threshold, --arch, --image-size
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "audit" / "metrics.json").read_text())["threshold"] == want
+    assert (f"using model_info.json beside the model: image size {SIZE}, threshold {want:g} (validation), "
+            f"arch {info['arch']}") in res.output
+    audit = json.loads((tmp_path / "audit" / "audit.json").read_text())
+    assert audit["model"]["preprocess"]["size"] == SIZE
+
+
+def test_cli_train_prints_epoch_lines_and_a_complete_audit_command(tiny, tmp_path, shared_data, capsys,
+                                                                   monkeypatch):
+    import shlex
+
+    from reference_model.cli import main
+
+    sub, _ = tiny
+    root = shared_data("ham10000-224")
+    labels = _subset_labels(sub, root, tmp_path / "labels.csv")
+    out = tmp_path / "run"
+    assert main(["train", "--config", "cpu-small", "--images", str(root / "images"), "--labels", str(labels),
+                 "--out", str(out), "--image-size", str(SIZE), "--epochs", "2", "--n-splits", "2", "--folds", "1",
+                 "--batch-size", "8", "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    epochs = [ln for ln in captured.err.splitlines() if ln.startswith("fold 0 epoch ")]
+    assert len(epochs) == 2 and "val AUC" in epochs[0], captured.err
+    command = next(ln.strip() for ln in captured.out.splitlines() if ln.strip().startswith("skinaudit run "))
+    assert '--images "$TEST_IMAGES" --labels "$TEST_LABELS"' in command
+    monkeypatch.setenv("TEST_IMAGES", str(root / "images"))
+    monkeypatch.setenv("TEST_LABELS", str(labels))
+    args = [os.path.expandvars(a) for a in shlex.split(command)][1:]   # what a shell would pass
+    res = _audit(args)
+    assert res.exit_code == 0, res.output
+    assert (out / "audit" / "metrics.json").is_file()
+    # --quiet: no epoch lines
+    assert main(["train", "--config", "cpu-small", "--images", str(root / "images"), "--labels", str(labels),
+                 "--out", str(tmp_path / "q"), "--image-size", str(SIZE), "--epochs", "1", "--n-splits", "2",
+                 "--folds", "1", "--batch-size", "8", "--device", "cpu", "--quiet"]) == 0
+    assert "epoch" not in capsys.readouterr().err

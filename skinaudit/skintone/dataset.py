@@ -161,7 +161,7 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
     kwargs = dict(params=params, scheme=sch, lesion_params=lesion_params, artifact_params=artifact_params)
     jobs = [(str(r.image_id), r.image_path, r.mask_path, kwargs, use_given_masks, strict)
             for r in table.itertuples(index=False)]
-    rows = _run_jobs(jobs, n_jobs, progress, _inspect_one, "inspect")
+    rows = _run_jobs(jobs, n_jobs, progress, _inspect_one, "skin tone")
     out = pd.DataFrame(rows)
     for c in _COLUMNS:
         if c not in out.columns:
@@ -290,7 +290,7 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
         groups = dataset_cast_groups(dataset, cast)
         jobs = [(str(r.image_id), r.image_path, r.mask_path, lesion_params, artifact_params, params.skin_margin)
                 for r in dataset.table.itertuples(index=False)]
-        per = pd.DataFrame(_run_jobs(jobs, n_jobs, progress, _variants_one, "variants"))
+        per = pd.DataFrame(_run_jobs(jobs, n_jobs, progress, _variants_one, "ITA variants"))
     values = {c: per[c].to_numpy(dtype=float) for c in per.columns if c != "image_id" and "::" not in c}
     for name, source in _CAST_VARIANTS.items():
         if f"{source}::L" in per.columns:
