@@ -231,7 +231,7 @@ SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of every rando
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image instead of "
                                                           "flagging it.")]
 ModelOpt = Annotated[Optional[Path], typer.Option(
-    "--model", help="Model file: TorchScript, state dict (with --arch) or .onnx.")]
+    "--model", help="Model file: state dict (with --arch), TorchScript, torch.export (.pt2) or .onnx.")]
 ArchOpt = Annotated[Optional[str], typer.Option(
     "--arch", help="torchvision architecture of a state-dict checkpoint, e.g. resnet50 (default: "
                    "model_info.json beside the model).")]
