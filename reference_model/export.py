@@ -99,7 +99,7 @@ def export_program(module, path, *, example, atol: float = 1e-5) -> dict:
         raise ModelError(f"could not export {type(module).__name__} with torch.export "
                          f"({type(exc).__name__}: {str(exc).strip()[:300]})") from None
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.stem + ".tmp.pt2")  # torch.export warns about any other suffix
     torch.export.save(program, str(tmp))
     os.replace(tmp, path)
     with torch.no_grad():

@@ -20,9 +20,15 @@ __all__ = ["die_with_parent", "POLL_SECONDS"]
 POLL_SECONDS = 0.5
 
 
-def die_with_parent(poll: float = POLL_SECONDS) -> threading.Thread:
-    """Start a daemon thread that ends this process (``os._exit``) once its parent is gone."""
-    parent = os.getppid()
+def die_with_parent(parent: int | None = None, poll: float = POLL_SECONDS) -> threading.Thread:
+    """Start a daemon thread that ends this process (``os._exit``) once its parent is gone.
+
+    ``parent``: the pid of the process that started this one, passed by the parent itself
+    (the pool's ``initargs``), so a parent killed before this worker finished starting is
+    noticed too; default the current parent."""
+    parent = os.getppid() if parent is None else int(parent)
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died while this worker was starting
 
     def watch():
         while True:

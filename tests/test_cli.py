@@ -217,8 +217,11 @@ def test_explain_command_with_state_dict(phantom_dataset, tmp_path):
                               "--out", str(tmp_path / "e")])
     assert res.exit_code == 0, res.output
     out = tmp_path / "e"
-    loc = pd.read_csv(out / "localisation.csv")
-    assert {"relevance_mass", "pointing_game", "iou_top"} <= set(loc.columns)
+    # a ResNet18 at 64 px has a 2x2 map: localisation is withheld, with the reason, not scored
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["explanations"]["cam_grid"] == "2x2 at 64 px"
+    assert metrics["localisation"]["available"] is False and "2x2 at 64 px" in metrics["localisation"]["reason"]
+    assert not (out / "localisation.csv").exists()
     pred = pd.read_csv(out / "predictions.csv")
     n_fn = int(((pred["label"] == 1) & (pred["prediction"] == 0)).sum())
     if n_fn:

@@ -8,6 +8,7 @@ the method.
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
@@ -77,17 +78,17 @@ def _inspect_one(job):
     return row
 
 
-def _one_blas_thread():
+def _one_blas_thread(parent: int | None = None):
     """Worker initialiser: one BLAS thread per worker process (the processes already use the
     cores; BLAS threads on top of them made the small products of the per-image bootstrap
     (:mod:`~skinaudit.skintone.uncertainty`) 3-4x slower on 2 cores, docs/skintone.md), and a
     worker never outlives the process that started it (:func:`skinaudit._workers.die_with_parent`)."""
-    from threadpoolctl import threadpool_limits
-
     from .._workers import die_with_parent
 
+    die_with_parent(parent)  # first: the parent may be killed while this worker starts
+    from threadpoolctl import threadpool_limits
+
     threadpool_limits(limits=1, user_api="blas")
-    die_with_parent()
 
 
 def _run_jobs(jobs, n_jobs, progress, worker, desc):
@@ -96,7 +97,7 @@ def _run_jobs(jobs, n_jobs, progress, worker, desc):
         it = it if progress is None else progress(it, total=len(jobs), desc=desc)
         return list(it)
     workers = min(int(n_jobs), len(jobs))  # more processes than images would only sit idle (--jobs 100000)
-    with ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread) as ex:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread, initargs=(os.getpid(),)) as ex:
         it = ex.map(worker, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
         it = it if progress is None else progress(it, total=len(jobs), desc=desc)
         return list(it)
