@@ -143,3 +143,32 @@ def test_config_field_is_validated_and_off_by_default():
     assert AuditConfig().counterfactual == 0
     with pytest.raises(ConfigError, match="counterfactual"):
         AuditConfig(counterfactual=-1)
+
+
+def test_audit_stage_writes_the_section_table_and_figure_and_reads_back(sample30, tmp_path):
+    import skinaudit as sa
+    from skinaudit.result import AuditResult
+
+    ds = sample30.head(14)
+    config = AuditConfig(counterfactual=12, n_boot=200, explain="off", sensitivity_sample=0)
+    result = sa.run_audit(CallableModel(_periphery_reader), ds, config, stages=("skintone",))
+    section = result.sections["counterfactual"]
+    assert section["verdict"] in {"sensitive", "not_detected", "insufficient"}
+    assert [lv["target_ita"] for lv in section["levels"]] == list(DEFAULT_LEVELS)
+    assert set(result.tables["counterfactual"].columns) >= {"image_id", "target_ita", "score", "prediction"}
+    assert result.figures["counterfactual_dose_response"].startswith(b"\x89PNG")
+    sa.write_audit(result, tmp_path / "out", report=False, pdf=False)
+    assert (tmp_path / "out" / "counterfactual.csv").is_file()
+    back = AuditResult.read(tmp_path / "out")
+    assert back.sections["counterfactual"]["verdict"] == section["verdict"]
+    assert back.config.counterfactual == 12
+
+
+def test_audit_refuses_a_scores_csv_before_any_work(sample30):
+    import pandas as pd
+
+    import skinaudit as sa
+
+    scores = PrecomputedScores(pd.Series(0.5, index=list(sample30.ids)))
+    with pytest.raises(ConfigError, match="scores CSV cannot"):
+        sa.run_audit(scores, sample30, AuditConfig(counterfactual=10))
