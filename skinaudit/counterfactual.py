@@ -30,10 +30,13 @@ Method (:func:`recolour_skin`)
    change would), ``b*' = b*t + (b* - b*m)``, ``a*' = a*``. Shading, hair-free texture and
    vignetting inside the skin therefore move with the mean (a constant offset of the local
    skin mean). Because the trimmed median is equivariant under this map, the measured centre
-   lands on the target up to sRGB gamut clipping and 8-bit rounding; ``refine`` passes
-   re-measure the recoloured skin and move the target by the remaining error.
+   lands on the target up to the blend band (part of the sample), sRGB gamut clipping and
+   8-bit rounding; ``refine`` passes re-measure the recoloured skin and move the aim by the
+   remaining error (Newton steps with the sample's mean blend weight as the gain), keeping
+   the closest pass.
 5. **Blend.** The recolouring weight rises linearly from 0 at the margin's outer edge to 1
-   ``band`` x the long side further out (``lab = lab0 + w (lab' - lab0)``), so no hard seam
+   ``band`` x the long side further out (shorter where the skin is a thin ring, so that 70%
+   of the skin sample is moved fully) (``lab = lab0 + w (lab' - lab0)``), so no hard seam
    circles the lesion. Artifact edges are not blended (a hair stays a hair).
 
 Limits (stated in docs/counterfactual.md and the report)
@@ -131,7 +134,8 @@ def recolour_regions(image, mask=None, *, params: ItaParams = COUNTERFACTUAL_ITA
     weight : ndarray of float, shape (H, W), in [0, 1]
         0 on the lesion, its margin (the estimator's, enlarged to full size keeping every touched
         pixel) and every detected artifact pixel (copied unchanged); rises linearly over
-        ``band`` x the long side from the margin's outer edge. The artifacts' own safety margin
+        ``band`` x the long side from the margin's outer edge, or over the distance that leaves
+        70% of the skin sample at weight 1 when that is shorter (a thin ring of skin). The artifacts' own safety margin
         is skin and is recoloured (otherwise each hair would keep a halo of the original skin).
     sample : ndarray of bool, shape (H, W)
         The estimator's skin sample (:func:`skinaudit.skintone.skin_mask`) at full size: the
@@ -154,12 +158,16 @@ def recolour_regions(image, mask=None, *, params: ItaParams = COUNTERFACTUAL_ITA
         zone |= np.asarray(mask, dtype=bool)
         keep |= np.asarray(mask, dtype=bool)
     px = float(band) * max(full)
+    sample &= ~keep
     if px > 0 and zone.any():
-        w = np.clip(ndi.distance_transform_edt(~zone) / px, 0.0, 1.0)
+        dist = ndi.distance_transform_edt(~zone)
+        if sample.any():  # a thin ring of skin: narrow the band so 70% of the sample moves fully
+            px = min(px, max(1.0, float(np.quantile(dist[sample], 0.3))))
+        w = np.clip(dist / px, 0.0, 1.0)
     else:
         w = np.ones(full)
     w[keep] = 0.0
-    return w, sample & (w > 0), zone
+    return w, sample, zone
 
 
 def _lab(rgb8: np.ndarray) -> np.ndarray:
@@ -178,7 +186,7 @@ def _rgb8(lab: np.ndarray) -> np.ndarray:
 
 
 def recolour_skin(image, mask=None, *, levels=DEFAULT_LEVELS, params: ItaParams = COUNTERFACTUAL_ITA,
-                  band: float = 0.06, refine: int = 1, radius: float | None = 25.0, min_lightness: float = 20.0,
+                  band: float = 0.06, refine: int = 2, radius: float | None = 25.0, min_lightness: float = 20.0,
                   regions=None,
                   lesion_params: LesionParams = LesionParams(),
                   artifact_params: ArtifactParams = ArtifactParams()) -> Recoloured:
@@ -197,7 +205,9 @@ def recolour_skin(image, mask=None, *, levels=DEFAULT_LEVELS, params: ItaParams 
     band : float, in [0, 0.5)
         Width of the blend at the margin's outer edge, as a fraction of the long side.
     refine : int, >= 0
-        Passes that re-measure the recoloured skin and correct the target by the residual.
+        Passes that re-measure the recoloured skin and correct the aim by the residual divided
+        by the sample's mean blend weight (a Newton step; the aim stays within 40 units of the
+        target colour); the pass whose measured ITA is closest to the target is kept.
     radius : float or None
         Distance of the target skin centre from (b* 0, L* 50) in the b*-L* plane (see
         :func:`target_lab`); default 25 (every image gets the same skin colour at a level);
@@ -235,6 +245,9 @@ def recolour_skin(image, mask=None, *, levels=DEFAULT_LEVELS, params: ItaParams 
     if in_sample.sum() < max(16, params.min_skin_fraction * w.size):
         raise DataError(f"too few skin pixels to recolour ({int(in_sample.sum())} of {w.size})")
     ws = w.ravel()[idx][:, None]
+    # the blend band lies inside the skin sample: a pass moves the sample's centre by about the
+    # mean weight of its pixels times the change of the aim (Newton step with that gain)
+    gain = float(np.clip(ws[in_sample].mean(), 0.2, 1.0))
     lab0 = _lab(flat[idx])
     Lm, _am, bm = (float(v) for v in _robust_lab(lab0[in_sample], params.statistic, params.trim_sd))
     if Lm < min_lightness:
@@ -243,22 +256,25 @@ def recolour_skin(image, mask=None, *, levels=DEFAULT_LEVELS, params: ItaParams 
     out, achieved = [], []
     for ita in levels:
         Lt, bt = target_lab(Lm, bm, ita, radius=radius)
-        aim_L, aim_b = Lt, bt
+        aim_L, aim_b, best = Lt, bt, None
         for step in range(int(refine) + 1):
             new = lab0.copy()
-            new[:, 0] = aim_L + (aim_L / Lm if Lm > 1 else 1.0) * (lab0[:, 0] - Lm)
+            new[:, 0] = aim_L + (Lt / Lm if Lm > 1 else 1.0) * (lab0[:, 0] - Lm)
             new[:, 2] = aim_b + (lab0[:, 2] - bm)
             rgb = _rgb8(lab0 + ws * (new - lab0))
             got = _robust_lab(_lab(rgb[in_sample]), params.statistic, params.trim_sd)
-            if step < refine:
-                aim_L += Lt - float(got[0])
-                aim_b += bt - float(got[2])
+            miss = abs(float(ita_degrees(got[0], got[2])) - ita) if got[2] > 0 else np.inf
+            if best is None or miss < best[0]:
+                best = (miss, rgb, (float(got[0]), float(got[2]), float(ita_degrees(got[0], got[2]))))
+            # Newton step on the sample's centre, kept within 40 units of the target colour
+            aim_L = float(np.clip(aim_L + (Lt - float(got[0])) / gain, max(5.0, Lt - 40), min(98.0, Lt + 40)))
+            aim_b = float(np.clip(aim_b + (bt - float(got[2])) / gain, bt - 40, bt + 40))
         img = flat.copy()
-        img[idx] = rgb
+        img[idx] = best[1]
         out.append(img.reshape(image.shape))
-        achieved.append((float(got[0]), float(got[2]), float(ita_degrees(got[0], got[2]))))
-    return Recoloured(images=out, levels=levels, weight=w, sample=sample, zone=zone, original=(Lm, bm, float(ita_degrees(Lm, bm))),
-                      achieved=achieved)
+        achieved.append(best[2])
+    return Recoloured(images=out, levels=levels, weight=w, sample=sample, zone=zone,
+                      original=(Lm, bm, float(ita_degrees(Lm, bm))), achieved=achieved)
 
 
 def seam_energy(image, zone, *, width: int = 3) -> float:
