@@ -180,3 +180,45 @@ def test_audit_refuses_a_scores_csv_before_any_work(sample30):
     scores = PrecomputedScores(pd.Series(0.5, index=list(sample30.ids)))
     with pytest.raises(ConfigError, match="scores CSV cannot"):
         sa.run_audit(scores, sample30, AuditConfig(counterfactual=10))
+
+
+def _scripted_reader(kind: str, path):
+    """A TorchScript planted model at 128 px: one logit from the mean normalised intensity of the
+    periphery (``skin``: outside a central disc of radius 50 px) or of the centre (16 x 16 px)."""
+    torch = pytest.importorskip("torch")
+
+    yy, xx = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
+    if kind == "skin":
+        region = (torch.hypot(yy - 63.5, xx - 63.5) > 50).float()
+    else:
+        region = torch.zeros(128, 128)
+        region[56:72, 56:72] = 1.0
+
+    class Reader(torch.nn.Module):
+        def __init__(self, region):
+            super().__init__()
+            self.register_buffer("region", region)
+
+        def forward(self, x):
+            mean = (x.mean(dim=1) * self.region).sum(dim=(1, 2)) / self.region.sum()
+            return (-mean).unsqueeze(1)  # darker -> higher P(malignant)
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch marks TorchScript deprecated; skinaudit loads it
+        torch.jit.script(Reader(region)).save(str(path))
+    return path
+
+
+def test_planted_torchscript_models_through_load_model(sample30, tmp_path):
+    from skinaudit.models import load_model
+
+    skin = load_model(_scripted_reader("skin", tmp_path / "skin.pt"), image_size=128)
+    centre = load_model(_scripted_reader("centre", tmp_path / "centre.pt"), image_size=128)
+    rs = counterfactual_test(skin, sample30, n=30, long_side=128, n_boot=200)
+    rc = counterfactual_test(centre, sample30, n=30, long_side=128, n_boot=200)
+    print("torchscript skin", rs["verdict"], rs["effect"], rs["p_adjusted"], "centre", rc["verdict"], rc["effect"],
+          rc["p_adjusted"])
+    assert rs["verdict"] == "sensitive"
+    assert rc["verdict"] == "not_detected"
