@@ -17,13 +17,12 @@ Method (:func:`recolour_skin`)
 2. **The skin centre** (L*m, b*m) is the estimator's own statistic (``ItaParams.statistic``,
    default the trimmed median) of the skin pixels' CIELAB (skimage ``rgb2lab``, D65).
 3. **The target colour.** ITA is the angle of the point (b*, L* - 50) around (0, 50) in the
-   b*-L* plane. The skin centre is rotated on that plane to the target angle keeping its
-   distance ``r = hypot(L*m - 50, b*m)`` from (0, 50) (at least ``min_radius``):
-   ``L*t = 50 + r sin(ITA)``, ``b*t = r cos(ITA)``. For typical light dermoscopy skin
-   distance ``r`` = 25 by default (``radius``; None keeps the image's own distance), so every
+   b*-L* plane. The target centre lies on the circle of radius ``r`` at the target angle:
+   ``L*t = 50 + r sin(ITA)``, ``b*t = r cos(ITA)``, with ``r`` = 25 by default (``radius``;
+   None keeps the image's own distance ``hypot(L*m - 50, b*m)``, at least 10), so every
    image gets the same skin centre at a level: L* 71.7 / b* 12.5 at 60 degrees, 67.7 / 17.7
    at 45, 61.7 / 22.1 at 28, 54.3 / 24.6 at 10 and 41.4 / 23.5 at -20 (typical light
-   dermoscopy skin, L* 65 / b* 16, has r = 22; the locus keeps b* in the 12-25 range of
+   dermoscopy skin, L* 65 / b* 16, has r = 22; the circle keeps b* in the 12-25 range of
    measured skin). a* is left as it is.
 4. **Texture.** Each pixel keeps its deviation from the skin centre: ``L*' = L*t + k (L* - L*m)``
    with ``k = L*t / L*m`` (lightness variation scales with lightness, as a reflectance
@@ -37,7 +36,8 @@ Method (:func:`recolour_skin`)
 5. **Blend.** The recolouring weight rises linearly from 0 at the margin's outer edge to 1
    ``band`` x the long side further out (shorter where the skin is a thin ring, so that 70%
    of the skin sample is moved fully) (``lab = lab0 + w (lab' - lab0)``), so no hard seam
-   circles the lesion. Artifact edges are not blended (a hair stays a hair).
+   circles the lesion. Artifact edges are not blended (a hair stays a hair). A skin sample with
+   L* < ``min_lightness`` (a black frame taken for skin) or too few pixels is refused.
 
 Limits (stated in docs/counterfactual.md and the report)
 --------------------------------------------------------
@@ -99,7 +99,9 @@ class Recoloured:
     """The recoloured versions of one image.
 
     ``images``: one (H, W, 3) uint8 per level; ``levels``: the target ITA of each (degrees);
-    ``sample``: (H, W) bool, the skin sample whose centre is moved; ``zone``: the lesion and margin; ``weight``: (H, W) float in [0, 1], the recolouring weight (0 = pixel copied unchanged);
+    ``weight``: (H, W) float in [0, 1], the recolouring weight (0 = pixel copied unchanged);
+    ``sample``: (H, W) bool, the skin sample whose centre is moved; ``zone``: (H, W) bool, the
+    lesion and its margin;
     ``original``: ``(L*, b*, ITA)`` of the skin centre before; ``achieved``: the same statistic
     of each recoloured image's skin (its own measurement, before the working-size estimator).
     """
