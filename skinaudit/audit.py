@@ -101,6 +101,10 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
         from .stages.groups import check_grouping
 
         check_grouping(dataset, config)  # a missing --group-column / --repeat-column fails before any work
+    if config.counterfactual:
+        from .counterfactual_stats import _check_model
+
+        _check_model(model)  # a scores CSV cannot be re-scored: fail before any work
     pred, skipped = score_stage(model, dataset, config, progress=progress, cache=cache)
     skipped = pd.concat([skipped, dataset.excluded], ignore_index=True)
     overall = binary_metrics(pred["label"].to_numpy(), pred["score"].to_numpy(), threshold=config.threshold)
@@ -120,6 +124,10 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
         _add(found, recalibration_stage(pred, calibration, config))
     if "explain" in stages:
         _add(found, explain_stage(model, scored, pred, config, progress=progress, cache=cache))
+    if config.counterfactual:
+        from .stages.counterfactual import counterfactual_stage
+
+        _add(found, counterfactual_stage(model, scored, config, progress=progress))
     for name, stage in (("groups", "skintone"), ("fairness", "fairness"), ("recalibration", "recalibration"),
                         ("explanations", "explain"), ("localisation", "explain"), ("failure_modes", "explain")):
         if stage not in stages:

@@ -78,6 +78,10 @@ class AuditConfig:
     ``group_column``), ``repeat_column`` (column tying repeated images of one lesion or patient
     for the test-retest reliability of ITA; None: ``lesion_id``, else ``patient_id``, when the
     dataset has one; ``"none"``: off).
+
+    Counterfactual skin tone: ``counterfactual`` (images of a stratified sample whose skin is
+    recoloured to five target ITA levels and re-scored, :mod:`skinaudit.counterfactual`;
+    0 = off, the default).
     """
 
     threshold: float = 0.5
@@ -108,12 +112,14 @@ class AuditConfig:
     group_column: str | None = None
     age_bins: str | None = None
     repeat_column: str | None = None
+    counterfactual: int = 0
 
     def __post_init__(self):
         check_param(self.threshold, "threshold")
         for name in ("batch_size", "n_jobs", "n_boot"):
             check_int(getattr(self, name), name, low=1)
-        for name in ("seed", "sensitivity_sample", "min_positives", "cases_per_kind", "cam_sample"):
+        for name in ("seed", "sensitivity_sample", "min_positives", "cases_per_kind", "cam_sample",
+                     "counterfactual"):
             check_int(getattr(self, name), name, low=0)
         for name in ("alpha", "calibration_fraction", "gamma", "step", "keep_top"):
             check_param(getattr(self, name), name)

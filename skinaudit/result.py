@@ -31,7 +31,7 @@ __all__ = ["AuditResult", "Section", "FairnessSection", "RecalibrationSection",
 
 #: The sections of an audit, in the order of ``audit.json``'s producer (stages in order).
 SECTION_NAMES = ("overall", "groups", "skintone", "fairness", "recalibration", "localisation", "failure_modes",
-                 "explanations")
+                 "explanations", "counterfactual")
 _PREDICTION_COLUMNS = ("image_id", "label", "score", "prediction")
 
 

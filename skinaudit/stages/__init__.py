@@ -13,6 +13,8 @@ fairness            :func:`fairness.fairness_stage`   ``fairness`` section, tabl
 recalibration       :func:`recalibration.recalibration_stage`  ``recalibration`` section, tables
 explanations        :func:`explain.explain_stage`     ``explanations``, ``localisation``,
                                                      ``failure_modes`` sections, tables, figures
+counterfactual      :func:`counterfactual.counterfactual_stage`  ``counterfactual`` section, table,
+                                                     figure (only when ``config.counterfactual``)
 ==================  ===============================  =========================================
 """
 from __future__ import annotations

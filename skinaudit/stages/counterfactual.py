@@ -1,0 +1,58 @@
+"""Stage: the counterfactual skin-tone test (``AuditConfig.counterfactual`` > 0 images).
+
+Recolours the skin around each lesion of a stratified sample to the default target ITA levels
+and re-scores every version (:func:`skinaudit.counterfactual_stats.counterfactual_test`).
+Returns the ``counterfactual`` section, the per image x level table ``counterfactual`` and the
+dose-response figure ``counterfactual_dose_response``.
+"""
+from __future__ import annotations
+
+from ..counterfactual_stats import counterfactual_test
+from . import StageOutput
+
+__all__ = ["counterfactual_stage"]
+
+
+def _figure(result: dict) -> bytes | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - matplotlib is a core dependency
+        return None
+    from io import BytesIO
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    for name, colour in (("malignant", "#b2182b"), ("benign", "#2166ac")):
+        curve = [p for p in result["dose_response"][name] if p["n"]]
+        if not curve:
+            continue
+        x = [p["target_ita"] for p in curve]
+        ax.plot(x, [p["mean_score"] for p in curve], "o-", color=colour, label=f"{name} (n={curve[0]['n']})")
+        ax.fill_between(x, [p["low"] for p in curve], [p["high"] for p in curve], color=colour, alpha=0.2)
+    ax.set_xlabel("target ITA of the surrounding skin (degrees)")
+    ax.set_ylabel("mean score")
+    ax.invert_xaxis()
+    ax.legend(frameon=False, fontsize=8)
+    ax.set_title(f"verdict: {result['verdict']}", fontsize=9)
+    fig.tight_layout()
+    buf = BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def counterfactual_stage(model, dataset, config, *, progress=None) -> StageOutput:
+    """Run the counterfactual test on ``config.counterfactual`` images with the audit's
+    seed, alpha, bootstrap replicates, batch size and threshold."""
+    result = counterfactual_test(model, dataset, n=config.counterfactual, seed=config.seed, alpha=config.alpha,
+                                 batch_size=config.batch_size, threshold=config.threshold, n_boot=config.n_boot,
+                                 progress=progress)
+    table = result.pop("table")
+    figures = {}
+    png = _figure(result)
+    if png is not None:
+        figures["counterfactual_dose_response"] = png
+    return StageOutput(sections={"counterfactual": {"available": True, **result}},
+                       tables={"counterfactual": table}, figures=figures)

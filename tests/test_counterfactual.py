@@ -1,0 +1,224 @@
+"""Counterfactual skin tone (#17): known answers of the recolouring, and planted models."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skinaudit import AuditConfig
+from skinaudit.counterfactual import DEFAULT_LEVELS, recolour_skin, seam_energy, target_lab
+from skinaudit.counterfactual_stats import counterfactual_test, stratified_sample
+from skinaudit.errors import ConfigError
+from skinaudit.lesion import detect_artifacts
+from skinaudit.models import CallableModel, PrecomputedScores
+from skinaudit.phantoms import PhantomSpec, make_phantom
+from skinaudit.skintone import ItaParams, estimate_ita
+from skinaudit.skintone.ita import ita_degrees
+
+NONE = ItaParams(ita_correction="none")
+# real isic-uda1 images with human masks; 0000000, 0000038, 0000046: strong blue casts (skin b* -22 to -36),
+# 0000052: overexposed skin (L* 95) with a thin ring of skin (the adaptive band)
+REAL = ("ISIC_0000001", "ISIC_0000003", "ISIC_0000006", "ISIC_0000008", "ISIC_0000009", "ISIC_0000012",
+        "ISIC_0000000", "ISIC_0000038", "ISIC_0000046", "ISIC_0000052")
+
+
+def _measure(img, mask, artifacts):
+    # the original image's artifacts: the detectors would take recoloured dark skin for a vignette
+    return estimate_ita(img, lesion_mask=mask, artifact_masks=artifacts, params=NONE).ita
+
+
+@pytest.mark.parametrize("ita", DEFAULT_LEVELS)
+def test_target_colour_has_the_target_ita(ita):
+    L, b = target_lab(65.0, 16.0, ita)
+    assert ita_degrees(L, b) == pytest.approx(ita, abs=1e-9)
+    assert np.hypot(L - 50, b) == pytest.approx(25.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"levels": (95.0,)}, "target ITA"), ({"levels": ()}, "at least one"),
+                                           ({"band": 0.7}, "band"), ({"refine": -1}, "refine")])
+def test_bad_options_are_refused(kwargs, match):
+    ph = make_phantom(PhantomSpec(size=96, seed=1))
+    with pytest.raises(ConfigError, match=match):
+        recolour_skin(ph.image, ph.mask, **kwargs)
+
+
+def test_phantoms_land_on_the_target_and_keep_the_lesion():
+    errors = []
+    for i, (L, b) in enumerate([(65, 16), (72, 10), (55, 20), (45, 18), (78, 8)]):
+        ph = make_phantom(PhantomSpec(skin_L=L, skin_b=b, seed=i, size=160, hair=3 if i == 1 else 0))
+        rec = recolour_skin(ph.image, ph.mask)
+        art = detect_artifacts(ph.image, lesion_mask=ph.mask)
+        for ita, img in zip(rec.levels, rec.images):
+            errors.append(_measure(img, ph.mask, art) - ita)
+            assert np.array_equal(img[ph.mask], ph.image[ph.mask])
+            assert np.array_equal(img[rec.weight == 0], ph.image[rec.weight == 0])  # margin, artifacts
+    assert np.max(np.abs(errors)) < 2.0, errors
+
+
+@pytest.fixture(scope="module")
+def uda1(shared_data):
+    root = shared_data("isic-uda1")
+    from skinaudit.data import load_isic_archive
+
+    return load_isic_archive(root / "labels.csv", root / "images", masks=root / "masks")
+
+
+def _small(ds, iid, side=256):
+    from skinaudit.counterfactual_stats import _shrink
+    from skinaudit.imageio import read_image, read_mask
+
+    row = ds.table.set_index("image_id").loc[iid]
+    img = read_image(row["image_path"])
+    return _shrink(img, read_mask(row["mask_path"], shape=img.shape[:2]), side)
+
+
+def test_real_images_land_on_the_target_with_a_seam_within_the_originals_range(uda1):
+    errors, seams, reference = [], [], []
+    for iid in REAL:
+        img, mask = _small(uda1, iid)
+        rec = recolour_skin(img, mask)
+        art = detect_artifacts(img, lesion_mask=mask)
+        # the originals' range: the same band in the original, and the lesion's own edge
+        reference += [seam_energy(img, rec.zone), seam_energy(img, mask)]
+        for ita, out in zip(rec.levels, rec.images):
+            errors.append(_measure(out, mask, art) - ita)
+            seams.append(seam_energy(out, rec.zone))
+            assert np.array_equal(out[mask], img[mask])
+    assert np.max(np.abs(errors)) < 2.0, errors
+    seams = np.reshape(seams, (len(REAL), -1))
+    print("seam by level (median, max):", np.median(seams, 0), seams.max(0), "originals' max", max(reference))
+    assert np.all(np.median(seams, axis=0) <= max(reference))  # every level's typical seam
+    # measured 2026-12-06: 41 of these 50 versions (82%) are within the range; 0000052 (thin ring of skin,
+    # so a narrow blend) is beyond it at every level; on the first 60 isic-uda1 images with masks, 96%
+    assert np.mean(seams <= max(reference)) >= 0.8
+
+
+def _periphery_reader(images):
+    """Planted: reads only the skin far from the centre (darker skin -> higher score)."""
+    out = []
+    for im in images:
+        a = np.asarray(Image.fromarray(im).resize((128, 128), Image.BILINEAR), dtype=float) / 255
+        yy, xx = np.mgrid[:128, :128]
+        outer = np.hypot(yy - 63.5, xx - 63.5) > 50
+        out.append(1.0 - a[outer].mean())
+    return np.array(out)
+
+
+def _centre_reader(images):
+    """Planted: reads only the lesion's centre (a disc of 6% of the side)."""
+    out = []
+    for im in images:
+        a = np.asarray(Image.fromarray(im).resize((128, 128), Image.BILINEAR), dtype=float) / 255
+        out.append(1.0 - a[56:72, 56:72].mean())
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def sample30(uda1):
+    ids = [i for i, m in zip(uda1.ids, uda1.mask_paths) if m][:30]
+    return uda1.subset(ids)
+
+
+def test_planted_skin_reader_is_sensitive_and_centre_reader_is_not(sample30):
+    skin = counterfactual_test(CallableModel(_periphery_reader), sample30, n=30, long_side=128, n_boot=200)
+    centre = counterfactual_test(CallableModel(_centre_reader), sample30, n=30, long_side=128, n_boot=200)
+    print("skin", skin["verdict"], skin["effect"], skin["p_adjusted"], "centre", centre["verdict"], centre["effect"],
+          centre["p_adjusted"], "skipped", skin["skipped"])
+    assert skin["verdict"] == "sensitive" and skin["effect"] > 0.02
+    assert centre["verdict"] == "not_detected" and abs(centre["effect"]) <= 0.02
+    assert [lv["target_ita"] for lv in skin["levels"]] == list(DEFAULT_LEVELS)
+    assert set(skin["table"]["target_ita"].dropna()) == set(DEFAULT_LEVELS)
+    assert len(skin["table"]) == skin["n"] * (len(DEFAULT_LEVELS) + 1)
+
+
+def test_too_few_images_is_insufficient_and_scores_csv_is_refused(sample30):
+    res = counterfactual_test(CallableModel(_centre_reader), sample30, n=4, long_side=96, n_boot=200)
+    assert res["verdict"] == "insufficient" and res["n"] <= 4
+    scores = PrecomputedScores(__import__("pandas").Series(0.5, index=list(sample30.ids)))
+    with pytest.raises(ConfigError, match="scores CSV cannot"):
+        counterfactual_test(scores, sample30, n=10)
+
+
+def test_stratified_sample_keeps_class_shares_and_seed():
+    y = np.array([0] * 70 + [1] * 30)
+    s = stratified_sample(y, 20, random_state=3)
+    assert len(s) == 20 and y[s].sum() == 6
+    assert np.array_equal(s, stratified_sample(y, 20, random_state=3))
+    assert not np.array_equal(s, stratified_sample(y, 20, random_state=4))
+
+
+def test_config_field_is_validated_and_off_by_default():
+    assert AuditConfig().counterfactual == 0
+    with pytest.raises(ConfigError, match="counterfactual"):
+        AuditConfig(counterfactual=-1)
+
+
+def test_audit_stage_writes_the_section_table_and_figure_and_reads_back(sample30, tmp_path):
+    import skinaudit as sa
+    from skinaudit.result import AuditResult
+
+    ds = sample30.head(14)
+    config = AuditConfig(counterfactual=12, n_boot=200, explain="off", sensitivity_sample=0)
+    result = sa.run_audit(CallableModel(_periphery_reader), ds, config, stages=("skintone",))
+    section = result.sections["counterfactual"]
+    assert section["verdict"] in {"sensitive", "not_detected", "insufficient"}
+    assert [lv["target_ita"] for lv in section["levels"]] == list(DEFAULT_LEVELS)
+    assert set(result.tables["counterfactual"].columns) >= {"image_id", "target_ita", "score", "prediction"}
+    assert result.figures["counterfactual_dose_response"].startswith(b"\x89PNG")
+    sa.write_audit(result, tmp_path / "out", report=False, pdf=False)
+    assert (tmp_path / "out" / "counterfactual.csv").is_file()
+    back = AuditResult.read(tmp_path / "out")
+    assert back.sections["counterfactual"]["verdict"] == section["verdict"]
+    assert back.config.counterfactual == 12
+
+
+def test_audit_refuses_a_scores_csv_before_any_work(sample30):
+    import pandas as pd
+
+    import skinaudit as sa
+
+    scores = PrecomputedScores(pd.Series(0.5, index=list(sample30.ids)))
+    with pytest.raises(ConfigError, match="scores CSV cannot"):
+        sa.run_audit(scores, sample30, AuditConfig(counterfactual=10))
+
+
+def _scripted_reader(kind: str, path):
+    """A TorchScript planted model at 128 px: one logit from the mean normalised intensity of the
+    periphery (``skin``: outside a central disc of radius 50 px) or of the centre (16 x 16 px)."""
+    torch = pytest.importorskip("torch")
+
+    yy, xx = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
+    if kind == "skin":
+        region = (torch.hypot(yy - 63.5, xx - 63.5) > 50).float()
+    else:
+        region = torch.zeros(128, 128)
+        region[56:72, 56:72] = 1.0
+
+    class Reader(torch.nn.Module):
+        def __init__(self, region):
+            super().__init__()
+            self.register_buffer("region", region)
+
+        def forward(self, x):
+            mean = (x.mean(dim=1) * self.region).sum(dim=(1, 2)) / self.region.sum()
+            return (-mean).unsqueeze(1)  # darker -> higher P(malignant)
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch marks TorchScript deprecated; skinaudit loads it
+        torch.jit.script(Reader(region)).save(str(path))
+    return path
+
+
+def test_planted_torchscript_models_through_load_model(sample30, tmp_path):
+    from skinaudit.models import load_model
+
+    skin = load_model(_scripted_reader("skin", tmp_path / "skin.pt"), image_size=128)
+    centre = load_model(_scripted_reader("centre", tmp_path / "centre.pt"), image_size=128)
+    rs = counterfactual_test(skin, sample30, n=30, long_side=128, n_boot=200)
+    rc = counterfactual_test(centre, sample30, n=30, long_side=128, n_boot=200)
+    print("torchscript skin", rs["verdict"], rs["effect"], rs["p_adjusted"], "centre", rc["verdict"], rc["effect"],
+          rc["p_adjusted"])
+    assert rs["verdict"] == "sensitive"
+    assert rc["verdict"] == "not_detected"
