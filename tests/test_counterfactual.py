@@ -222,3 +222,30 @@ def test_planted_torchscript_models_through_load_model(sample30, tmp_path):
           rc["p_adjusted"])
     assert rs["verdict"] == "sensitive"
     assert rc["verdict"] == "not_detected"
+
+
+def test_must_show_planted_torchscript_models_through_skinaudit_run(uda1, tmp_path):
+    """The issue's must-show: `skinaudit run --model M.pt --image-size 128 --data manifest
+    --manifest m.csv --counterfactual 40`: the skin reader is sensitive, the centre reader not."""
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from skinaudit.cli import app
+
+    rows = [(i, p, int(y), m) for i, p, y, m in zip(uda1.ids, uda1.image_paths, uda1.labels, uda1.mask_paths) if m][:40]
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame(rows, columns=["image_id", "image_path", "label", "mask_path"]).to_csv(manifest, index=False)
+    verdicts = {}
+    for kind in ("skin", "centre"):
+        model = _scripted_reader(kind, tmp_path / f"{kind}.pt")
+        out = tmp_path / f"audit-{kind}"
+        res = CliRunner().invoke(app, ["run", "--model", str(model), "--image-size", "128", "--data", "manifest",
+                                       "--manifest", str(manifest), "--allow-outside-root", "--counterfactual", "40",
+                                       "--out", str(out), "--no-pdf", "--sensitivity-sample", "0", "--n-boot", "200",
+                                       "--quiet"])
+        assert res.exit_code == 0, res.output
+        verdicts[kind] = json.loads((out / "metrics.json").read_text())["counterfactual"]["verdict"]
+        assert (out / "counterfactual.csv").is_file()
+    assert verdicts == {"skin": "sensitive", "centre": "not_detected"}

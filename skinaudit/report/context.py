@@ -344,14 +344,16 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
               "skintone": "ITA estimator and its sensitivity", "recalibration": "Threshold recalibration",
               "explanations": "Explanations (Grad-CAM++ triptychs, the paper's Fig. 8)",
               "localisation": "Localisation of the explanation against the lesion, by ITA group",
-              "failure_modes": "Failure modes of the false negatives (layout of the paper's Table 6)"}
+              "failure_modes": "Failure modes of the false negatives (layout of the paper's Table 6)",
+              "counterfactual": "Counterfactual skin-tone test: the lesion kept, only the skin recoloured"}
     absent = {"explanations": "no model with an explainable layer was audited (scores only), so no Grad-CAM++",
               "localisation": "no explanations were computed, so no localisation scores",
               "failure_modes": "the failure-mode stage needs explanations and was not run",
               "groups": "no skin-tone group per image in this audit",
               "fairness": "no skin-tone group per image, so no comparison between groups",
               "skintone": "skin tone (ITA) was not estimated in this audit",
-              "recalibration": "no recalibration was run in this audit"}
+              "recalibration": "no recalibration was run in this audit",
+              "counterfactual": "not run (opt-in: --counterfactual N with a model; a scores CSV cannot be re-scored)"}
     sections = {}
     for sid, title in titles.items():
         sec = result.section(sid)

@@ -12,7 +12,7 @@ from .tables import TABLE_CAPTIONS, embed_figure, generic_parts, is_flat, is_rec
 
 # Sections of result.sections with their own chapter; anything else lands in "Other results".
 KNOWN_SECTIONS = ("overall", "groups", "fairness", "skintone", "recalibration", "explanations",
-                   "localisation", "failure_modes")
+                   "localisation", "failure_modes", "counterfactual")
 
 
 #: Interval shown per metric in the per-group fairness table (as computed by skinaudit.fairness).

@@ -54,5 +54,31 @@ def counterfactual_stage(model, dataset, config, *, progress=None) -> StageOutpu
     png = _figure(result)
     if png is not None:
         figures["counterfactual_dose_response"] = png
-    return StageOutput(sections={"counterfactual": {"available": True, **result}},
-                       tables={"counterfactual": table}, figures=figures)
+    section = {"available": True, **result, "summary": in_words(result),
+               "notes": ["Only the skin around the lesion is recoloured (CIELAB, texture kept, the lesion and a margin "
+                         "round it bit-identical); a darker skin under a dermatoscope is more than a colour shift, so "
+                         "a 'not detected' verdict is not proof that skin colour plays no part (docs/counterfactual.md)."]}
+    if png is not None:
+        section["figures"] = {"dose_response": "figures/counterfactual_dose_response.png"}
+    return StageOutput(sections={"counterfactual": section}, tables={"counterfactual": table}, figures=figures)
+
+
+def in_words(result: dict) -> str:
+    """The verdict of the counterfactual test as one sentence a reviewer can check."""
+    levels = result.get("levels") or []
+    if result.get("verdict") == "insufficient" or len(levels) < 2:
+        return (f"insufficient: only {result.get('n', 0)} of {result.get('n_sampled', 0)} sampled images could be "
+                "recoloured and scored, too few for the paired tests.")
+    light, dark = levels[0], levels[-1]
+    p = result.get("p_adjusted") or {}
+    effect = float(result.get("effect", float("nan")))
+    direction = "raised" if effect > 0 else "lowered"
+    text = (f"recolouring only the skin from ITA {light['target_ita']:g} to {dark['target_ita']:g} {direction} the "
+            f"mean malignancy score by {abs(effect):.3f} ({light['mean_score']:.3f} to {dark['mean_score']:.3f}) on "
+            f"{result.get('n')} images, and changed {dark.get('flips', 0)} decisions against the original; "
+            f"Holm-adjusted p: McNemar {p.get('mcnemar', float('nan')):.2g}, Wilcoxon {p.get('wilcoxon', float('nan')):.2g}")
+    if result.get("verdict") == "sensitive":
+        return (f"sensitive: {text}. The change is significant and larger than the practical margin "
+                f"{result.get('margin'):g}: this model's score depends on skin colour with the lesion unchanged.")
+    return (f"not detected: {text}. No significant change larger than the practical margin {result.get('margin'):g} "
+            "(the test can miss a dependence it has too few images to see).")
