@@ -534,6 +534,38 @@ def explain(
     typer.echo(f"wrote {out}")
 
 
+@command("counterfactual")
+@_friendly
+def counterfactual_cmd(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    model: ModelOpt = None, arch: ArchOpt = None, threshold: ThresholdOpt = None, image_size: SizeOpt = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="Images in the stratified sample.")] = 200,
+    batch_size: BatchOpt = 16, device: DeviceOpt = "cpu", positive_index: PosOpt = 1, seed: SeedOpt = 0,
+    images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
+    masks: MasksOpt = None, mask_pattern: MaskPatternOpt = "{id}_segmentation.png", malignant: MalignantOpt = None,
+    allow_outside_root: OutsideOpt = False, limit: LimitOpt = None, force: ForceOpt = False, quiet: QuietOpt = False,
+):
+    """Counterfactual skin-tone test alone: the skin around each lesion of a stratified sample recoloured to five
+    ITA levels (the lesion kept) and re-scored; counterfactual.csv, metrics.json and the dose-response figure."""
+    from .audit import AuditConfig, run_audit
+    from .report import write_audit_into
+
+    if model is None:
+        raise ConfigError("skinaudit counterfactual needs --model FILE: a scores CSV cannot score recoloured images")
+    settings = resolve_model_settings(model, arch=arch, threshold=threshold, image_size=image_size)
+    config = AuditConfig(threshold=settings.threshold, batch_size=batch_size, seed=seed, counterfactual=n,
+                         explain="off", sensitivity_sample=0)
+    with _output(out, force, images, labels, metadata, manifest, masks, model) as tmp:
+        ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
+                                               allow_outside_root, limit))
+        scorer = _load_scorer(model, None, settings, positive_index, device)
+        result = run_audit(scorer, ds, config, progress=_progress(quiet), stages=())
+        write_audit_into(result, tmp, report=False)
+    typer.echo("counterfactual: " + str(result.sections["counterfactual"].get("summary", "")))
+    typer.echo(f"wrote {out}")
+
+
 @command()
 @_friendly
 def demo(

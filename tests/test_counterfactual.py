@@ -249,3 +249,28 @@ def test_must_show_planted_torchscript_models_through_skinaudit_run(uda1, tmp_pa
         verdicts[kind] = json.loads((out / "metrics.json").read_text())["counterfactual"]["verdict"]
         assert (out / "counterfactual.csv").is_file()
     assert verdicts == {"skin": "sensitive", "centre": "not_detected"}
+
+
+def test_counterfactual_command_alone(uda1, tmp_path):
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from skinaudit.cli import app
+
+    rows = [(i, p, int(y), m) for i, p, y, m in zip(uda1.ids, uda1.image_paths, uda1.labels, uda1.mask_paths) if m][:20]
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame(rows, columns=["image_id", "image_path", "label", "mask_path"]).to_csv(manifest, index=False)
+    model = _scripted_reader("skin", tmp_path / "skin.pt")
+    res = CliRunner().invoke(app, ["counterfactual", "--model", str(model), "--image-size", "128", "--data", "manifest",
+                                   "--manifest", str(manifest), "--allow-outside-root", "--n", "20",
+                                   "--out", str(tmp_path / "cf"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "counterfactual: sensitive: recolouring only the skin from ITA 60 to -20 raised" in res.output
+    section = json.loads((tmp_path / "cf" / "metrics.json").read_text())["counterfactual"]
+    assert section["verdict"] == "sensitive" and section["figures"]["three_levels"]
+    assert (tmp_path / "cf" / "figures" / "counterfactual_three_levels.png").is_file()
+    res = CliRunner().invoke(app, ["counterfactual", "--data", "manifest", "--manifest", str(manifest),
+                                   "--allow-outside-root", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "cannot score recoloured images" in res.output

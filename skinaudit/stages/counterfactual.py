@@ -7,6 +7,8 @@ dose-response figure ``counterfactual_dose_response``.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..counterfactual_stats import counterfactual_test
 from . import StageOutput
 
@@ -60,7 +62,42 @@ def counterfactual_stage(model, dataset, config, *, progress=None) -> StageOutpu
                          "a 'not detected' verdict is not proof that skin colour plays no part (docs/counterfactual.md)."]}
     if png is not None:
         section["figures"] = {"dose_response": "figures/counterfactual_dose_response.png"}
+    strip = _three_levels(dataset, table)
+    if strip is not None:
+        figures["counterfactual_three_levels"] = strip
+        section.setdefault("figures", {})["three_levels"] = "figures/counterfactual_three_levels.png"
+        section["notes"].append("The strip shows one sampled image as it is and recoloured to ITA 60, 28 and -20 "
+                                "(left to right); only the skin outside the lesion and its margin changes.")
     return StageOutput(sections={"counterfactual": section}, tables={"counterfactual": table}, figures=figures)
+
+
+def _three_levels(dataset, table) -> bytes | None:
+    """One recoloured image of the test, as it is and at ITA 60, 28 and -20, side by side."""
+    from ..counterfactual import recolour_skin
+    from ..counterfactual_stats import _shrink
+    from ..imageio import read_image, read_mask
+    from .explain import png_bytes
+
+    if table is None or not len(table) or "image_id" not in table:
+        return None
+    rows = dataset.table.set_index("image_id")
+    for image_id in dict.fromkeys(table["image_id"].astype(str)):
+        if image_id not in rows.index:
+            continue
+        try:
+            image = read_image(rows.loc[image_id, "image_path"])
+            mp = rows.loc[image_id, "mask_path"]
+            mask = read_mask(mp, shape=image.shape[:2]) if isinstance(mp, str) and mp else None
+            image, mask = _shrink(image, mask, 256)
+            versions = recolour_skin(image, mask, levels=(60.0, 28.0, -20.0))
+        except Exception:  # noqa: BLE001 - an illustration only: try the next image
+            continue
+        gap = np.full((image.shape[0], 6, 3), 255, dtype=np.uint8)
+        parts = [image]
+        for v in versions.images:
+            parts += [gap, v]
+        return png_bytes(np.concatenate(parts, axis=1))
+    return None
 
 
 def in_words(result: dict) -> str:
