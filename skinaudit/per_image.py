@@ -61,13 +61,13 @@ def cached_rows(dataset, cache, stage: str, params: dict, compute) -> pd.DataFra
             for rec in fresh.iloc[start:start + _ROW_BLOCK].to_dict(orient="records"):
                 i = str(rec["image_id"])
                 rec["image_id"] = None  # a row is stored without the id it was computed for
-                slot = keys.get(i) or ("id", i)
-                rows[slot] = _packed(json.loads(json.dumps(rec, default=_plain)), shapes)
+                text = json.dumps(rec, default=_plain)  # the canonical form, cached or not
+                rows[keys.get(i) or ("id", i)] = _packed(json.loads(text), shapes)
                 if keys.get(i) and rec.get("status", "ok") == "ok":
-                    cache.put(keys[i], {"row": json.dumps(rec, default=_plain)})
+                    cache.put(keys[i], {"row": text})
         del fresh
-    return _frame_from_packed([_with_id(rows[keys[i] or ("id", i)], i) for i in ids
-                               if rows.get(keys[i] or ("id", i)) is not None])
+    found = ((i, rows.get(keys[i] or ("id", i))) for i in ids)
+    return _frame_from_packed([_with_id(row, i) for i, row in found if row is not None])
 
 
 def duplicate_images(dataset) -> pd.DataFrame:
