@@ -325,6 +325,21 @@ def _model_notes(settings: ModelSettings, scorer) -> None:
                    err=True)
 
 
+def _counterfactual_n(n, device, model) -> int:
+    """``--counterfactual``: as given, else on (:data:`~skinaudit.counterfactual_stats.GPU_DEFAULT_N`
+    images) for a model scored on a GPU and off on the CPU, where it costs minutes."""
+    if n is not None or model is None:
+        return int(n or 0)
+    from .counterfactual_stats import GPU_DEFAULT_N
+
+    on_gpu = device == "cuda"
+    if device == "auto":
+        import torch
+
+        on_gpu = torch.cuda.is_available()
+    return GPU_DEFAULT_N if on_gpu else 0
+
+
 def _load_scorer(model, scores, settings: ModelSettings, positive_index, device):
     from .models import PrecomputedScores, load_model
 
@@ -381,10 +396,11 @@ def run(
     target_layer: LayerOpt = None, keep_top: KeepOpt = 0.25, cases_per_kind: CasesOpt = 2, cam_sample: CamSampleOpt = 100,
     sensitivity_sample: Annotated[int, typer.Option(
         "--sensitivity-sample", min=0, help="Images re-analysed under every ITA estimator variant (0: off).")] = 200,
-    counterfactual: Annotated[int, typer.Option(
+    counterfactual: Annotated[Optional[int], typer.Option(
         "--counterfactual", min=0, help="Counterfactual skin-tone test on a stratified sample of N images: their skin "
                                         "is recoloured to 5 ITA levels, the lesion kept, and each version re-scored "
-                                        "(0: off; needs a model, not a scores CSV).")] = 0,
+                                        "(0: off; needs a model, not a scores CSV; default: 200 on a GPU, off on "
+                                        "the CPU).")] = None,
     skin_tone: Annotated[bool, typer.Option("--skin-tone/--no-skin-tone", help="Estimate ITA from the images.")] = True,
     group_column: Annotated[Optional[str], typer.Option(
         "--group-column", help="Group the fairness analysis by a metadata column instead of ITA (e.g. fitspatrick, "
@@ -424,7 +440,7 @@ def run(
                          explain="auto" if explain else "off", target_layer=target_layer, keep_top=keep_top,
                          cases_per_kind=cases_per_kind, cam_sample=cam_sample, skin_tone=skin_tone,
                          sensitivity_sample=sensitivity_sample, ita_correction=ita_correction,
-                         counterfactual=counterfactual,
+                         counterfactual=_counterfactual_n(counterfactual, device, model),
                          cast_group=cast_group, reference_b=reference_b, skin_margin=skin_margin,
                          group_column=group_column, age_bins=age_bins, repeat_column=repeat_column)
     with _output(out, force, images, labels, metadata, manifest, masks, model, scores, cal_file, cache=cache,

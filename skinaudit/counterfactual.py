@@ -7,14 +7,15 @@ surrounding skin along the ITA scale, then asks whether the model's score moves
 
 Method (:func:`recolour_skin`)
 ------------------------------
-1. **Which pixels move.** The skin sample of the ITA estimator
-   (:func:`skinaudit.skintone.skin_mask`: not the lesion dilated by the safety margin
-   ``ItaParams.lesion_margin`` / ``lesion_margin_radius``, not any artifact of
-   :func:`skinaudit.lesion.detect_artifacts` dilated by ``artifact_margin``), computed on the
-   working copy exactly as the estimator does and enlarged to full size keeping every touched
-   pixel. Everything else -- lesion, margin, hair, ruler, ink, vignette, bubbles, stickers --
-   is copied bit-identically.
-2. **The skin centre** (L*m, b*m) is the estimator's own statistic (``ItaParams.statistic``,
+1. **Which pixels move.** Every pixel outside the lesion, a thin kept ring round it
+   (``keep_margin``: 1% of the long side with a given mask, 3% with an estimated one, which
+   may miss the lesion's rim) and the artifacts of :func:`skinaudit.lesion.detect_artifacts`
+   (enlarged to full size keeping every touched pixel). The lesion, the ring and hair, ruler,
+   ink, vignette, bubbles and stickers are copied bit-identically. The skin between the ring
+   and the ITA estimator's wider safety margin is recoloured too: keeping it would leave a
+   halo of the original skin colour round every lesion, which a model could still read.
+2. **The skin centre** (L*m, b*m) is the estimator's own statistic, on its own skin sample
+   (:func:`skinaudit.skintone.skin_mask`: beyond the safety margin, without artifacts) (``ItaParams.statistic``,
    default the trimmed median) of the skin pixels' CIELAB (skimage ``rgb2lab``, D65).
 3. **The target colour.** ITA is the angle of the point (b*, L* - 50) around (0, 50) in the
    b*-L* plane. The target centre lies on the circle of radius ``r`` at the target angle:
@@ -33,11 +34,12 @@ Method (:func:`recolour_skin`)
    8-bit rounding; ``refine`` passes re-measure the recoloured skin and move the aim by the
    remaining error (Newton steps with the sample's mean blend weight as the gain), keeping
    the closest pass.
-5. **Blend.** The recolouring weight rises linearly from 0 at the margin's outer edge to 1
-   ``band`` x the long side further out (shorter where the skin is a thin ring, so that 70%
-   of the skin sample is moved fully) (``lab = lab0 + w (lab' - lab0)``), so no hard seam
-   circles the lesion. Artifact edges are not blended (a hair stays a hair). A skin sample with
-   L* < ``min_lightness`` (a black frame taken for skin) or too few pixels is refused.
+5. **Blend.** The recolouring weight rises linearly from 0 at the kept ring's outer edge to 1
+   ``band`` x the long side further out (default 2%; shorter where the skin is a thin ring, so
+   that 70% of the estimator's skin sample is moved fully) (``lab = lab0 + w (lab' - lab0)``),
+   so no hard seam circles the lesion. Artifact edges are not blended (a hair stays a hair). A
+   skin sample with L* < ``min_lightness`` (a black frame taken for skin) or too few pixels is
+   refused.
 
 Limits (stated in docs/counterfactual.md and the report)
 --------------------------------------------------------
@@ -115,7 +117,8 @@ class Recoloured:
     achieved: list
 
 
-def recolour_regions(image, mask=None, *, params: ItaParams = COUNTERFACTUAL_ITA, band: float = 0.06,
+def recolour_regions(image, mask=None, *, params: ItaParams = COUNTERFACTUAL_ITA, band: float = 0.03,
+                     keep_margin: float | None = None,
                      lesion_params: LesionParams = LesionParams(),
                      artifact_params: ArtifactParams = ArtifactParams()):
     """Where one image is recoloured, and the skin sample that sets its colour.
@@ -126,39 +129,47 @@ def recolour_regions(image, mask=None, *, params: ItaParams = COUNTERFACTUAL_ITA
     mask : ndarray of bool, shape (H, W), optional
         The lesion; estimated by the segmentation of :mod:`skinaudit.lesion` when None.
     params : ItaParams
-        The margin (``lesion_margin``, ``lesion_margin_radius``, ``skin_margin``) and the
-        artifact margin of the skin sample.
+        The skin sample of the estimator (its margin and artifact margin): the pixels whose
+        colour is measured and moved to the target.
     band : float, in [0, 0.5)
-        Width of the linear blend at the margin's outer edge, as a fraction of the long side.
+        Width of the linear blend from the kept zone outward, as a fraction of the long side.
+    keep_margin : float in [0, 0.2], optional
+        A ring round the lesion, as a fraction of the long side, that is copied unchanged:
+        default 0.01 when ``mask`` is given (a human mask is trusted up to its edge) and 0.03
+        when the lesion is estimated (a segmentation can miss the lesion's rim).
 
     Returns
     -------
     weight : ndarray of float, shape (H, W), in [0, 1]
-        0 on the lesion, its margin (the estimator's, enlarged to full size keeping every touched
-        pixel) and every detected artifact pixel (copied unchanged); rises linearly over
-        ``band`` x the long side from the margin's outer edge, or over the distance that leaves
-        70% of the skin sample at weight 1 when that is shorter (a thin ring of skin). The artifacts' own safety margin
-        is skin and is recoloured (otherwise each hair would keep a halo of the original skin).
+        0 on the lesion, the ``keep_margin`` ring and every detected artifact pixel (copied
+        unchanged); rises linearly over ``band`` x the long side from the ring's outer edge (or
+        over the distance that leaves 70% of the skin sample at weight 1 when that is shorter: a
+        thin ring of skin), so the skin is recoloured up to the lesion -- including the wider
+        safety margin the ITA estimator leaves out of its sample. The artifacts' own safety
+        margin is skin and is recoloured (otherwise each hair would keep a halo of the original skin).
     sample : ndarray of bool, shape (H, W)
         The estimator's skin sample (:func:`skinaudit.skintone.skin_mask`) at full size: the
-        pixels whose robust colour is moved to the target.
+        pixels whose robust colour is measured and moved to the target.
     zone : ndarray of bool, shape (H, W)
-        The lesion and its margin (the seam of :func:`seam_energy` is at its outer edge).
+        The lesion and the kept ring (the seam of :func:`seam_energy` is at its outer edge).
     """
     image = validate_image(image)
     if not 0.0 <= float(band) < 0.5:
         raise ConfigError(f"the 'band' parameter must be in [0, 0.5); got {band}")
+    if keep_margin is None:
+        keep_margin = 0.0 if mask is not None else 0.02
+    if not 0.0 <= float(keep_margin) <= 0.2:
+        raise ConfigError(f"the 'keep_margin' parameter must be in [0, 0.2]; got {keep_margin}")
     _wi, lesion, masks = analyse_masks(image, lesion_mask=mask, params=lesion_params, artifact_params=artifact_params)
     full = image.shape[:2]
     sample = resize_mask(skin_mask(lesion, masks, params=params), full)
-    zone = resize_mask(~skin_mask(lesion, {}, params=params), full, conservative=True)  # lesion + margin
-    keep = zone.copy()
-    for m in masks.values():
-        if m.any():
-            keep |= resize_mask(m, full, conservative=True)
-    if mask is not None:
-        zone |= np.asarray(mask, dtype=bool)
-        keep |= np.asarray(mask, dtype=bool)
+    lesion_full = (np.asarray(mask, dtype=bool) if mask is not None
+                   else resize_mask(lesion, full, conservative=True))
+    zone = lesion_full.copy()
+    ring = float(keep_margin) * max(full)
+    if ring > 0 and zone.any() and not zone.all():
+        zone = ndi.distance_transform_edt(~zone) <= ring
+    keep = zone
     px = float(band) * max(full)
     sample &= ~keep
     if px > 0 and zone.any():
@@ -188,8 +199,8 @@ def _rgb8(lab: np.ndarray) -> np.ndarray:
 
 
 def recolour_skin(image, mask=None, *, levels=DEFAULT_LEVELS, params: ItaParams = COUNTERFACTUAL_ITA,
-                  band: float = 0.06, refine: int = 2, radius: float | None = 25.0, min_lightness: float = 20.0,
-                  regions=None,
+                  band: float = 0.03, keep_margin: float | None = None, refine: int = 2,
+                  radius: float | None = 25.0, min_lightness: float = 20.0, regions=None,
                   lesion_params: LesionParams = LesionParams(),
                   artifact_params: ArtifactParams = ArtifactParams()) -> Recoloured:
     """Recolour the skin of one image to each target ITA, keeping lesion, margin and artifacts.
@@ -205,7 +216,10 @@ def recolour_skin(image, mask=None, *, levels=DEFAULT_LEVELS, params: ItaParams 
     params : ItaParams
         The skin sample (margin, artifact margin) and the statistic of the skin centre.
     band : float, in [0, 0.5)
-        Width of the blend at the margin's outer edge, as a fraction of the long side.
+        Width of the blend from the kept ring outward, as a fraction of the long side.
+    keep_margin : float in [0, 0.2], optional
+        The ring round the lesion copied unchanged (fraction of the long side); default 0.01
+        with a given mask, 0.03 with an estimated one (see :func:`recolour_regions`).
     refine : int, >= 0
         Passes that re-measure the recoloured skin and correct the aim by the residual divided
         by the sample's mean blend weight (a Newton step; the aim stays within 40 units of the
@@ -236,7 +250,8 @@ def recolour_skin(image, mask=None, *, levels=DEFAULT_LEVELS, params: ItaParams 
     if int(refine) != refine or refine < 0:
         raise ConfigError(f"the 'refine' parameter must be an integer >= 0; got {refine!r}")
     if regions is None:
-        regions = recolour_regions(image, mask, params=params, band=band, lesion_params=lesion_params,
+        regions = recolour_regions(image, mask, params=params, band=band, keep_margin=keep_margin,
+                                   lesion_params=lesion_params,
                                    artifact_params=artifact_params)
     w, sample, zone = np.asarray(regions[0], dtype=float), np.asarray(regions[1], dtype=bool), regions[2]
     if w.shape != image.shape[:2] or sample.shape != w.shape:

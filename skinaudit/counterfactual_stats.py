@@ -18,6 +18,8 @@ from .validation import check_int, check_param
 
 __all__ = ["counterfactual_test", "MIN_IMAGES", "stratified_sample"]
 
+#: Images of the test in ``skinaudit run`` on a GPU when ``--counterfactual`` is not given.
+GPU_DEFAULT_N = 200
 #: Fewer recoloured images than this -> verdict ``insufficient``.
 MIN_IMAGES = 10
 

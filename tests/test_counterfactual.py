@@ -78,8 +78,9 @@ def test_real_images_land_on_the_target_with_a_seam_within_the_originals_range(u
         img, mask = _small(uda1, iid)
         rec = recolour_skin(img, mask)
         art = detect_artifacts(img, lesion_mask=mask)
-        # the originals' range: the same band in the original, and the lesion's own edge
-        reference += [seam_energy(img, rec.zone), seam_energy(img, mask)]
+        # the originals' range: the lesion's own edge (with a human mask the kept zone is the lesion)
+        assert np.array_equal(rec.zone, mask)
+        reference.append(seam_energy(img, mask))
         for ita, out in zip(rec.levels, rec.images):
             errors.append(_measure(out, mask, art) - ita)
             seams.append(seam_energy(out, rec.zone))
@@ -88,9 +89,9 @@ def test_real_images_land_on_the_target_with_a_seam_within_the_originals_range(u
     seams = np.reshape(seams, (len(REAL), -1))
     print("seam by level (median, max):", np.median(seams, 0), seams.max(0), "originals' max", max(reference))
     assert np.all(np.median(seams, axis=0) <= max(reference))  # every level's typical seam
-    # measured 2026-12-06: 41 of these 50 versions (82%) are within the range; 0000052 (thin ring of skin,
-    # so a narrow blend) is beyond it at every level; on the first 60 isic-uda1 images with masks, 96%
-    assert np.mean(seams <= max(reference)) >= 0.8
+    # measured 2026-12-06 (skin recoloured up to the mask, 3% blend): on the first 60 isic-uda1 images with
+    # masks 100% of the versions at ITA 60-10 and 98% at -20 are within the originals' maximum (51.7)
+    assert np.mean(seams <= max(reference)) >= 0.9
 
 
 def _periphery_reader(images):
@@ -274,3 +275,19 @@ def test_counterfactual_command_alone(uda1, tmp_path):
     res = CliRunner().invoke(app, ["counterfactual", "--data", "manifest", "--manifest", str(manifest),
                                    "--allow-outside-root", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "cannot score recoloured images" in res.output
+
+
+def test_run_default_is_on_for_a_model_on_a_gpu_and_off_on_the_cpu(monkeypatch):
+    import torch
+
+    from skinaudit.cli import _counterfactual_n
+    from skinaudit.counterfactual_stats import GPU_DEFAULT_N
+
+    assert _counterfactual_n(None, "cpu", "m.pt") == 0
+    assert _counterfactual_n(None, "cuda", "m.pt") == GPU_DEFAULT_N == 200
+    assert _counterfactual_n(None, "cuda", None) == 0  # a scores CSV cannot be re-scored
+    assert _counterfactual_n(0, "cuda", "m.pt") == 0 and _counterfactual_n(40, "cpu", "m.pt") == 40
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _counterfactual_n(None, "auto", "m.pt") == GPU_DEFAULT_N
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _counterfactual_n(None, "auto", "m.pt") == 0

@@ -57,8 +57,8 @@ def counterfactual_stage(model, dataset, config, *, progress=None) -> StageOutpu
     if png is not None:
         figures["counterfactual_dose_response"] = png
     section = {"available": True, **result, "summary": in_words(result),
-               "notes": ["Only the skin around the lesion is recoloured (CIELAB, texture kept, the lesion and a margin "
-                         "round it bit-identical); a darker skin under a dermatoscope is more than a colour shift, so "
+               "notes": ["Only the skin around the lesion is recoloured (CIELAB, texture kept, the lesion "
+                         "bit-identical; with an estimated lesion a thin ring round it too); a darker skin under a dermatoscope is more than a colour shift, so "
                          "a 'not detected' verdict is not proof that skin colour plays no part (docs/counterfactual.md)."]}
     if png is not None:
         section["figures"] = {"dose_response": "figures/counterfactual_dose_response.png"}
@@ -67,7 +67,9 @@ def counterfactual_stage(model, dataset, config, *, progress=None) -> StageOutpu
         figures["counterfactual_three_levels"] = strip
         section.setdefault("figures", {})["three_levels"] = "figures/counterfactual_three_levels.png"
         section["notes"].append("The strip shows one sampled image as it is and recoloured to ITA 60, 28 and -20 "
-                                "(left to right); only the skin outside the lesion and its margin changes.")
+                                "(left to right); only the skin outside the lesion changes. Human masks include "
+                                "a rim of skin, kept as it was, so a thin light rim circles the lesion at the "
+                                "darkest level.")
     return StageOutput(sections={"counterfactual": section}, tables={"counterfactual": table}, figures=figures)
 
 
