@@ -154,7 +154,7 @@ def test_config_field_is_validated_and_off_by_default():
         AuditConfig(counterfactual=-1)
 
 
-def test_audit_stage_writes_the_section_table_and_figure_and_reads_back(sample30, tmp_path):
+def test_audit_stage_writes_the_section_table_and_figure_and_reads_back(sample30, tmp_path, monkeypatch):
     import skinaudit as sa
     from skinaudit.result import AuditResult
 
@@ -166,11 +166,25 @@ def test_audit_stage_writes_the_section_table_and_figure_and_reads_back(sample30
     assert [lv["target_ita"] for lv in section["levels"]] == list(DEFAULT_LEVELS)
     assert set(result.tables["counterfactual"].columns) >= {"image_id", "target_ita", "score", "prediction"}
     assert result.figures["counterfactual_dose_response"].startswith(b"\x89PNG")
-    sa.write_audit(result, tmp_path / "out", report=False, pdf=False)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # the report's date, for the re-render below
+    sa.write_audit(result, tmp_path / "out", report=True, pdf=False)
     assert (tmp_path / "out" / "counterfactual.csv").is_file()
     back = AuditResult.read(tmp_path / "out")
     assert back.sections["counterfactual"]["verdict"] == section["verdict"]
     assert back.config.counterfactual == 12
+    # the report's curated view: the summary in words leads, the effect has its direction, one row per level
+    html = (tmp_path / "out" / "report.html").read_text()
+    chapter = html[html.index('<section id="counterfactual">'):]
+    chapter = chapter[:chapter.index("</section>")]
+    assert chapter.index(section["summary"].split(":")[0]) < chapter.index("Verdict")
+    sign = "higher at ITA -20" if section["effect"] > 0 else "higher at ITA 60"
+    assert sign in chapter and "mean score at ITA -20 minus at ITA 60" in chapter
+    assert chapter.count(">recoloured</td>") == len(DEFAULT_LEVELS) and "as photographed" in chapter
+    assert "mcnemar_table" not in chapter and "Other values" not in chapter
+    from skinaudit.report import write_report
+
+    write_report(back, tmp_path / "again", pdf=False)
+    assert (tmp_path / "again" / "report.html").read_bytes() == (tmp_path / "out" / "report.html").read_bytes()
 
 
 def test_audit_refuses_a_scores_csv_before_any_work(sample30):

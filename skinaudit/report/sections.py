@@ -309,8 +309,94 @@ def _skintone_parts(sec: dict, source: str, result=None):
 _SCALARS = (str, int, float, bool, type(None))
 
 
+def _num(value):
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _degrees(value):
+    """A target ITA as a whole number of degrees when it is one (60.0 -> 60)."""
+    v = _num(value)
+    return int(v) if v is not None and float(v).is_integer() else value
+
+
+def _counterfactual_parts(sec: dict, source: str, result=None):
+    """The counterfactual test (:func:`skinaudit.counterfactual_stats.counterfactual_test`): the
+    verdict with its signed effect, one row per skin colour (the original first), the paired tests,
+    the mean score per class and level, and the images left out with their reason."""
+    levels = sec.get("levels")
+    if not is_records(levels) or not levels:
+        return None
+    light, dark = levels[0].get("target_ita"), levels[-1].get("target_ita")
+    targets = [lv.get("target_ita") for lv in levels if _num(lv.get("target_ita")) is not None]
+    if targets:
+        light, dark = max(targets), min(targets)
+    effect = _num(sec.get("effect"))
+    if effect is None:
+        direction = "n/a"
+    else:
+        where = f"ITA {dark:g}" if effect > 0 else f"ITA {light:g}"
+        direction = (f"{effect:+.4f} (mean score at ITA {dark:g} minus at ITA {light:g}; "
+                     + ("no change" if effect == 0 else f"higher at {where}") + ")")
+    rows = [{"item": "verdict", "value": sec.get("verdict")},
+            {"item": "effect on the mean score", "value": direction},
+            {"item": "practical margin", "value": sec.get("margin")},
+            {"item": "alpha", "value": sec.get("alpha")},
+            {"item": "images recoloured and scored", "value": f"{sec.get('n')} of {sec.get('n_sampled')} sampled"},
+            {"item": "decision threshold", "value": sec.get("threshold")},
+            {"item": "rule", "value": sec.get("verdict_rule")}]
+    parts = [make_table("Verdict", rows, columns=["item", "value"], source=source)]
+    original = sec.get("original") if isinstance(sec.get("original"), dict) else {}
+    per = [{"skin": "as photographed", "target ITA": "original", **original}]
+    per += [{"skin": "recoloured", "target ITA": _degrees(lv.get("target_ita")), **lv} for lv in levels]
+    parts.append(make_table(
+        "Score and decisions per skin colour, the same images at every level (ITA measured: the median of the "
+        "recoloured skin as skinaudit's estimator reads it; decisions changed: against the original)",
+        per, columns=["skin", "target ITA", "ita_achieved_median", "n", "mean_score", "recall", "fn", "flips"],
+        labels={"ita_achieved_median": "ITA measured", "n": "images", "mean_score": "mean score", "fn": "FN",
+                "flips": "decisions changed"}, source=f"{source}.levels"))
+    p_raw = sec.get("p_values") if isinstance(sec.get("p_values"), dict) else {}
+    p_adj = sec.get("p_adjusted") if isinstance(sec.get("p_adjusted"), dict) else {}
+    table = sec.get("mcnemar_table")
+    counts = None
+    if isinstance(table, list) and len(table) == 2 and all(isinstance(r, list) and len(r) == 2 for r in table):
+        counts = (f"malignant at both {table[0][0]}, only at ITA {light:g} {table[0][1]}, only at ITA {dark:g} "
+                  f"{table[1][0]}, at neither {table[1][1]}")
+    tests = [{"test": "McNemar exact", "compares": f"decisions at ITA {light:g} vs {dark:g}",
+              "p_value": p_raw.get("mcnemar"), "p_adjusted": p_adj.get("mcnemar"), "note": counts},
+             {"test": "Wilcoxon signed-rank", "compares": f"scores at ITA {light:g} vs {dark:g}",
+              "p_value": p_raw.get("wilcoxon"), "p_adjusted": p_adj.get("wilcoxon"),
+              "note": sec.get("wilcoxon_undefined")}]
+    parts.append(make_table("Paired tests between the lightest and the darkest level (Holm-adjusted over the two)",
+                            tests, columns=["test", "compares", "p_value", "p_adjusted", "note"],
+                            labels={"p_value": "p", "p_adjusted": "p (Holm)"}, source=source))
+    dose = sec.get("dose_response") if isinstance(sec.get("dose_response"), dict) else {}
+    if dose and all(is_records(v) for v in dose.values()):
+        by_level = {}
+        for name, curve in dose.items():
+            for pt in curve:
+                row = by_level.setdefault(pt.get("target_ita"), {"target ITA": _degrees(pt.get("target_ita"))})
+                row[f"{name} (n)"] = pt.get("n")
+                row[name] = {"_est_ci": [pt.get("mean_score"), pt.get("low"), pt.get("high")]}
+        alpha = _num(sec.get("alpha"))
+        level = f"{100 * (1 - alpha):g}%" if alpha is not None else "1 - alpha"
+        parts.append(make_table(f"Mean score per class and level with a {level} bootstrap interval over images "
+                                "(the figure below)", list(by_level.values()), source=f"{source}.dose_response"))
+    skipped = sec.get("skipped")
+    if is_records(skipped) and skipped:
+        parts.append(make_table("Sampled images not recoloured, with the reason", skipped,
+                                source=f"{source}.skipped"))
+    used = {"levels", "original", "effect", "verdict", "margin", "alpha", "n", "n_sampled", "threshold",
+            "verdict_rule", "p_values", "p_adjusted", "mcnemar_table", "wilcoxon_undefined", "dose_response",
+            "skipped", "summary"}
+    section = (getattr(result, "sections", None) or {}).get("counterfactual")
+    own = section.get("notes") if section is not None else None
+    notes = ([str(sec["summary"])] if sec.get("summary") else []) + [str(n) for n in (own or [])]
+    return parts, used, notes
+
+
 _SPECIAL_VIEWS = {"fairness": _fairness_parts, "recalibration": _recalibration_parts, "groups": _groups_parts,
-                  "failure_modes": _failure_parts, "skintone": _skintone_parts}
+                  "failure_modes": _failure_parts, "skintone": _skintone_parts,
+                  "counterfactual": _counterfactual_parts}
 
 
 def section_view(sid: str, title: str, sec, *, base: Path, source: str, result=None) -> dict:
