@@ -296,7 +296,7 @@ def _skintone_parts(sec: dict, source: str, result=None):
                 add(f"{prefix}{pretty(k)}: ", v, depth + 1)
             else:
                 rows.append({"item": f"{prefix}{pretty(k)}", "value": str(v)})
-    add("", {k: v for k, v in sec.items() if k != "sensitivity"}, 0)
+    add("", {k: v for k, v in sec.items() if k not in ("sensitivity", "notes")}, 0)
     parts = [make_table("The ITA estimator: method, counts and settings", rows, columns=["item", "value"],
                         source=source), *tables]
     sens = sec.get("sensitivity")
@@ -388,9 +388,8 @@ def _counterfactual_parts(sec: dict, source: str, result=None):
     used = {"levels", "original", "effect", "verdict", "margin", "alpha", "n", "n_sampled", "threshold",
             "verdict_rule", "p_values", "p_adjusted", "mcnemar_table", "wilcoxon_undefined", "dose_response",
             "skipped", "summary"}
-    section = (getattr(result, "sections", None) or {}).get("counterfactual")
-    own = section.get("notes") if section is not None else None
-    notes = ([str(sec["summary"])] if sec.get("summary") else []) + [str(n) for n in (own or [])]
+    own = sec.get("notes") if isinstance(sec.get("notes"), list) else []
+    notes = ([str(sec["summary"])] if sec.get("summary") else []) + [str(n) for n in own]
     return parts, used, notes
 
 
@@ -427,7 +426,8 @@ def section_view(sid: str, title: str, sec, *, base: Path, source: str, result=N
             view["figures"].append(embed_figure(name, path, caption=pretty(name), base=base, blobs=blobs))
     rest = {k: v for k, v in sec.items() if k not in ("tables", "figures", "notes", "available", "reason")}
     special = _SPECIAL_VIEWS.get(sid)
-    curated = special(rest, source, result) if special else None
+    # a curated view sees the section's own notes (it states which it keeps); they are never "other values"
+    curated = special({**rest, "notes": notes}, source, result) if special else None
     used = set()
     if curated is not None:
         if len(curated) == 3:  # the view states its own notes
