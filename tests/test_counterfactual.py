@@ -197,9 +197,9 @@ def test_audit_refuses_a_scores_csv_before_any_work(sample30):
         sa.run_audit(scores, sample30, AuditConfig(counterfactual=10))
 
 
-def _scripted_reader(kind: str, path):
-    """A TorchScript planted model at 128 px: one logit from the mean normalised intensity of the
-    periphery (``skin``: outside a central disc of radius 50 px) or of the centre (16 x 16 px)."""
+def _reader_module(kind: str):
+    """A planted model at 128 px: one logit from the mean normalised intensity of the periphery
+    (``skin``: outside a central disc of radius 50 px) or of the centre (16 x 16 px)."""
     torch = pytest.importorskip("torch")
 
     yy, xx = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
@@ -218,11 +218,18 @@ def _scripted_reader(kind: str, path):
             mean = (x.mean(dim=1) * self.region).sum(dim=(1, 2)) / self.region.sum()
             return (-mean).unsqueeze(1)  # darker -> higher P(malignant)
 
+    return Reader(region).eval()
+
+
+def _scripted_reader(kind: str, path):
+    """:func:`_reader_module` saved as TorchScript."""
     import warnings
+
+    import torch
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch marks TorchScript deprecated; skinaudit loads it
-        torch.jit.script(Reader(region)).save(str(path))
+        torch.jit.script(_reader_module(kind)).save(str(path))
     return path
 
 
@@ -305,3 +312,22 @@ def test_run_default_is_on_for_a_model_on_a_gpu_and_off_on_the_cpu(monkeypatch):
     assert _counterfactual_n(None, "auto", "m.pt") == GPU_DEFAULT_N
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert _counterfactual_n(None, "auto", "m.pt") == 0
+
+
+def test_planted_onnx_skin_reader_is_sensitive(sample30, tmp_path):
+    """The test takes any adapter that can re-score: an ONNX export of the planted skin reader."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import warnings
+
+    import torch
+
+    from skinaudit.models import load_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_reader_module("skin"), torch.randn(1, 3, 128, 128), tmp_path / "skin.onnx", input_names=["input"],
+                          dynamic_axes={"input": {0: "n"}}, dynamo=False)
+    model = load_model(tmp_path / "skin.onnx", image_size=128)
+    res = counterfactual_test(model, sample30, n=30, long_side=128, n_boot=200)
+    assert res["verdict"] == "sensitive" and res["effect"] > 0.02
