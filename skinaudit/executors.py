@@ -239,8 +239,12 @@ class RayExecutor(Executor):
             self._owned = True
             if self.address is None:
                 self._reaper = _start_reaper()
-        self._quiet_data()
         self._ray = ray
+        try:
+            self._quiet_data()
+        except BaseException:
+            self.close()
+            raise
         return ray
 
     @staticmethod
