@@ -1,4 +1,5 @@
-"""The guard of a local Ray cluster started by skinaudit: ``python -m skinaudit._ray_reaper PID``.
+"""The guard of a local Ray cluster started by skinaudit: ``python -I .../skinaudit/_ray_reaper.py PID``
+(standard library only: run as a file, it does not import the package).
 
 Ray ties its GCS server and raylet to the driver that started them (they die with it) and its
 workers to the raylet, but a SIGKILL of the driver left its dashboard and runtime-env agents

@@ -130,6 +130,14 @@ class LocalExecutor(Executor):
             it = it if progress is None else progress(it, total=len(jobs), desc=desc)
             return list(it)
 
+    def _on_actors(self, model, items, actor, kwargs):
+        """The rows of ``actor(**kwargs)(item)`` for each item, streamed from a Ray Data actor pool
+        (in any order: each row carries its index)."""
+        ray = self._start()
+        n = min(self._actors(model), len(items))
+        ds = ray.data.from_items(items, override_num_blocks=min(len(items), _MAX_BLOCKS))
+        return ds.map(actor, fn_constructor_kwargs=kwargs, **actor_options(model, n)).iter_rows()
+
     def score(self, model, batches, *, desc="", progress=None):
         it = batches if progress is None else progress(batches, total=len(batches), desc=desc)
         for paths in it:
@@ -141,6 +149,8 @@ class LocalExecutor(Executor):
 #: Chunks of jobs in flight per CPU of the cluster (bounds what the driver holds: streaming).
 _WINDOW_PER_CPU = 4
 _BLAS_LIMITED = []
+#: Most Ray Data blocks of a model stage (each block: consecutive batches, one actor call per batch).
+_MAX_BLOCKS = 256
 
 
 def _ray_chunk(worker, jobs):
@@ -229,8 +239,8 @@ class RayExecutor(Executor):
             raise MissingDependencyError("ray", "ray", "--executor ray") from None
         if not ray.is_initialized():
             kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
-            if self.address is None:  # a local cluster on this machine only: no network needed
-                kwargs.update(num_cpus=self.n_jobs, _node_ip_address="127.0.0.1")
+            if self.address is None:  # a local cluster on this machine of n_jobs CPUs
+                kwargs.update(num_cpus=self.n_jobs)
             try:
                 ray.init(address=self.address, **kwargs)
             except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -298,20 +308,32 @@ class RayExecutor(Executor):
                 ray.cancel(ref, force=True)
 
     # the model stages
-    def _actors(self) -> int:
+    def _actors(self, model) -> int:
+        """Model actors: at most ``n_jobs``, and no more than the cluster's GPUs (CUDA) or CPUs."""
+        ray = self._start()
+        if "num_gpus" in actor_options(model, 1):
+            gpus = int(ray.cluster_resources().get("GPU", 0))
+            if gpus < 1:
+                raise ConfigError("the model is on CUDA (--device cuda) but the Ray cluster has no GPU; start its "
+                                  "nodes with GPUs (ray start --num-gpus N) or score with --device cpu")
+            return max(1, min(self.n_jobs, gpus))
         return max(1, min(self.n_jobs, self._cpus()))
+
+    def _on_actors(self, model, items, actor, kwargs):
+        """The rows of ``actor(**kwargs)(item)`` for each item, streamed from a Ray Data actor pool
+        (in any order: each row carries its index)."""
+        ray = self._start()
+        n = min(self._actors(model), len(items))
+        ds = ray.data.from_items(items, override_num_blocks=min(len(items), _MAX_BLOCKS))
+        return ds.map(actor, fn_constructor_kwargs=kwargs, **actor_options(model, n)).iter_rows()
 
     def score(self, model, batches, *, desc="", progress=None):
         if not batches:
             return
-        ray = self._start()
         items = [{"batch": b, "paths": [str(p) for p in paths]} for b, paths in enumerate(batches)]
-        ds = ray.data.from_items(items, override_num_blocks=len(items)).map(
-            _ScoreActor, fn_constructor_kwargs={"model": model}, **actor_options(model, min(self._actors(),
-                                                                                           len(items))))
-        done, nxt = {}, 0
-        it = ds.iter_rows()
+        it = self._on_actors(model, items, _ScoreActor, {"model": model})
         it = it if progress is None else progress(it, total=len(batches), desc=desc)
+        done, nxt = {}, 0
         for row in it:  # rows come as actors finish; yield them in batch order
             done[int(row["batch"])] = (list(row["scores"]), list(row["status"]))
             while nxt in done:
@@ -319,15 +341,13 @@ class RayExecutor(Executor):
                 nxt += 1
 
     def warm_cams(self, model, chunks, *, config, cache):
-        if cache is None or model.cache_params() is None or not chunks:
+        identity = getattr(model, "cache_params", lambda: None)
+        if cache is None or identity() is None or not chunks:
             return  # no shared cache to fill: the stage computes its maps itself
-        ray = self._start()
         items = [{"chunk": k, "target": target, "paths": [str(p) for p in paths]}
                  for k, (target, paths) in enumerate(chunks)]
-        ds = ray.data.from_items(items, override_num_blocks=len(items)).map(
-            _CamActor, fn_constructor_kwargs={"model": model, "config": config, "cache_root": str(cache.root)},
-            **actor_options(model, min(self._actors(), len(items))))
-        for _ in ds.iter_rows():
+        for _ in self._on_actors(model, items, _CamActor,
+                                 {"model": model, "config": config, "cache_root": str(cache.root)}):
             pass
 
 
@@ -337,7 +357,10 @@ def _start_reaper():
     fate sharing is all there is)."""
     if not os.path.isdir("/proc/self"):
         return None
-    return subprocess.Popen([sys.executable, "-m", "skinaudit._ray_reaper", str(os.getpid())],
+    # the file itself, not ``-m skinaudit._ray_reaper``: the guard needs only the standard library,
+    # and importing the package (numpy, pandas) would cost a second of CPU at every start
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ray_reaper.py")
+    return subprocess.Popen([sys.executable, "-I", script, str(os.getpid())],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, close_fds=True)
 
