@@ -65,15 +65,25 @@ def main():
     import ray
 
     res["ray_version"] = ray.__version__
-    for n in sizes:
-        for executor in ("local", "ray"):
-            run = one_run(executor, n, opts.jobs)
-            print(json.dumps(run), flush=True)
-            res["runs"].append(run)
-    res["load_average_end"] = os.getloadavg()
-    by = {(r["executor"], r["n_images"]): r for r in res["runs"]}
     big, small = max(sizes), min(sizes)
-    res["ray_overhead_ratio"] = {str(n): by[("ray", n)]["wall_s"] / by[("local", n)]["wall_s"] for n in sizes}
+    # local first, then Ray, at every size; at the largest also Ray first (the load of this shared
+    # machine changes over minutes: each order once, the ratio is their mean)
+    plan = [(n, ex) for n in sizes for ex in ("local", "ray")] + [(big, "ray"), (big, "local")]
+    for n, executor in plan:
+        run = one_run(executor, n, opts.jobs)
+        run["load_average_after"] = os.getloadavg()
+        print(json.dumps(run), flush=True)
+        res["runs"].append(run)
+    res["load_average_end"] = os.getloadavg()
+    by = {}
+    for r in res["runs"]:
+        by.setdefault((r["executor"], r["n_images"]), []).append(r)
+    pairs = {n: [(by[("ray", n)][k]["wall_s"], by[("local", n)][k]["wall_s"]) for k in range(len(by[("ray", n)]))]
+             for n in sizes}
+    res["ray_overhead_ratio"] = {str(n): sum(r / loc for r, loc in p) / len(p) for n, p in pairs.items()}
+    res["ray_overhead_ratio_each_pair"] = {str(n): [r / loc for r, loc in p] for n, p in pairs.items()}
+    by = {key: {"wall_s": sum(r["wall_s"] for r in runs) / len(runs),
+                "driver_peak_rss_mib": max(r["driver_peak_rss_mib"] for r in runs)} for key, runs in by.items()}
     res["target_ratio"] = 1.25
     per_image, fixed = {}, {}
     for ex in ("local", "ray"):

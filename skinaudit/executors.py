@@ -136,7 +136,11 @@ class LocalExecutor(Executor):
         ray = self._start()
         n = min(self._actors(model), len(items))
         ds = ray.data.from_items(items, override_num_blocks=min(len(items), _MAX_BLOCKS))
-        return ds.map(actor, fn_constructor_kwargs=kwargs, **actor_options(model, n)).iter_rows()
+        rows = ds.map(actor, fn_constructor_kwargs=kwargs, **actor_options(model, n)).iter_rows()
+        try:
+            yield from rows
+        except Exception as exc:  # noqa: BLE001 - re-raised, as skinaudit's own error where it is one
+            _raise_cause(exc)
 
     def score(self, model, batches, *, desc="", progress=None):
         it = batches if progress is None else progress(batches, total=len(batches), desc=desc)
@@ -161,6 +165,28 @@ def _ray_chunk(worker, jobs):
         threadpool_limits(limits=1, user_api="blas")
         _BLAS_LIMITED.append(True)
     return [worker(job) for job in jobs]
+
+
+def _raise_cause(exc: BaseException):
+    """Re-raise the skinaudit error (an unreadable image in strict mode, a model that fails) that
+    a Ray task or actor raised, as itself: Ray wraps it with the remote traceback, which the CLI
+    would print as a many-line message; any other error is re-raised as it came."""
+    from .errors import SkinauditError
+
+    seen, cause = set(), exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, SkinauditError) and type(cause).__module__.startswith("skinaudit"):
+            raise cause.with_traceback(None) from None
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    raise exc
+
+
+def _get(ray, ref):
+    try:
+        return ray.get(ref)
+    except Exception as exc:  # noqa: BLE001 - re-raised, as skinaudit's own error where it is one
+        _raise_cause(exc)
 
 
 class _ScoreActor:
@@ -241,14 +267,17 @@ class RayExecutor(Executor):
             kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
             if self.address is None:  # a local cluster on this machine of n_jobs CPUs
                 kwargs.update(num_cpus=self.n_jobs)
+                self._reaper = _start_reaper()  # first: this process may be killed while the cluster starts
             try:
                 ray.init(address=self.address, **kwargs)
             except (ConnectionError, ValueError, RuntimeError) as exc:
+                self.close()
                 raise ConfigError(f"cannot start or reach the Ray cluster at {self.address or 'a local cluster'} "
                                   f"({str(exc).splitlines()[0][:200]})") from None
+            except BaseException:
+                self.close()
+                raise
             self._owned = True
-            if self.address is None:
-                self._reaper = _start_reaper()
         self._ray = ray
         try:
             self._quiet_data()
@@ -300,9 +329,9 @@ class RayExecutor(Executor):
             for start in range(0, len(jobs), size):
                 pending.append(task.remote(worker, jobs[start:start + size]))
                 if len(pending) >= window:
-                    yield from ray.get(pending.pop(0))
+                    yield from _get(ray, pending.pop(0))
             while pending:
-                yield from ray.get(pending.pop(0))
+                yield from _get(ray, pending.pop(0))
         finally:
             for ref in pending:  # an error or Ctrl-C: stop the chunks still queued
                 ray.cancel(ref, force=True)
@@ -325,7 +354,11 @@ class RayExecutor(Executor):
         ray = self._start()
         n = min(self._actors(model), len(items))
         ds = ray.data.from_items(items, override_num_blocks=min(len(items), _MAX_BLOCKS))
-        return ds.map(actor, fn_constructor_kwargs=kwargs, **actor_options(model, n)).iter_rows()
+        rows = ds.map(actor, fn_constructor_kwargs=kwargs, **actor_options(model, n)).iter_rows()
+        try:
+            yield from rows
+        except Exception as exc:  # noqa: BLE001 - re-raised, as skinaudit's own error where it is one
+            _raise_cause(exc)
 
     def score(self, model, batches, *, desc="", progress=None):
         if not batches:

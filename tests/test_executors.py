@@ -78,6 +78,17 @@ def test_model_actors_ask_for_a_gpu_when_the_model_is_on_cuda():
     assert actor_options(object(), 1) == {"concurrency": 1, "num_cpus": 1}
 
 
+def test_errors_raised_in_workers_cross_the_process_boundary_whole():
+    import pickle
+
+    from skinaudit.errors import ImageError
+
+    err = pickle.loads(pickle.dumps(ImageError("/data/x.jpg", "cannot be decoded")))
+    assert (err.path, err.reason, str(err)) == ("/data/x.jpg", "cannot be decoded", "/data/x.jpg: cannot be decoded")
+    err = pickle.loads(pickle.dumps(MissingDependencyError("ray", "ray", "--executor ray")))
+    assert "pip install 'skinaudit[ray]'" in str(err)
+
+
 def _put_many(root, key, k):
     from skinaudit.cache import ResultCache
 
@@ -131,6 +142,21 @@ def test_a_cuda_model_on_a_cluster_without_gpus_is_refused(ray_executor):
 
 
 @needs_ray
+def test_strict_error_on_a_ray_worker_is_one_line(ray_executor, phantom_dataset, tmp_path):
+    table = phantom_dataset.table[["image_id", "image_path", "label"]].head(9).copy()
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    table.loc[4, "image_path"] = str(bad)
+    table.to_csv(tmp_path / "m.csv", index=False)
+    res = runner.invoke(app, ["inspect", "--data", "manifest", "--manifest", str(tmp_path / "m.csv"), "--strict",
+                              "--allow-outside-root",
+                              "--executor", "ray", "--no-sensitivity", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"skinaudit: error: {bad}"), res.output
+
+
+@needs_ray
 @pytest.mark.realdata
 def test_inspect_ray_writes_the_same_files_as_local_on_60_real_images(ray_executor, shared_data, tmp_path):
     root = shared_data("isic-uda1")
@@ -164,7 +190,7 @@ def test_run_ray_writes_the_same_files_as_local_on_phantoms(ray_executor, phanto
     base = ["run", "--model", str(state_dicts / "m0.pt"), "--arch", "resnet18", "--image-size", "64", "--data",
             "manifest", "--manifest", phantom_dataset.source["manifest"], "--limit", "24", "--n-boot", "200",
             "--cam-sample", "6",
-            "--sensitivity-sample", "10", "--threshold", "0.5", "--jobs", "2", "--no-pdf", "-q"]
+            "--sensitivity-sample", "10", "--threshold", "0.5", "--jobs", "2", "--no-report", "-q"]
     got = {}
     for ex in ("local", "ray"):  # each with its own cold cache: the ray run computes its CAMs on the actors
         res = runner.invoke(app, [*base, "--executor", ex, "--cache", str(tmp_path / f"cache-{ex}"),
@@ -174,7 +200,7 @@ def test_run_ray_writes_the_same_files_as_local_on_phantoms(ray_executor, phanto
     assert set(got["ray"]) == set(got["local"])
     assert any(name.startswith("figures/") for name in got["local"])  # CAM figures were made
     differ = sorted(n for n in got["local"] if got["local"][n] != got["ray"][n])
-    assert differ == ["audit.json", "report.html"], differ  # only the recorded executor (provenance)
+    assert differ == ["audit.json"], differ  # only the recorded executor (provenance)
     local, ray = (json.loads(got[ex]["audit.json"]) for ex in ("local", "ray"))
     assert "executor" not in local["config"] and ray["config"].pop("executor") == "ray"
     ray.pop("key_order", None), local.pop("key_order", None)
