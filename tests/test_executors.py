@@ -53,6 +53,14 @@ def test_config_rejects_bad_execution_options(kwargs, message):
         AuditConfig(**kwargs)
 
 
+def test_cli_rejects_an_unknown_executor_in_one_line(phantom_dataset, tmp_path):
+    res = runner.invoke(app, ["inspect", "--data", "manifest", "--manifest", phantom_dataset.source["manifest"],
+                              "--executor", "dask", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert res.output.strip() == "skinaudit: error: the 'executor' parameter must be one of local, ray; got 'dask'"
+    assert not (tmp_path / "o").exists()
+
+
 def test_executor_ray_without_ray_names_the_extra(monkeypatch, phantom_dataset, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
