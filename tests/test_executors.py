@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -215,6 +216,26 @@ def test_run_ray_writes_the_same_files_as_local_on_phantoms(ray_executor, phanto
     assert ray == local
     cams = list((tmp_path / "cache-ray").rglob("cam-*.npz"))
     assert cams, "the Ray run stored no CAM in its cache"
+
+
+@needs_ray
+def test_ray_report_adds_only_the_executor_row_and_rerenders(ray_executor, phantom_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    rng = np.random.default_rng(0)
+    scores = np.clip(0.3 * phantom_dataset.labels + rng.uniform(0, 0.7, len(phantom_dataset)), 0, 1)
+    pd.DataFrame({"image_id": phantom_dataset.ids, "score": scores}).to_csv(tmp_path / "s.csv", index=False)
+    base = ["run", "--scores", str(tmp_path / "s.csv"), "--data", "manifest", "--manifest",
+            phantom_dataset.source["manifest"], "--n-boot", "200", "--no-pdf", "--no-cache", "-q"]
+    for ex in ("local", "ray"):
+        res = runner.invoke(app, [*base, "--executor", ex, "--out", str(tmp_path / ex)])
+        assert res.exit_code == 0, res.output
+    local, ray = ((tmp_path / ex / "report.html").read_text().splitlines() for ex in ("local", "ray"))
+    added = [line for line in ray if line not in local]
+    assert len(ray) == len(local) + 1 and len(added) == 1 and ">ray<" in added[0], added
+    res = runner.invoke(app, ["report", "--from", str(tmp_path / "ray" / "audit.json"), "--out",
+                              str(tmp_path / "again"), "--no-pdf"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "again" / "report.html").read_bytes() == (tmp_path / "ray" / "report.html").read_bytes()
 
 
 @needs_ray
