@@ -195,6 +195,7 @@ def state_dicts(tmp_path_factory):
 
 
 @needs_ray
+@pytest.mark.slow
 def test_run_ray_writes_the_same_files_as_local_on_phantoms(ray_executor, phantom_dataset, state_dicts, tmp_path):
     base = ["run", "--model", str(state_dicts / "m0.pt"), "--arch", "resnet18", "--image-size", "64", "--data",
             "manifest", "--manifest", phantom_dataset.source["manifest"], "--limit", "24", "--n-boot", "200",
@@ -298,6 +299,8 @@ def _watch_until_working(proc) -> set[int]:
 
 @needs_ray
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.realdata
+@pytest.mark.slow
 def test_ray_processes_end_within_15_s_of_a_sigkill(shared_data, tmp_path):
     from test_workers import _alive, _gone_within
 
@@ -313,6 +316,8 @@ def test_ray_processes_end_within_15_s_of_a_sigkill(shared_data, tmp_path):
 
 @needs_ray
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.realdata
+@pytest.mark.slow
 def test_ctrl_c_stops_the_ray_cluster_and_writes_nothing(shared_data, tmp_path):
     from test_workers import _alive, _gone_within
 
