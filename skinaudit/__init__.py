@@ -17,6 +17,7 @@ with malformed_epoch_hidden():  # see skinaudit._environ
     from .result import AuditResult
     from .report import write_audit
     from .data import AuditDataset, load_isic, load_isic_archive, load_manifest
+    from .executors import LocalExecutor, RayExecutor
     from .errors import (ConfigError, DataError, ImageError, MissingDependencyError, ModelError, NotFittedError,
                          SkinauditError, UnsafeCheckpointError)
     from .imageio import read_image, read_mask
@@ -36,7 +37,7 @@ with malformed_epoch_hidden():  # see skinaudit._environ
 
 __all__ = [
     "__version__",
-    "AuditConfig", "AuditResult", "run_audit", "write_audit",
+    "AuditConfig", "AuditResult", "run_audit", "write_audit", "LocalExecutor", "RayExecutor",
     "AuditDataset", "load_isic", "load_isic_archive", "load_manifest",
     "ConfigError", "DataError", "ImageError", "MissingDependencyError", "ModelError", "NotFittedError",
     "SkinauditError", "UnsafeCheckpointError",

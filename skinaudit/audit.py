@@ -58,7 +58,7 @@ STAGES = ("skintone", "fairness", "recalibration", "explain")
 
 
 def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *, progress=None,
-              cache=None, calibration=None, stages=STAGES) -> AuditResult:
+              cache=None, calibration=None, stages=STAGES, executor=None) -> AuditResult:
     """Audit ``model`` on ``dataset``: scores, skin tone, fairness statistics, recalibration,
     and (for eager PyTorch models) Grad-CAM++ explanations and failure modes.
 
@@ -80,6 +80,11 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
         Stages after scoring, among ``skintone, fairness, recalibration, explain`` (all by
         default; ``skinaudit explain`` runs ``skintone`` and ``explain``). A stage left out
         is reported as not run.
+    executor : Executor, optional
+        Where the per-image work runs (:mod:`skinaudit.executors`), kept open for the caller;
+        default the one ``config.executor`` names (``config.ray_address``, ``config.n_jobs``),
+        opened for this audit and closed when it ends, whether it succeeds, fails or is
+        interrupted. Results do not depend on it.
     """
     config = config or AuditConfig()
     if not isinstance(dataset, AuditDataset):
@@ -105,14 +110,24 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
         from .counterfactual_stats import _check_model
 
         _check_model(model)  # a scores CSV cannot be re-scored: fail before any work
-    pred, skipped = score_stage(model, dataset, config, progress=progress, cache=cache)
+    if executor is None:
+        from .executors import open_executor
+
+        with open_executor(config.executor, n_jobs=config.n_jobs, address=config.ray_address) as ex:
+            return _stages(model, dataset, config, progress, cache, calibration, stages, ex)
+    return _stages(model, dataset, config, progress, cache, calibration, stages, executor)
+
+
+def _stages(model, dataset, config, progress, cache, calibration, stages, executor) -> AuditResult:
+    pred, skipped = score_stage(model, dataset, config, progress=progress, cache=cache, executor=executor)
     skipped = pd.concat([skipped, dataset.excluded], ignore_index=True)
     overall = binary_metrics(pred["label"].to_numpy(), pred["score"].to_numpy(), threshold=config.threshold)
     found = StageOutput(sections={"overall": overall})
     scored = dataset.subset(pred["image_id"]) if len(pred) < len(dataset) else dataset
     not_run = "this stage was not requested"
     if "skintone" in stages:
-        pred, out = skin_tone_stage(scored, pred, config, progress=progress, cache=cache)
+        pred, out = skin_tone_stage(scored, pred, config, progress=progress, cache=cache,
+                                    executor=executor)
         _add(found, out)
     if calibration is not None and "group" not in calibration and "ita" in calibration:
         from .skintone import assign_groups
@@ -123,7 +138,8 @@ def run_audit(model, dataset: AuditDataset, config: AuditConfig | None = None, *
     if "recalibration" in stages:
         _add(found, recalibration_stage(pred, calibration, config))
     if "explain" in stages:
-        _add(found, explain_stage(model, scored, pred, config, progress=progress, cache=cache))
+        _add(found, explain_stage(model, scored, pred, config, progress=progress, cache=cache,
+                                 executor=executor))
     if config.counterfactual:
         from .stages.counterfactual import counterfactual_stage
 

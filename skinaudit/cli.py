@@ -215,7 +215,14 @@ ThresholdOpt = Annotated[Optional[float], typer.Option(
 SchemeOpt = Annotated[str, typer.Option(
     "--scheme", help="ITA grouping: binary (paper: light > 28 / dark <= 28), del_bino, kinyanjui, or cut points "
                      "such as '10,28,41'.")]
-JobsOpt = Annotated[int, typer.Option("--jobs", min=1, help="Processes for image analysis.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", min=1, help="Processes for image analysis (with --executor ray "
+                                                            "and no --ray-address: the local cluster's CPUs).")]
+ExecutorOpt = Annotated[str, typer.Option(
+    "--executor", help="local (default): a process pool on this machine; ray: a Ray cluster (pip install "
+                       "'skinaudit[ray]'; docs/scale.md). Same results either way.")]
+RayAddressOpt = Annotated[Optional[str], typer.Option(
+    "--ray-address", help="Ray cluster to join (e.g. ray://head:10001 or auto; default: a local cluster started "
+                          "for this run).")]
 CorrectionOpt = Annotated[str, typer.Option(
     "--ita-correction", help="dataset_reference (default): raise each acquisition group's median skin b* to "
                              "--reference-b when a blue cast puts it below; none: CIE ITA as measured.")]
@@ -374,7 +381,8 @@ def run(
     scores: Annotated[Optional[Path], typer.Option("--scores", help="CSV image_id,score of precomputed scores.")] = None,
     arch: ArchOpt = None, threshold: ThresholdOpt = None, image_size: SizeOpt = None, batch_size: BatchOpt = 16,
     device: DeviceOpt = "cpu", positive_index: PosOpt = 1, strict: StrictOpt = False, seed: SeedOpt = 0,
-    scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, ita_correction: CorrectionOpt = "dataset_reference",
+    scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None, ita_correction: CorrectionOpt = "dataset_reference",
     cast_group: CastGroupOpt = None, reference_b: ReferenceBOpt = DEFAULT_REFERENCE_B, skin_margin: MarginOpt = "shrink",
     alpha: Annotated[float, typer.Option("--alpha", help="Level of every test and interval (1 - alpha), in "
                                                          "(0, 0.5].")] = 0.05,
@@ -440,7 +448,8 @@ def run(
                          explain="auto" if explain else "off", target_layer=target_layer, keep_top=keep_top,
                          cases_per_kind=cases_per_kind, cam_sample=cam_sample, skin_tone=skin_tone,
                          sensitivity_sample=sensitivity_sample, ita_correction=ita_correction,
-                         counterfactual=_counterfactual_n(counterfactual, device, model),
+                         counterfactual=_counterfactual_n(counterfactual, device, model), executor=executor,
+                         ray_address=ray_address,
                          cast_group=cast_group, reference_b=reference_b, skin_margin=skin_margin,
                          group_column=group_column, age_bins=age_bins, repeat_column=repeat_column)
     with _output(out, force, images, labels, metadata, manifest, masks, model, scores, cal_file, cache=cache,
@@ -465,7 +474,8 @@ def run(
 def inspect(
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
-    scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, strict: StrictOpt = False,
+    scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None, strict: StrictOpt = False,
     ita_correction: CorrectionOpt = "dataset_reference", cast_group: CastGroupOpt = None,
     reference_b: ReferenceBOpt = DEFAULT_REFERENCE_B, skin_margin: MarginOpt = "shrink",
     sensitivity: Annotated[bool, typer.Option(
@@ -482,16 +492,19 @@ def inspect(
     from .skintone import cast_summary, get_scheme, inspect_dataset, sensitivity_table
 
     sch = get_scheme(scheme)
+    from .executors import open_executor
+
     params = AuditConfig(ita_correction=ita_correction, cast_group=cast_group, reference_b=reference_b,
-                         skin_margin=skin_margin).ita_params()
-    with _output(out, force, images, labels, metadata, manifest, masks) as tmp:
+                         skin_margin=skin_margin, executor=executor, ray_address=ray_address).ita_params()
+    with _output(out, force, images, labels, metadata, manifest, masks) as tmp, \
+            open_executor(executor, n_jobs=jobs, address=ray_address) as ex:
         ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
                                                allow_outside_root, limit))
         _cast_group_hint(ds, ita_correction, cast_group)
         table = inspect_dataset(ds, scheme=sch, params=params, n_jobs=jobs, progress=_progress(quiet),
-                                strict=strict)
-        sens = (sensitivity_table(ds, scheme=sch, n_jobs=jobs, progress=_progress(quiet), params=params)
-                if sensitivity else None)
+                                strict=strict, executor=ex)
+        sens = (sensitivity_table(ds, scheme=sch, n_jobs=jobs, progress=_progress(quiet), params=params,
+                                  executor=ex) if sensitivity else None)
         write_csv(table, tmp / "inspect.csv")
         if "b_offset" in table:
             write_csv(cast_summary(table), tmp / "inspect_cast.csv")
@@ -514,7 +527,8 @@ def explain(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     model: ModelOpt = None, arch: ArchOpt = None, threshold: ThresholdOpt = None, image_size: SizeOpt = None,
     batch_size: BatchOpt = 8, device: DeviceOpt = "cpu", positive_index: PosOpt = 1, strict: StrictOpt = False,
-    seed: SeedOpt = 0, scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, target_layer: LayerOpt = None,
+    seed: SeedOpt = 0, scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None, target_layer: LayerOpt = None,
     keep_top: KeepOpt = 0.25, cases_per_kind: CasesOpt = 2, cam_sample: CamSampleOpt = 100,
     include_fp: Annotated[bool, typer.Option("--include-fp", help="Classify false positives too.")] = False,
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
@@ -532,7 +546,8 @@ def explain(
     settings = resolve_model_settings(model, arch=arch, threshold=threshold, image_size=image_size)
     config = AuditConfig(threshold=settings.threshold, batch_size=batch_size, strict=strict, seed=seed, scheme=scheme,
                          n_jobs=jobs, target_layer=target_layer, keep_top=keep_top, cases_per_kind=cases_per_kind,
-                         cam_sample=cam_sample, explain_fp=include_fp, sensitivity_sample=0)
+                         cam_sample=cam_sample, explain_fp=include_fp, sensitivity_sample=0, executor=executor,
+                         ray_address=ray_address)
     with _output(out, force, images, labels, metadata, manifest, masks, model, cache=cache,
                  no_cache=no_cache) as tmp:
         ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,

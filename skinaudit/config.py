@@ -14,7 +14,7 @@ from .errors import ConfigError
 from .skintone.params import DEFAULT_REFERENCE_B
 from .validation import check_choice, check_int, check_param
 
-__all__ = ["AuditConfig", "min_n_boot", "BOOT_TAIL", "MIN_N_BOOT", "ADVISED_N_BOOT"]
+__all__ = ["AuditConfig", "min_n_boot", "BOOT_TAIL", "MIN_N_BOOT", "ADVISED_N_BOOT", "EXECUTION_OPTIONS"]
 
 #: Bootstrap replicates an audit needs beyond each end of a (1 - alpha) percentile interval.
 BOOT_TAIL = 5
@@ -22,6 +22,9 @@ BOOT_TAIL = 5
 MIN_N_BOOT = 100
 #: Below this many replicates an audit runs but warns that its intervals are noisy.
 ADVISED_N_BOOT = 1000
+#: Options that say where an audit ran, not what it computed: left out of :meth:`AuditConfig.to_dict`
+#: at these defaults.
+EXECUTION_OPTIONS = {"executor": "local", "ray_address": None}
 #: Set while a saved configuration is read back: the replicates it ran with are a fact, not a choice.
 _READING_SAVED = contextvars.ContextVar("reading_saved_config", default=False)
 
@@ -82,6 +85,12 @@ class AuditConfig:
     Counterfactual skin tone: ``counterfactual`` (images of a stratified sample whose skin is
     recoloured to five target ITA levels and re-scored, :mod:`skinaudit.counterfactual`;
     0 = off, the default).
+
+    Execution: ``executor`` (``"local"``: the process pool of ``n_jobs``, the default;
+    ``"ray"``: a Ray cluster, :mod:`skinaudit.executors`), ``ray_address`` (the cluster to
+    join; None: a local cluster of ``n_jobs`` CPUs started and stopped by the audit). Results
+    do not depend on them; ``audit.json`` records them only when they differ from the defaults
+    (provenance), so a local audit's files stay as they were.
     """
 
     threshold: float = 0.5
@@ -113,6 +122,8 @@ class AuditConfig:
     age_bins: str | None = None
     repeat_column: str | None = None
     counterfactual: int = 0
+    executor: str = "local"
+    ray_address: str | None = None
 
     def __post_init__(self):
         check_param(self.threshold, "threshold")
@@ -129,6 +140,7 @@ class AuditConfig:
                 f"(max({MIN_N_BOOT}, {2 * BOOT_TAIL} / alpha), so that at least {BOOT_TAIL} bootstrap replicates lie "
                 f"beyond each end of the {1 - self.alpha:.0%} percentile interval); got {self.n_boot}")
         check_choice(self.explain, "explain", ("auto", "off"))
+        self._check_executor()
         for name in ("strict", "skin_tone", "explain_fp"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"the '{name}' parameter must be True or False; got {getattr(self, name)!r}")
@@ -152,9 +164,25 @@ class AuditConfig:
                 raise ConfigError(f"the 'age_bins' parameter bins the column 'age', which must be among "
                                   f"'group_column'; got group_column={self.group_column!r}")
 
+    def _check_executor(self) -> None:
+        from .executors import EXECUTORS
+
+        check_choice(self.executor, "executor", EXECUTORS)
+        if self.ray_address is not None:
+            if not isinstance(self.ray_address, str) or not self.ray_address.strip():
+                raise ConfigError(f"the 'ray_address' parameter must be a non-empty string or None; "
+                                  f"got {self.ray_address!r}")
+            if self.executor != "ray":
+                raise ConfigError(f"the 'ray_address' parameter needs executor='ray'; got executor={self.executor!r}")
+
     def to_dict(self) -> dict:
-        """The options as a JSON-ready dict (the ``config`` of ``audit.json``)."""
-        return dataclasses.asdict(self)
+        """The options as a JSON-ready dict (the ``config`` of ``audit.json``); the execution
+        options (:data:`EXECUTION_OPTIONS`) only where they differ from their defaults."""
+        out = dataclasses.asdict(self)
+        for name, default in EXECUTION_OPTIONS.items():
+            if out[name] == default:
+                del out[name]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "AuditConfig":

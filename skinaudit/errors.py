@@ -38,6 +38,9 @@ class ImageError(DataError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):  # pickled from a worker (process pool, Ray task) with its two fields
+        return type(self), (self.path, self.reason)
+
 
 class OutputError(SkinauditError):
     """The output folder cannot be written (full, read-only, not a folder); earlier outputs stay."""
@@ -57,10 +60,14 @@ class MissingDependencyError(SkinauditError, ImportError):
     def __init__(self, package: str, extra: str, purpose: str):
         self.package = package
         self.extra = extra
+        self.purpose = purpose
         super().__init__(
             f"{purpose} needs the '{package}' package, which is not installed; "
             f"install it with: pip install 'skinaudit[{extra}]'"
         )
+
+    def __reduce__(self):  # pickled from a worker with its three fields
+        return type(self), (self.package, self.extra, self.purpose)
 
 
 class NotFittedError(SkinauditError, RuntimeError):

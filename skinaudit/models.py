@@ -568,7 +568,7 @@ def read_model_info(model_path) -> ModelInfo | None:
 
 
 def score_dataset(model, dataset, *, batch_size: int = 16, strict: bool = False, progress=None,
-                  cache=None) -> pd.DataFrame:
+                  cache=None, executor=None) -> pd.DataFrame:
     """Score every image of ``dataset`` with ``model``.
 
     Returns a DataFrame ``image_id, score, status`` in the dataset's order; ``status`` is
@@ -576,10 +576,12 @@ def score_dataset(model, dataset, *, batch_size: int = 16, strict: bool = False,
     which case ``score`` is NaN. ``strict=True`` raises on the first such image instead.
     ``progress`` is an optional tqdm-like wrapper ``progress(iterable, total=, desc=)``.
     ``cache`` (a :class:`~skinaudit.cache.ResultCache`) reuses scores of file-backed models
-    keyed by image bytes, model file hash and preprocessing.
+    keyed by image bytes, model file hash and preprocessing. ``executor`` (an
+    :class:`~skinaudit.executors.Executor`) runs the batches (default: in this process; a
+    :class:`~skinaudit.executors.RayExecutor` scores them on an actor pool, one model copy
+    per actor); each batch is scored as it is given, so the scores do not depend on it.
     """
     from .errors import ImageError
-    from .imageio import read_image
 
     if batch_size < 1:
         raise ConfigError(f"the 'batch_size' parameter must be at least 1; got {batch_size}")
@@ -609,22 +611,21 @@ def score_dataset(model, dataset, *, batch_size: int = 16, strict: bool = False,
                 scores[k] = float(hit["score"])
             else:
                 todo.append(k)
-    starts = range(0, len(todo), batch_size)
-    if progress is not None:
-        starts = progress(starts, total=len(starts), desc=f"scoring ({model.name})")
-    for start in starts:
-        batch, where = [], []
-        for k in todo[start:start + batch_size]:
-            try:
-                batch.append(read_image(paths[k]))
-                where.append(k)
-            except ImageError as exc:
+    if executor is None:
+        from .executors import LocalExecutor
+
+        executor = LocalExecutor(1)
+    batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
+    results = executor.score(model, [[paths[k] for k in batch] for batch in batches],
+                             desc=f"scoring ({model.name})", progress=progress)
+    for batch, (batch_scores, batch_status) in zip(batches, results):
+        for k, score, reason in zip(batch, batch_scores, batch_status):
+            if reason != "ok":
                 if strict:
-                    raise
-                status[k] = exc.reason
-        if batch:
-            scores[where] = model.predict_proba(batch)
-            for k in where:
-                if keys[k] is not None:
-                    cache.put(keys[k], {"score": scores[k]})
+                    raise ImageError(paths[k], reason)
+                status[k] = reason
+                continue
+            scores[k] = score
+            if keys[k] is not None:
+                cache.put(keys[k], {"score": scores[k]})
     return pd.DataFrame({"image_id": ids, "score": scores, "status": status})

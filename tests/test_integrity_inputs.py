@@ -549,7 +549,7 @@ def test_malformed_source_date_epoch_each_command(phantoms, tmp_path, monkeypatc
 
 # --------------------------------------------------------- 13. other mistakes on these paths
 def test_cli_jobs_beyond_the_images_do_not_fork_idle_processes(phantoms, tmp_path, monkeypatch):
-    from skinaudit.skintone import dataset as skd
+    from skinaudit import executors as skd  # the local process pool (moved from skintone.dataset, #18)
 
     seen = {}
     real = skd.ProcessPoolExecutor

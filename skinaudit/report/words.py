@@ -161,6 +161,8 @@ CONFIG_LABELS = {
     "repeat_column": "column of repeated images",
     "batch_size": "batch size",
     "n_jobs": "parallel workers",
+    "executor": "where the per-image work ran (local process pool or Ray)",
+    "ray_address": "Ray cluster address",
     "strict": "strict mode (stop on the first unreadable image)",
 }
 

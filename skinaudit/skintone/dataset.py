@@ -8,8 +8,6 @@ the method.
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -78,40 +76,25 @@ def _inspect_one(job):
     return row
 
 
-def _one_blas_thread(parent: int | None = None):
-    """Worker initialiser: one BLAS thread per worker process (the processes already use the
-    cores; BLAS threads on top of them made the small products of the per-image bootstrap
-    (:mod:`~skinaudit.skintone.uncertainty`) 3-4x slower on 2 cores, docs/skintone.md), and a
-    worker never outlives the process that started it (:func:`skinaudit._workers.die_with_parent`)."""
-    from .._workers import die_with_parent
+def _executor(executor, n_jobs):
+    """The executor given, else the local process pool of ``n_jobs`` processes."""
+    if executor is not None:
+        return executor
+    from ..executors import LocalExecutor
 
-    die_with_parent(parent)  # first: the parent may be killed while this worker starts
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
-
-
-def _run_jobs(jobs, n_jobs, progress, worker, desc):
-    if n_jobs == 1 or len(jobs) < 8:
-        it = map(worker, jobs)
-        it = it if progress is None else progress(it, total=len(jobs), desc=desc)
-        return list(it)
-    workers = min(int(n_jobs), len(jobs))  # more processes than images would only sit idle (--jobs 100000)
-    with ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread, initargs=(os.getpid(),)) as ex:
-        it = ex.map(worker, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
-        it = it if progress is None else progress(it, total=len(jobs), desc=desc)
-        return list(it)
+    return LocalExecutor(n_jobs)
 
 
 def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA,
                     lesion_params: LesionParams = LesionParams(), artifact_params: ArtifactParams = ArtifactParams(),
                     use_given_masks: bool = True, n_jobs: int = 2, progress=None, strict: bool = False,
-                    correct: bool = True) -> pd.DataFrame:
+                    correct: bool = True, executor=None) -> pd.DataFrame:
     """Skin tone and artifacts of every image of an :class:`~skinaudit.data.AuditDataset`.
 
     The dataset's own ``ita`` / ``group`` columns, where filled, override the estimate (the
     estimate stays in ``ita_estimated``; ``method`` becomes ``given``). Images are analysed in
-    ``n_jobs`` processes; the output order is the dataset's, whatever ``n_jobs``.
+    ``n_jobs`` processes (or on ``executor``); the output order is the dataset's, whatever
+    ``n_jobs`` and the executor.
 
     With ``params.ita_correction == 'dataset_reference'`` (the default, :data:`DATASET_ITA`)
     the per-image rows then go through :func:`~skinaudit.skintone.correct_cast`, grouped by the
@@ -136,6 +119,9 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
         Raise on an unreadable image or an unusable given mask instead of recording it.
     correct : bool
         Apply the dataset-level cast step.
+    executor : Executor, optional
+        Where the per-image work runs (:mod:`skinaudit.executors`, e.g. a
+        :class:`~skinaudit.executors.RayExecutor`); default the local pool of ``n_jobs``.
 
     Returns
     -------
@@ -162,7 +148,7 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
     kwargs = dict(params=params, scheme=sch, lesion_params=lesion_params, artifact_params=artifact_params)
     jobs = [(str(r.image_id), r.image_path, r.mask_path, kwargs, use_given_masks, strict)
             for r in table.itertuples(index=False)]
-    rows = _run_jobs(jobs, n_jobs, progress, _inspect_one, "skin tone")
+    rows = _executor(executor, n_jobs).map(_inspect_one, jobs, desc="skin tone", progress=progress)
     out = pd.DataFrame(rows)
     for c in _COLUMNS:
         if c not in out.columns:
@@ -233,7 +219,7 @@ def _variants_one(job):
 def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams = LesionParams(),
                       artifact_params: ArtifactParams = ArtifactParams(), n_jobs: int = 2,
                       progress=None, params: ItaParams = DATASET_ITA, groups=None,
-                      offsets: dict | None = None) -> pd.DataFrame:
+                      offsets: dict | None = None, executor=None) -> pd.DataFrame:
     """Group sizes under each estimator variant, so an auditor sees how much grouping depends on method.
 
     Variants: the estimated lesion mask and the dataset's given mask (only when it has masks),
@@ -266,6 +252,8 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
     offsets : dict group -> float, optional
         Cast offsets estimated on the whole dataset (see :func:`correct_cast`), so that the
         cast-reference rows of a sample match the main result; estimated on the sample if None.
+    executor : Executor, optional
+        As for :func:`inspect_dataset`.
 
     Returns
     -------
@@ -291,7 +279,8 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
         groups = dataset_cast_groups(dataset, cast)
         jobs = [(str(r.image_id), r.image_path, r.mask_path, lesion_params, artifact_params, params.skin_margin)
                 for r in dataset.table.itertuples(index=False)]
-        per = pd.DataFrame(_run_jobs(jobs, n_jobs, progress, _variants_one, "ITA variants"))
+        per = pd.DataFrame(_executor(executor, n_jobs).map(_variants_one, jobs, desc="ITA variants",
+                                                            progress=progress))
     values = {c: per[c].to_numpy(dtype=float) for c in per.columns if c != "image_id" and "::" not in c}
     for name, source in _CAST_VARIANTS.items():
         if f"{source}::L" in per.columns:

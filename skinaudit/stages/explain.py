@@ -61,9 +61,12 @@ def dark_cut(scheme) -> float:
     return min(cuts, key=lambda c: (abs(c - 28.0), c)) if cuts else 28.0
 
 
-def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) -> StageOutput:
+def explain_stage(model, dataset, pred, config, *, progress=None, cache=None, executor=None) -> StageOutput:
     """CAMs for the triptych cases, every false negative (and false positive with
-    ``explain_fp``) and a seeded random sample (localisation by group); failure modes."""
+    ``explain_fp``) and a seeded random sample (localisation by group); failure modes.
+
+    With a distributed ``executor`` (and a cache), the maps are computed first on its model
+    actors, chunk by chunk as below, into the per-image cache, which this loop then reads."""
     import tempfile
 
     out = StageOutput()
@@ -102,6 +105,12 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) ->
     trip_ids = {i for k in trip.values() for i in k}
     error_set = set(errors)
     chunks = [wanted[i:i + config.batch_size] for i in range(0, len(wanted), config.batch_size)]
+    if executor is not None:
+        path_of = table["image_path"]
+        executor.warm_cams(model, [job for chunk in chunks for job in (
+            ("malignant", [path_of[i] for i in chunk]),
+            *([("predicted", [path_of[i] for i in chunk if i in error_set])] if error_set & set(chunk) else []))],
+            config=config, cache=cache)
     it = chunks if progress is None else progress(chunks, total=len(chunks), desc="Grad-CAM++")
     for chunk in it:
         images, masks, sources = [], [], []

@@ -8,12 +8,12 @@ from ..models import score_dataset
 
 __all__ = ["score_stage"]
 
-def score_stage(model, dataset, config, *, progress=None, cache=None):
+def score_stage(model, dataset, config, *, progress=None, cache=None, executor=None):
     """Score every image once; returns ``(predictions, skipped)``: one row per scored image
     (``image_id, label, score, prediction`` with prediction = score >= threshold) and the images
     that could not be scored with the reason."""
     scored = score_dataset(model, dataset, batch_size=config.batch_size, strict=config.strict, progress=progress,
-                           cache=cache)
+                           cache=cache, executor=executor)
     labels = dataset.table.set_index("image_id").loc[scored["image_id"], "label"].to_numpy(int)
     ok = scored["status"].eq("ok").to_numpy()
     skipped = pd.DataFrame({"image_id": scored["image_id"][~ok], "reason": scored["status"][~ok]})

@@ -13,7 +13,7 @@ from . import StageOutput
 
 __all__ = ["skin_tone_stage", "inspect_cached", "sensitivity_cached"]
 
-def inspect_cached(dataset, config, *, progress=None, cache=None) -> pd.DataFrame:
+def inspect_cached(dataset, config, *, progress=None, cache=None, executor=None) -> pd.DataFrame:
     """Per-image skin-tone rows (cached one by one), then the dataset-level cast step on all."""
     from ..skintone import add_uncertainty, correct_cast, dataset_cast_groups, inspect_dataset
 
@@ -22,7 +22,7 @@ def inspect_cached(dataset, config, *, progress=None, cache=None) -> pd.DataFram
 
     def compute(ds):
         return inspect_dataset(ds, scheme=config.scheme, params=params, n_jobs=config.n_jobs, progress=progress,
-                               strict=config.strict, correct=False)
+                               strict=config.strict, correct=False, executor=executor)
 
     out = cached_rows(dataset, cache, "inspect", {"scheme": config.scheme, "method": params.describe(),
                                                   "beyond_range": params.beyond_range,
@@ -36,7 +36,7 @@ def inspect_cached(dataset, config, *, progress=None, cache=None) -> pd.DataFram
     return add_uncertainty(out, config.scheme, random_state=params.random_state)
 
 
-def sensitivity_cached(dataset, config, *, progress=None, cache=None, offsets=None) -> pd.DataFrame:
+def sensitivity_cached(dataset, config, *, progress=None, cache=None, offsets=None, executor=None) -> pd.DataFrame:
     """The ITA estimator variants on ``dataset`` (cached per image), as the sensitivity table."""
     from ..skintone import dataset_cast_groups, sensitivity_table
 
@@ -44,7 +44,7 @@ def sensitivity_cached(dataset, config, *, progress=None, cache=None, offsets=No
 
     def compute(ds):
         return sensitivity_table(ds, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress,
-                                 params=params).attrs["per_image"]
+                                 params=params, executor=executor).attrs["per_image"]
 
     per_image = cached_rows(dataset, cache, "ita_variants",
                                   {"variants": 2, "shrink_margin": params.skin_margin == "shrink"}, compute)
@@ -53,7 +53,7 @@ def sensitivity_cached(dataset, config, *, progress=None, cache=None, offsets=No
     return sensitivity_table(per_image, scheme=config.scheme, params=params, groups=groups, offsets=offsets)
 
 
-def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None):
+def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None, executor=None):
     """ITA and group per image (estimated, or the dataset's ``ita`` / ``group`` columns), Table 7
     and the skin-tone section with the estimator's sensitivity; returns
     ``(predictions with ita/group/flags, StageOutput)``."""
@@ -68,7 +68,7 @@ def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None):
             sections["groups"] = unavailable("skin-tone estimation was switched off and the dataset gives no "
                                              "ita or group column")
             return _groups_and_reliability(dataset, pred, config, out), out
-    insp = inspect_cached(dataset, config, progress=progress, cache=cache) if config.skin_tone else pd.DataFrame(
+    insp = inspect_cached(dataset, config, progress=progress, cache=cache, executor=executor) if config.skin_tone else pd.DataFrame(
         {"image_id": dataset.table["image_id"], "ita": dataset.table.get("ita"), "group": dataset.table.get("group")})
     if "group" not in insp or insp["group"].isna().all():
         from ..skintone import assign_groups
@@ -152,7 +152,8 @@ def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None):
             # the whole dataset's cast offsets, not re-estimated on the sample
             offsets = {g["cast_group"]: g["b_offset"] for g in skin.get("cast", {}).get("groups", [])
                        if g["estimated"]}
-            sens = sensitivity_cached(sample, config, progress=progress, cache=cache, offsets=offsets)
+            sens = sensitivity_cached(sample, config, progress=progress, cache=cache, offsets=offsets,
+                                      executor=executor)
             result_tables["ita_sensitivity"] = sens
             from .groups import variant_labels  # the group of each sample image under every variant
 
