@@ -130,18 +130,6 @@ class LocalExecutor(Executor):
             it = it if progress is None else progress(it, total=len(jobs), desc=desc)
             return list(it)
 
-    def _on_actors(self, model, items, actor, kwargs):
-        """The rows of ``actor(**kwargs)(item)`` for each item, streamed from a Ray Data actor pool
-        (in any order: each row carries its index)."""
-        ray = self._start()
-        n = min(self._actors(model), len(items))
-        ds = ray.data.from_items(items, override_num_blocks=min(len(items), _MAX_BLOCKS))
-        rows = ds.map(actor, fn_constructor_kwargs=kwargs, **actor_options(model, n)).iter_rows()
-        try:
-            yield from rows
-        except Exception as exc:  # noqa: BLE001 - re-raised, as skinaudit's own error where it is one
-            _raise_cause(exc)
-
     def score(self, model, batches, *, desc="", progress=None):
         it = batches if progress is None else progress(batches, total=len(batches), desc=desc)
         for paths in it:
