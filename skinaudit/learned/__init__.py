@@ -1,0 +1,1 @@
+"""Learned lesion segmentation and artifact flags (small networks trained in this repository)."""
