@@ -112,7 +112,7 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) ->
                 masks.append(read_mask(mp, shape=img.shape[:2]))
                 sources.append("given")
             else:
-                masks.append(segment_lesion(img))
+                masks.append(segment_lesion(img, params=config.lesion_params()))
                 sources.append("estimated")
             images.append(img)
         paths = [table.loc[i, "image_path"] for i in chunk]
@@ -127,7 +127,8 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None) ->
             # lesion" (localisation, triptychs). See docs/explanations.md.
             err_cams = cached_cams(model, [images[k] for k in err_idx], [paths[k] for k in err_idx],
                                     target="predicted", config=config, cache=cache)
-            arts = [detect_artifacts(images[k], lesion_mask=masks[k]) for k in err_idx]
+            arts = [detect_artifacts(images[k], lesion_mask=masks[k], params=config.lesion_params(),
+                                     artifact_params=config.artifact_params()) for k in err_idx]
             feats = failure_features([chunk[k] for k in err_idx], [images[k] for k in err_idx],
                                      [masks[k] for k in err_idx], cams=None if coarse else err_cams,
                                      artifact_masks=arts, ita=[ita_of.get(chunk[k]) for k in err_idx],
