@@ -20,8 +20,16 @@ DEFAULT_METHOD = "auto"
 
 
 def torch_available() -> bool:
-    """True when torch can be imported (checked without importing it)."""
-    return importlib.util.find_spec("torch") is not None
+    """True when torch can be imported (checked without importing it; a ``sys.modules["torch"]``
+    set to None, Python's way of blocking an import, counts as absent)."""
+    import sys
+
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def weights_present(which: str) -> bool:

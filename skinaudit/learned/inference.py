@@ -54,8 +54,21 @@ def load(which: str):
     meta = blob["meta"]
     model = build_model(meta["arch"], **meta["kwargs"])
     model.load_state_dict(blob["state_dict"])
-    model.eval()
-    return model, meta
+    return _fuse_batchnorm(model.eval()), meta
+
+
+def _fuse_batchnorm(model):
+    """Fold every BatchNorm that follows a convolution into it (eval mode; same outputs to ~1e-5,
+    about a third less time on one core)."""
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for mod in model.modules():
+        if isinstance(mod, nn.Sequential) and len(mod) >= 2 and isinstance(mod[0], nn.Conv2d) \
+                and isinstance(mod[1], nn.BatchNorm2d):
+            mod[0] = fuse_conv_bn_eval(mod[0], mod[1])
+            mod[1] = nn.Identity()
+    return model
 
 
 @contextmanager
