@@ -63,15 +63,24 @@ def test_auto_falls_back_to_classical_without_torch(monkeypatch):
 
 
 def test_blocked_torch_import_means_classical():
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "from skinaudit import learned, lesion as le\n"
+    # a meta-path finder refuses torch, as in an environment without the [torch] extra
+    code = ("import sys\n"
+            "class NoTorch:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'torch' or name.startswith('torch.'):\n"
+            "            raise ModuleNotFoundError(name)\n"
+            "sys.meta_path.insert(0, NoTorch())\n"
+            "from skinaudit import learned, lesion as le, skintone as st\n"
             "from skinaudit.phantoms import PhantomSpec, make_phantom\n"
             "assert not learned.torch_available() and learned.resolve('auto') == 'classical'\n"
-            "m = le.segment_lesion(make_phantom(PhantomSpec(seed=1)).image)\n"
-            "print(le.methods_used()['segmenter'], m.shape)")
+            "ph = make_phantom(PhantomSpec(seed=1))\n"
+            "row = st.analyse_image(ph.image)\n"
+            "m = le.segment_lesion(ph.image)\n"
+            "assert 'torch' not in sys.modules\n"
+            "print(row['segmenter'], row['artifact_detector'], m.shape)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.split()[0] == "classical"
+    assert run.stdout.split()[:2] == ["classical", "classical"]
 
 
 @needs_torch

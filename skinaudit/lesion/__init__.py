@@ -24,7 +24,7 @@ Measured quality and the history of each choice are in ``docs/skintone.md``.
 from __future__ import annotations
 
 from .artifacts import (ARTIFACT_NAMES, analyse_masks, artifact_flags, detect_artifacts, image_artifact_flags,
-                        methods_used)
+                        masks_of_flagged, methods_used)
 from .images import resize_mask, validate_image
 from .params import ArtifactParams, LesionParams
 from .segmentation import segment_lesion
@@ -39,6 +39,7 @@ __all__ = [
     "artifact_flags",
     "image_artifact_flags",
     "methods_used",
+    "masks_of_flagged",
     "analyse_masks",
     "WorkingImage",
     "resize_mask",

@@ -65,7 +65,7 @@ from .segmentation import segment_working
 from .working import WorkingImage
 
 __all__ = ["ARTIFACT_NAMES", "analyse_masks", "artifact_flags", "image_artifact_flags", "detect_artifacts",
-           "methods_used"]
+           "masks_of_flagged", "methods_used"]
 
 #: Artifact names, in output column order.
 ARTIFACT_NAMES = ("hair", "ruler", "ink", "dark_corner", "gel_bubble", "gel_border", "patches")
@@ -246,15 +246,24 @@ def detect_artifacts(image, *, lesion_mask=None, params: LesionParams = LesionPa
     -------
     dict
         ``name -> (H, W) bool`` for every name in :data:`ARTIFACT_NAMES` (all-False masks for
-        absent artifacts). The masks come from the pixel rules; when ``artifact_params.detector``
-        resolves to ``"learned"``, the mask of an artifact the learned detector does not flag
-        is emptied (the image-level decision is the learned one). Classical image-level flags:
-        :func:`artifact_flags` on this dict.
+        absent artifacts), from the pixel rules whatever ``artifact_params.detector`` (no
+        pixel-level labels exist to learn them from; :func:`masks_of_flagged` keeps those of
+        the flagged artifacts). Classical image-level flags: :func:`artifact_flags` on this dict.
     """
     wi, _lesion, masks = analyse_masks(image, lesion_mask=lesion_mask, params=params,
                                        artifact_params=artifact_params)
-    out = {k: resize_mask(v, wi.shape) for k, v in masks.items()}
-    if resolve(artifact_params.detector, "artifacts") == "learned":
-        flags = learned.artifact_flags(wi.image)
-        out = {k: v if flags.get(k, True) else np.zeros_like(v) for k, v in out.items()}
-    return out
+    return {k: resize_mask(v, wi.shape) for k, v in masks.items()}
+
+
+def masks_of_flagged(masks: dict, flags: dict) -> dict:
+    """``masks`` with the mask of every artifact whose image-level flag is False emptied (the
+    learned flags decide which classical pixel masks count, e.g. in the failure modes).
+
+    Parameters
+    ----------
+    masks : dict
+        ``name -> ndarray of bool`` (:func:`detect_artifacts`).
+    flags : dict
+        ``name -> bool`` (:func:`image_artifact_flags`); a name it lacks keeps its mask.
+    """
+    return {k: v if flags.get(k, True) else np.zeros_like(v) for k, v in masks.items()}
