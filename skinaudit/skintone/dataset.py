@@ -112,13 +112,32 @@ def _one_blas_thread(parent: int | None = None):
     threadpool_limits(limits=1, user_api="blas")
 
 
-def _run_jobs(jobs, n_jobs, progress, worker, desc):
+def _pool_context(uses_torch: bool):
+    """The multiprocessing context of the workers: the platform's default, except ``spawn`` when
+    the workers run torch (the learned segmenter or artifact detector) and this process has
+    imported it already. A forked child of a process whose torch thread pools have run (scoring a
+    model, say) can wait forever on a lock held by a thread that was not forked; a spawned child
+    starts a fresh interpreter (about a second more per worker)."""
+    import multiprocessing
+    import sys
+
+    return multiprocessing.get_context("spawn") if uses_torch and "torch" in sys.modules else None
+
+
+def _uses_torch(lesion_params, artifact_params) -> bool:
+    from ..lesion import methods_used
+
+    return "learned" in methods_used(lesion_params, artifact_params).values()
+
+
+def _run_jobs(jobs, n_jobs, progress, worker, desc, *, uses_torch: bool = False):
     if n_jobs == 1 or len(jobs) < 8:
         it = map(worker, jobs)
         it = it if progress is None else progress(it, total=len(jobs), desc=desc)
         return list(it)
     workers = min(int(n_jobs), len(jobs))  # more processes than images would only sit idle (--jobs 100000)
-    with ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread, initargs=(os.getpid(),)) as ex:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread, initargs=(os.getpid(),),
+                             mp_context=_pool_context(uses_torch)) as ex:
         it = ex.map(worker, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))
         it = it if progress is None else progress(it, total=len(jobs), desc=desc)
         return list(it)
@@ -193,7 +212,8 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
         save_masks = str(save_masks)
     jobs = [(str(r.image_id), r.image_path, r.mask_path, kwargs, use_given_masks, strict, save_masks)
             for r in table.itertuples(index=False)]
-    rows = _run_jobs(jobs, n_jobs, progress, _inspect_one, "skin tone")
+    rows = _run_jobs(jobs, n_jobs, progress, _inspect_one, "skin tone",
+                     uses_torch=_uses_torch(lesion_params, artifact_params))
     out = pd.DataFrame(rows)
     for c in _COLUMNS:
         if c not in out.columns:
@@ -322,7 +342,8 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
         groups = dataset_cast_groups(dataset, cast)
         jobs = [(str(r.image_id), r.image_path, r.mask_path, lesion_params, artifact_params, params.skin_margin)
                 for r in dataset.table.itertuples(index=False)]
-        per = pd.DataFrame(_run_jobs(jobs, n_jobs, progress, _variants_one, "ITA variants"))
+        per = pd.DataFrame(_run_jobs(jobs, n_jobs, progress, _variants_one, "ITA variants",
+                                     uses_torch=_uses_torch(lesion_params, artifact_params)))
     values = {c: per[c].to_numpy(dtype=float) for c in per.columns if c != "image_id" and "::" not in c}
     for name, source in _CAST_VARIANTS.items():
         if f"{source}::L" in per.columns:
