@@ -38,6 +38,7 @@ from skinaudit import learned
 from skinaudit import lesion as le
 from skinaudit import skintone as st
 from skinaudit.imageio import read_image, read_mask
+from skinaudit.lesion.segmentation import segment_working
 from skinaudit.phantoms import PhantomSpec, make_phantom
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -148,7 +149,7 @@ def speed(n: int = 60) -> dict:
                                                          inf._run(inf.load("artifacts")[0], np.zeros((192, 256, 3),
                                                                                                      np.uint8)))),
         "classical_segment_working_ms": per_image(
-            lambda k: le.lesion.segmentation.segment_working(le.WorkingImage(imgs[k], lp["classical"]), lp["classical"])),
+            lambda k: segment_working(le.WorkingImage(imgs[k], lp["classical"]), lp["classical"])),
         "analyse_image_learned_ms": per_image(lambda k: st.analyse_image(imgs[k], lesion_params=lp["learned"],
                                                                          artifact_params=ap["learned"])),
         "analyse_image_classical_ms": per_image(lambda k: st.analyse_image(imgs[k], lesion_params=lp["classical"],

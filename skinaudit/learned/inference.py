@@ -54,7 +54,8 @@ def load(which: str):
     meta = blob["meta"]
     model = build_model(meta["arch"], **meta["kwargs"])
     model.load_state_dict(blob["state_dict"])
-    return _fuse_batchnorm(model.eval()), meta
+    # channels-last: oneDNN's depthwise convolutions run about 1.5x faster on one core in that layout
+    return _fuse_batchnorm(model.eval()).to(memory_format=torch.channels_last), meta
 
 
 def _fuse_batchnorm(model):
@@ -88,7 +89,8 @@ def _threads(n: int):
 def _run(model, a: np.ndarray) -> np.ndarray:
     with _threads(THREADS) as torch, torch.inference_mode():
         x = torch.from_numpy(np.array(a, dtype=np.float32)).permute(2, 0, 1)[None].div_(255)
-        return torch.sigmoid(model(x)).numpy()[0]
+        x = x.contiguous(memory_format=torch.channels_last)
+        return torch.sigmoid(model(x)).contiguous().numpy()[0]
 
 
 def lesion_probability(image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
