@@ -19,7 +19,7 @@ import typer
 
 from .errors import ConfigError, SkinauditError
 from .skintone.params import DEFAULT_REFERENCE_B
-from .learned import DEFAULT_METHOD
+from .learned import DEFAULT_ARTIFACTS, DEFAULT_SEGMENTER
 
 
 
@@ -366,7 +366,7 @@ def run(
     device: DeviceOpt = "cpu", positive_index: PosOpt = 1, strict: StrictOpt = False, seed: SeedOpt = 0,
     scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, ita_correction: CorrectionOpt = "dataset_reference",
     cast_group: CastGroupOpt = None, reference_b: ReferenceBOpt = DEFAULT_REFERENCE_B, skin_margin: MarginOpt = "shrink",
-    segmenter: SegOpt = DEFAULT_METHOD, artifacts: ArtOpt = DEFAULT_METHOD,
+    segmenter: SegOpt = DEFAULT_SEGMENTER, artifacts: ArtOpt = DEFAULT_ARTIFACTS,
     alpha: Annotated[float, typer.Option("--alpha", help="Level of every test and interval (1 - alpha), in "
                                                          "(0, 0.5].")] = 0.05,
     n_boot: Annotated[int, typer.Option(
@@ -458,7 +458,7 @@ def inspect(
     scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, strict: StrictOpt = False,
     ita_correction: CorrectionOpt = "dataset_reference", cast_group: CastGroupOpt = None,
     reference_b: ReferenceBOpt = DEFAULT_REFERENCE_B, skin_margin: MarginOpt = "shrink",
-    segmenter: SegOpt = DEFAULT_METHOD, artifacts: ArtOpt = DEFAULT_METHOD,
+    segmenter: SegOpt = DEFAULT_SEGMENTER, artifacts: ArtOpt = DEFAULT_ARTIFACTS,
     save_masks: Annotated[Optional[Path], typer.Option(
         "--save-masks", help="Write the lesion mask used for each image to DIR/<id>.png (0/255).")] = None,
     sensitivity: Annotated[bool, typer.Option(

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from .errors import ConfigError
-from .learned import DEFAULT_METHOD, METHODS
+from .learned import DEFAULT_ARTIFACTS, DEFAULT_SEGMENTER, METHODS
 from .skintone.params import DEFAULT_REFERENCE_B
 from .validation import check_choice, check_int, check_param
 
@@ -101,8 +101,8 @@ class AuditConfig:
     cast_group: str | None = None
     reference_b: float = DEFAULT_REFERENCE_B
     skin_margin: str = "shrink"
-    segmenter: str = DEFAULT_METHOD
-    artifacts: str = DEFAULT_METHOD
+    segmenter: str = DEFAULT_SEGMENTER
+    artifacts: str = DEFAULT_ARTIFACTS
     alpha: float = 0.05
     n_boot: int = 2000
     min_positives: int = 10

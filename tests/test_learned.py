@@ -29,10 +29,10 @@ def jaccard(a, b):
 
 def test_default_is_one_constant():
     assert learned.DEFAULT_METHOD in learned.METHODS
-    assert le.LesionParams().segmenter == learned.DEFAULT_METHOD
-    assert le.ArtifactParams().detector == learned.DEFAULT_METHOD
+    assert le.LesionParams().segmenter == learned.DEFAULT_SEGMENTER
+    assert le.ArtifactParams().detector == learned.DEFAULT_ARTIFACTS
     cfg = AuditConfig()
-    assert cfg.segmenter == cfg.artifacts == learned.DEFAULT_METHOD
+    assert (cfg.segmenter, cfg.artifacts) == (learned.DEFAULT_SEGMENTER, learned.DEFAULT_ARTIFACTS)
     assert cfg.lesion_params().segmenter == cfg.segmenter and cfg.artifact_params().detector == cfg.artifacts
 
 

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import importlib.util
 
-__all__ = ["METHODS", "DEFAULT_METHOD", "torch_available", "weights_present", "resolve", "segment", "lesion_probability",
+__all__ = ["METHODS", "DEFAULT_METHOD", "DEFAULT_SEGMENTER", "DEFAULT_ARTIFACTS", "torch_available", "weights_present", "resolve", "segment", "lesion_probability",
            "artifact_scores", "artifact_flags", "weights_version"]
 
 #: accepted values of ``segmenter`` / ``artifacts`` options
 METHODS = ("auto", "learned", "classical")
 #: the default of both options; set to "classical" to revert the switch of issue #19
 DEFAULT_METHOD = "auto"
+#: the default lesion segmenter (``LesionParams.segmenter``, ``AuditConfig.segmenter``, ``--segmenter``)
+DEFAULT_SEGMENTER = DEFAULT_METHOD
+#: the default image-level artifact flags (``ArtifactParams.detector``, ``AuditConfig.artifacts``,
+#: ``--artifacts``); measured against the classical rules in docs/learned_detectors.md
+DEFAULT_ARTIFACTS = DEFAULT_METHOD
 
 
 def torch_available() -> bool:

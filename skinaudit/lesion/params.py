@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from ..learned import DEFAULT_METHOD, METHODS
+from ..learned import DEFAULT_ARTIFACTS, DEFAULT_SEGMENTER, METHODS
 from ..validation import check_bounded, check_choice, check_int
 
 __all__ = ["LesionParams", "ArtifactParams"]
@@ -83,7 +83,7 @@ class LesionParams:
     skin_bias: float = 0.25
     refine_contrast: float = 2.0
     centre_power: float = 2.0
-    segmenter: str = DEFAULT_METHOD
+    segmenter: str = DEFAULT_SEGMENTER
 
     def __post_init__(self):
         check_choice(self.segmenter, "segmenter", METHODS)
@@ -173,7 +173,7 @@ class ArtifactParams:
     gel_border_contrast: float = 0.1
     gel_border_min_frac: float = 0.05
     patch_min_frac: float = 0.005
-    detector: str = DEFAULT_METHOD
+    detector: str = DEFAULT_ARTIFACTS
 
     def __post_init__(self):
         check_choice(self.detector, "detector", METHODS)
