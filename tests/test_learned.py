@@ -194,30 +194,30 @@ def test_inspect_save_masks_given_masks_win(phantom_dataset, tmp_path):
 @needs_torch
 def test_learned_segmenter_on_phantoms():
     """Phantoms are not dermoscopy; measured here so a change in either method shows."""
-    scores = [jaccard(le.segment_lesion(make_phantom(PhantomSpec(seed=s, hair=3 * (s % 2), dark_corner=s % 2 == 0)).image,
-                                        params=le.LesionParams(segmenter="learned")),
-                      make_phantom(PhantomSpec(seed=s, hair=3 * (s % 2), dark_corner=s % 2 == 0)).mask)
-              for s in range(6)]
-    assert np.mean(scores) > 0.8
+    phantoms = [make_phantom(PhantomSpec(seed=s, hair=3 * (s % 2), dark_corner=s % 2 == 0)) for s in range(6)]
+    scores = [jaccard(le.segment_lesion(ph.image, params=le.LesionParams(segmenter="learned")), ph.mask)
+              for ph in phantoms]
+    assert np.mean(scores) > 0.85  # 0.95 in benchmarks/results/detectors.json (24 phantoms)
 
 
 @needs_torch
 @pytest.mark.realdata
 def test_learned_quality_on_unseen_real_images(shared_data):
-    """A floor on isic-uda1 and ph2 images (none in the training folder); the full figures are in
-    benchmarks/results/detectors.json."""
+    """Regression floors on isic-uda1 and ph2 images (none in the training folder), below what the
+    shipped weights reach on these six images each; the figures over whole sets are in
+    benchmarks/results/detectors.json (docs/learned_detectors.md)."""
     from skinaudit.imageio import read_image, read_mask
 
     root = shared_data("isic-uda1")
     ids = ["ISIC_0000001", "ISIC_0000004", "ISIC_0000006", "ISIC_0000013", "ISIC_0000019", "ISIC_0000022"]
     scores = [jaccard(learned.segment(read_image(root / "images" / f"{i}.jpg")),
                       read_mask(root / "masks" / f"{i}_segmentation.png")) for i in ids]
-    assert np.mean(scores) > 0.8
+    assert np.mean(scores) > 0.75
     ph2 = shared_data("ph2")
     ids = ["IMD003", "IMD009", "IMD016", "IMD022", "IMD024", "IMD025"]
     scores = [jaccard(learned.segment(read_image(ph2 / "images" / f"{i}.jpg")),
                       read_mask(ph2 / "masks" / f"{i}_lesion.png")) for i in ids]
-    assert np.mean(scores) > 0.8
+    assert np.mean(scores) > 0.7
     art = pd.read_csv(root / "artifacts.csv").head(40)
     agree = [learned.artifact_flags(read_image(root / "images" / f"{r.isic_id}.jpg"))["dark_corner"]
              == bool(r.dark_corner) for r in art.itertuples()]
