@@ -19,6 +19,7 @@ import typer
 
 from .errors import ConfigError, SkinauditError
 from .skintone.params import DEFAULT_REFERENCE_B
+from .learned import DEFAULT_ARTIFACTS, DEFAULT_SEGMENTER
 
 
 
@@ -234,6 +235,10 @@ MarginOpt = Annotated[str, typer.Option(
                           "full: keep it and report the image as unknown (less lesion in the skin sample).")]
 ReferenceBOpt = Annotated[float, typer.Option(
     "--reference-b", help="Skin b* an acquisition group's median is raised to (light-to-intermediate skin).")]
+SegOpt = Annotated[str, typer.Option("--segmenter", help="Lesion mask where the dataset gives none: auto (learned "
+                                                           "when torch is installed), learned or classical.")]
+ArtOpt = Annotated[str, typer.Option("--artifacts", help="Image-level artifact flags: auto (learned when torch is "
+                                                         "installed), learned or classical.")]
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of every random step.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image instead of "
                                                           "flagging it.")]
@@ -384,6 +389,7 @@ def run(
     scheme: SchemeOpt = "binary", jobs: JobsOpt = 2, executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None, ita_correction: CorrectionOpt = "dataset_reference",
     cast_group: CastGroupOpt = None, reference_b: ReferenceBOpt = DEFAULT_REFERENCE_B, skin_margin: MarginOpt = "shrink",
+    segmenter: SegOpt = DEFAULT_SEGMENTER, artifacts: ArtOpt = DEFAULT_ARTIFACTS,
     alpha: Annotated[float, typer.Option("--alpha", help="Level of every test and interval (1 - alpha), in "
                                                          "(0, 0.5].")] = 0.05,
     n_boot: Annotated[int, typer.Option(
@@ -451,7 +457,7 @@ def run(
                          counterfactual=_counterfactual_n(counterfactual, device, model), executor=executor,
                          ray_address=ray_address,
                          cast_group=cast_group, reference_b=reference_b, skin_margin=skin_margin,
-                         group_column=group_column, age_bins=age_bins, repeat_column=repeat_column)
+                         segmenter=segmenter, artifacts=artifacts, group_column=group_column, age_bins=age_bins, repeat_column=repeat_column)
     with _output(out, force, images, labels, metadata, manifest, masks, model, scores, cal_file, cache=cache,
                  no_cache=no_cache) as tmp:
         ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
@@ -478,6 +484,9 @@ def inspect(
     ray_address: RayAddressOpt = None, strict: StrictOpt = False,
     ita_correction: CorrectionOpt = "dataset_reference", cast_group: CastGroupOpt = None,
     reference_b: ReferenceBOpt = DEFAULT_REFERENCE_B, skin_margin: MarginOpt = "shrink",
+    segmenter: SegOpt = DEFAULT_SEGMENTER, artifacts: ArtOpt = DEFAULT_ARTIFACTS,
+    save_masks: Annotated[Optional[Path], typer.Option(
+        "--save-masks", help="Write the lesion mask used for each image to DIR/<id>.png (0/255).")] = None,
     sensitivity: Annotated[bool, typer.Option(
         "--sensitivity/--no-sensitivity", help="Also tabulate group sizes under every ITA estimator variant.")] = True,
     images: ImagesOpt = None, labels: LabelsOpt = None, metadata: MetadataOpt = None, manifest: ManifestOpt = None,
@@ -494,17 +503,19 @@ def inspect(
     sch = get_scheme(scheme)
     from .executors import open_executor
 
-    params = AuditConfig(ita_correction=ita_correction, cast_group=cast_group, reference_b=reference_b,
-                         skin_margin=skin_margin, executor=executor, ray_address=ray_address).ita_params()
+    cfg = AuditConfig(ita_correction=ita_correction, cast_group=cast_group, reference_b=reference_b,
+                      skin_margin=skin_margin, segmenter=segmenter, artifacts=artifacts, executor=executor,
+                      ray_address=ray_address)
+    params, lesion = cfg.ita_params(), dict(lesion_params=cfg.lesion_params(), artifact_params=cfg.artifact_params())
     with _output(out, force, images, labels, metadata, manifest, masks) as tmp, \
             open_executor(executor, n_jobs=jobs, address=ray_address) as ex:
         ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
                                                allow_outside_root, limit))
         _cast_group_hint(ds, ita_correction, cast_group)
         table = inspect_dataset(ds, scheme=sch, params=params, n_jobs=jobs, progress=_progress(quiet),
-                                strict=strict, executor=ex)
+                                strict=strict, executor=ex, save_masks=save_masks, **lesion)
         sens = (sensitivity_table(ds, scheme=sch, n_jobs=jobs, progress=_progress(quiet), params=params,
-                                  executor=ex) if sensitivity else None)
+                                  executor=ex, **lesion) if sensitivity else None)
         write_csv(table, tmp / "inspect.csv")
         if "b_offset" in table:
             write_csv(cast_summary(table), tmp / "inspect_cast.csv")
@@ -513,6 +524,8 @@ def inspect(
         write_csv(sch.table(), tmp / "ita_bins.csv")
     counts = table["group"].value_counts()
     typer.echo("  ".join(f"{g}: {int(counts.get(g, 0))}" for g in (*reversed(sch.labels), "unknown")))
+    typer.echo("lesion masks: " + ", ".join(f"{k} {v}" for k, v in table["segmenter"].value_counts().items())
+               + "; artifact flags: " + ", ".join(f"{k} {v}" for k, v in table["artifact_detector"].value_counts().items()))
     if "b_offset" in table:
         for r in cast_summary(table).itertuples(index=False):
             typer.echo(f"cast reference, group {r.cast_group}: {r.n} images, median skin b* {r.median_b:.1f}, "

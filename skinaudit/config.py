@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .learned import DEFAULT_ARTIFACTS, DEFAULT_SEGMENTER, METHODS
 from .skintone.params import DEFAULT_REFERENCE_B
 from .validation import check_choice, check_int, check_param
 
@@ -57,7 +58,11 @@ class AuditConfig:
     :func:`skinaudit.skintone.correct_cast`, or ``"none"``), ``cast_group`` (the dataset column
     naming acquisition groups; None = one group), ``reference_b`` (the skin b* a cast group's
     median is raised to), ``skin_margin`` (``"shrink"``: narrow the lesion margin of a large
-    lesion so enough skin remains; ``"full"``: keep it and report ``unknown`` instead).
+    lesion so enough skin remains; ``"full"``: keep it and report ``unknown`` instead),
+    ``segmenter`` and ``artifacts`` (the lesion mask where the dataset gives none, and the
+    image-level artifact flags: ``"learned"``, the small networks of :mod:`skinaudit.learned`;
+    ``"classical"``, the rules of :mod:`skinaudit.lesion`; ``"auto"``, learned when torch is
+    importable; a mask given by the dataset always wins).
 
     Statistics: ``alpha`` (in (0, 0.5]: every test's level; intervals are 1 - alpha),
     ``n_boot`` (bootstrap replicates, also the permutations; at least :func:`min_n_boot`
@@ -105,6 +110,8 @@ class AuditConfig:
     cast_group: str | None = None
     reference_b: float = DEFAULT_REFERENCE_B
     skin_margin: str = "shrink"
+    segmenter: str = DEFAULT_SEGMENTER
+    artifacts: str = DEFAULT_ARTIFACTS
     alpha: float = 0.05
     n_boot: int = 2000
     min_positives: int = 10
@@ -141,6 +148,8 @@ class AuditConfig:
                 f"beyond each end of the {1 - self.alpha:.0%} percentile interval); got {self.n_boot}")
         check_choice(self.explain, "explain", ("auto", "off"))
         self._check_executor()
+        check_choice(self.segmenter, "segmenter", METHODS)
+        check_choice(self.artifacts, "artifacts", METHODS)
         for name in ("strict", "skin_tone", "explain_fp"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"the '{name}' parameter must be True or False; got {getattr(self, name)!r}")
@@ -201,6 +210,18 @@ class AuditConfig:
             return cls(**data)
         finally:
             _READING_SAVED.reset(token)
+
+    def lesion_params(self):
+        """The :class:`~skinaudit.lesion.LesionParams` of the run (its ``segmenter``)."""
+        from .lesion import LesionParams
+
+        return LesionParams(segmenter=self.segmenter)
+
+    def artifact_params(self):
+        """The :class:`~skinaudit.lesion.ArtifactParams` of the run (its ``artifacts`` detector)."""
+        from .lesion import ArtifactParams
+
+        return ArtifactParams(detector=self.artifacts)
 
     def ita_params(self):
         """The :class:`~skinaudit.skintone.ItaParams` of the skin-tone stage."""

@@ -79,13 +79,27 @@ def _score_batch(model, paths) -> tuple[list[float], list[str]]:
     return scores.tolist(), status
 
 
+def _pool_context(uses_torch: bool):
+    """The multiprocessing context of the local workers: the platform's default, except ``spawn``
+    when the workers run torch and this process has imported it already. A forked child of a
+    process whose torch thread pools have run (scoring a model, say) can wait forever on a lock held
+    by a thread that was not forked; a spawned child starts a fresh interpreter (about a second
+    more per worker)."""
+    import multiprocessing
+    import sys
+
+    return multiprocessing.get_context("spawn") if uses_torch and "torch" in sys.modules else None
+
+
 class Executor:
     """The interface of an executor (see the module docstring); a context manager that closes it."""
 
     name = "executor"
 
-    def map(self, worker, jobs: list, *, desc: str = "", progress=None) -> list:
-        """``[worker(job) for job in jobs]``, in that order."""
+    def map(self, worker, jobs: list, *, desc: str = "", progress=None, uses_torch: bool = False) -> list:
+        """``[worker(job) for job in jobs]``, in that order. ``uses_torch``: the worker runs torch
+        (the learned segmenter or artifact detector), which a forked worker must not (see
+        :func:`_pool_context`)."""
         raise NotImplementedError
 
     def score(self, model, batches: list[list[str]], *, desc: str = "", progress=None):
@@ -119,13 +133,14 @@ class LocalExecutor(Executor):
     def __init__(self, n_jobs: int = 2):
         self.n_jobs = check_int(n_jobs, "n_jobs", low=1)
 
-    def map(self, worker, jobs, *, desc="", progress=None):
+    def map(self, worker, jobs, *, desc="", progress=None, uses_torch=False):
         if self.n_jobs == 1 or len(jobs) < 8:
             it = map(worker, jobs)
             it = it if progress is None else progress(it, total=len(jobs), desc=desc)
             return list(it)
         workers = min(self.n_jobs, len(jobs))  # more processes than images would only sit idle (--jobs 100000)
-        with ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread, initargs=(os.getpid(),)) as ex:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread, initargs=(os.getpid(),),
+                                 mp_context=_pool_context(uses_torch)) as ex:
             it = ex.map(worker, jobs, chunksize=_chunksize(len(jobs), workers))
             it = it if progress is None else progress(it, total=len(jobs), desc=desc)
             return list(it)
@@ -298,7 +313,7 @@ class RayExecutor(Executor):
         return max(1, int(ray.cluster_resources().get("CPU", self.n_jobs)))
 
     # the CPU stage
-    def map(self, worker, jobs, *, desc="", progress=None):
+    def map(self, worker, jobs, *, desc="", progress=None, uses_torch=False):  # Ray workers are fresh processes
         it = self._iter_map(worker, jobs)
         it = it if progress is None else progress(it, total=len(jobs), desc=desc)
         return list(it)

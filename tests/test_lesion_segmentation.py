@@ -9,6 +9,15 @@ from skinaudit.errors import ImageError
 from skinaudit.phantoms import PhantomSpec, make_phantom
 
 
+#: the classical method's own tests pin it (the default is the learned U-Net when torch is
+#: installed, tests/test_learned.py)
+CLASSICAL = le.LesionParams(segmenter="classical")
+
+
+def classical(**kw):
+    return le.LesionParams(segmenter="classical", **kw)
+
+
 def jaccard(a, b):
     u = np.logical_or(a, b).sum()
     return np.logical_and(a, b).sum() / u if u else 1.0
@@ -27,15 +36,15 @@ def painted(shape, *regions, skin=(200, 160, 140), seed=0):
 @pytest.mark.parametrize("seed", range(4))
 def test_segmentation_recovers_phantom_lesions(seed):
     ph = make_phantom(PhantomSpec(seed=seed, hair=5, dark_corner=True))
-    m = le.segment_lesion(ph.image)
+    m = le.segment_lesion(ph.image, params=CLASSICAL)
     assert m.shape == ph.mask.shape and m.dtype == bool
     assert jaccard(m, ph.mask) > 0.85
 
 
 def test_skin_bias_reaches_segmentation():
     ph = make_phantom(PhantomSpec(seed=3, size=160))
-    small = le.segment_lesion(ph.image, params=le.LesionParams(skin_bias=-0.5)).sum()
-    large = le.segment_lesion(ph.image, params=le.LesionParams(skin_bias=0.9)).sum()
+    small = le.segment_lesion(ph.image, params=classical(skin_bias=-0.5)).sum()
+    large = le.segment_lesion(ph.image, params=classical(skin_bias=0.9)).sum()
     assert large > small
 
 
@@ -51,8 +60,8 @@ def test_small_dark_lesion_inside_a_darker_skin_blotch_is_refined():
     lesion = (yy - 46) ** 2 + (xx - 66) ** 2 < 7 ** 2
     img[lesion] = (0.45, 0.28, 0.20)
     img = (np.clip(img + rng.normal(0, 0.015, img.shape), 0, 1) * 255).astype(np.uint8)
-    assert jaccard(le.segment_lesion(img), lesion) > 0.9
-    off = le.segment_lesion(img, params=le.LesionParams(refine_contrast=float("inf")))
+    assert jaccard(le.segment_lesion(img, params=CLASSICAL), lesion) > 0.9
+    off = le.segment_lesion(img, params=classical(refine_contrast=float("inf")))
     assert jaccard(off, blotch) > 0.9
 
 
@@ -63,8 +72,8 @@ def test_central_lesion_beats_a_larger_off_centre_dark_region():
     lesion = np.hypot(yy - 96, xx - 128) < 14
     blob = np.hypot(yy - 40, xx - 205) < 31
     img = painted((192, 256), (lesion, (120, 80, 60)), (blob, (110, 70, 60)))
-    assert jaccard(le.segment_lesion(img), lesion) > 0.9
-    plain = le.segment_lesion(img, params=le.LesionParams(centre_power=1))
+    assert jaccard(le.segment_lesion(img, params=CLASSICAL), lesion) > 0.9
+    plain = le.segment_lesion(img, params=classical(centre_power=1))
     assert jaccard(plain, blob) > 0.9
 
 
@@ -74,7 +83,7 @@ def test_lesion_cut_by_the_frame_keeps_its_outer_pixels():
     yy, xx = np.mgrid[0:96, 0:128]
     lesion = np.hypot(yy - 48, xx - 100) < 36
     img = painted((96, 128), (lesion, (110, 70, 50)))
-    m = le.segment_lesion(img)
+    m = le.segment_lesion(img, params=CLASSICAL)
     assert m[:, -2:][lesion[:, -2:]].mean() > 0.95
     assert jaccard(m, lesion) > 0.99
     assert not m[:, :2].any()

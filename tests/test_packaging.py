@@ -25,6 +25,8 @@ def test_wheel_ships_templates(tmp_path):
     for t in templates:
         assert f"skinaudit/templates/{t}" in names
     assert any(n.startswith("reference_model/") for n in names)
+    for w in ("segmenter.pt", "artifacts.pt"):  # the learned detectors' weights (#19)
+        assert f"skinaudit/weights/{w}" in names
     # Install into a fresh folder and import from there (not from the repo), with the
     # current environment's dependencies on the path.
     site = tmp_path / "site"
@@ -33,11 +35,13 @@ def test_wheel_ships_templates(tmp_path):
     assert inst.returncode == 0, inst.stderr[-2000:]
     code = ("import importlib.resources as r, skinaudit, sys; "
             "files = sorted(p.name for p in r.files('skinaudit.templates').iterdir()); "
-            "print(skinaudit.__file__); print(','.join(files))")
+            "from skinaudit.learned import inference as inf; "
+            "inf.load('segmenter'), inf.load('artifacts'); "
+            "print(skinaudit.__file__); print(','.join(files)); print(inf.weights_path('artifacts'))")
     env = {**os.environ, "PYTHONPATH": str(site)}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
                          timeout=120)
     assert run.returncode == 0, run.stderr
-    where, listed = run.stdout.strip().splitlines()
-    assert where.startswith(str(site))
+    where, listed, weights = run.stdout.strip().splitlines()
+    assert where.startswith(str(site)) and weights.startswith(str(site))
     assert set(templates) <= set(listed.split(","))

@@ -1,4 +1,8 @@
-"""Lesion segmentation and artifact masks for dermoscopy and clinical photos, without weights.
+"""Lesion segmentation and artifact masks for dermoscopy and clinical photos.
+
+The classical methods here need no weights; by default (``LesionParams.segmenter``,
+``ArtifactParams.detector`` = ``"auto"``) the lesion mask and the image-level artifact flags come
+from the small learned networks of :mod:`skinaudit.learned` when torch is importable.
 
 Everything runs on a small working copy of the image (long side ``LesionParams.work_size``
 pixels, box-averaged; hair at ``ArtifactParams.hair_size``, rulers at up to ``ruler_size``);
@@ -19,7 +23,8 @@ Measured quality and the history of each choice are in ``docs/skintone.md``.
 """
 from __future__ import annotations
 
-from .artifacts import ARTIFACT_NAMES, analyse_masks, artifact_flags, detect_artifacts
+from .artifacts import (ARTIFACT_NAMES, analyse_masks, artifact_flags, detect_artifacts, image_artifact_flags,
+                        masks_of_flagged, methods_used)
 from .images import resize_mask, validate_image
 from .params import ArtifactParams, LesionParams
 from .segmentation import segment_lesion
@@ -32,6 +37,9 @@ __all__ = [
     "segment_lesion",
     "detect_artifacts",
     "artifact_flags",
+    "image_artifact_flags",
+    "methods_used",
+    "masks_of_flagged",
     "analyse_masks",
     "WorkingImage",
     "resize_mask",

@@ -53,7 +53,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .. import learned
 from ..errors import ImageError
+from ..learned import resolve
 from .hair import hair_mask
 from .images import hsv, resize_mask
 from .morphology import border_labels, white_tophat
@@ -62,7 +64,8 @@ from .ruler import ruler_mask
 from .segmentation import segment_working
 from .working import WorkingImage
 
-__all__ = ["ARTIFACT_NAMES", "analyse_masks", "artifact_flags", "detect_artifacts"]
+__all__ = ["ARTIFACT_NAMES", "analyse_masks", "artifact_flags", "image_artifact_flags", "detect_artifacts",
+           "masks_of_flagged", "methods_used"]
 
 #: Artifact names, in output column order.
 ARTIFACT_NAMES = ("hair", "ruler", "ink", "dark_corner", "gel_bubble", "gel_border", "patches")
@@ -128,8 +131,9 @@ def analyse_masks(image, *, lesion_mask=None, params: LesionParams = LesionParam
     image : ndarray, shape (H, W, 3), uint8
         sRGB image.
     lesion_mask : ndarray, shape (H, W), bool, optional
-        The lesion; segmented (:func:`~skinaudit.lesion.segmentation.segment_working`) when
-        omitted. Shrunk to working size keeping any touched pixel.
+        The lesion; segmented when omitted (``params.segmenter``: the learned U-Net at working
+        size, or :func:`~skinaudit.lesion.segmentation.segment_working`). A given mask is shrunk
+        to working size keeping any touched pixel.
     params, artifact_params : LesionParams, ArtifactParams
 
     Returns
@@ -147,7 +151,10 @@ def analyse_masks(image, *, lesion_mask=None, params: LesionParams = LesionParam
     """
     wi = WorkingImage(image, params)
     if lesion_mask is None:
-        lesion = segment_working(wi, params)
+        if resolve(params.segmenter, "segmenter") == "learned":
+            lesion = learned.segment(wi.image, wi.rgb.shape[:2])
+        else:
+            lesion = segment_working(wi, params)
     else:
         lm = np.asarray(lesion_mask).astype(bool)
         if lm.shape != tuple(wi.shape):
@@ -196,6 +203,32 @@ def artifact_flags(masks: dict, *, lesion_mask=None, params: ArtifactParams = Ar
     }
 
 
+def image_artifact_flags(image, masks: dict, *, lesion_mask=None,
+                         params: ArtifactParams = ArtifactParams()) -> dict:
+    """Image-level artifact flags by the method of ``params.detector``.
+
+    Learned: :func:`skinaudit.learned.artifact_flags` of ``image`` (``masks`` unused); classical:
+    :func:`artifact_flags` of ``masks`` (and ``lesion_mask``, at the masks' resolution).
+
+    Returns
+    -------
+    dict
+        ``name -> bool`` for every name of :data:`ARTIFACT_NAMES`.
+    """
+    if resolve(params.detector, "artifacts") == "learned":
+        flags = learned.artifact_flags(image)
+        return {k: bool(flags[k]) for k in ARTIFACT_NAMES}
+    return artifact_flags(masks, lesion_mask=lesion_mask, params=params)
+
+
+def methods_used(params: LesionParams = LesionParams(), artifact_params: ArtifactParams = ArtifactParams(), *,
+                 mask_given: bool = False) -> dict:
+    """Which segmentation and artifact flags a run uses: ``{"segmenter": "given" | "learned" |
+    "classical", "artifact_detector": "learned" | "classical"}`` (``"auto"`` resolved)."""
+    return {"segmenter": "given" if mask_given else resolve(params.segmenter, "segmenter"),
+            "artifact_detector": resolve(artifact_params.detector, "artifacts")}
+
+
 def detect_artifacts(image, *, lesion_mask=None, params: LesionParams = LesionParams(),
                      artifact_params: ArtifactParams = ArtifactParams()) -> dict:
     """Pixel masks of the artifacts of one image.
@@ -213,8 +246,24 @@ def detect_artifacts(image, *, lesion_mask=None, params: LesionParams = LesionPa
     -------
     dict
         ``name -> (H, W) bool`` for every name in :data:`ARTIFACT_NAMES` (all-False masks for
-        absent artifacts). Image-level flags: :func:`artifact_flags` on this dict.
+        absent artifacts), from the pixel rules whatever ``artifact_params.detector`` (no
+        pixel-level labels exist to learn them from; :func:`masks_of_flagged` keeps those of
+        the flagged artifacts). Classical image-level flags: :func:`artifact_flags` on this dict.
     """
     wi, _lesion, masks = analyse_masks(image, lesion_mask=lesion_mask, params=params,
                                        artifact_params=artifact_params)
     return {k: resize_mask(v, wi.shape) for k, v in masks.items()}
+
+
+def masks_of_flagged(masks: dict, flags: dict) -> dict:
+    """``masks`` with the mask of every artifact whose image-level flag is False emptied (the
+    learned flags decide which classical pixel masks count, e.g. in the failure modes).
+
+    Parameters
+    ----------
+    masks : dict
+        ``name -> ndarray of bool`` (:func:`detect_artifacts`).
+    flags : dict
+        ``name -> bool`` (:func:`image_artifact_flags`); a name it lacks keeps its mask.
+    """
+    return {k: v if flags.get(k, True) else np.zeros_like(v) for k, v in masks.items()}

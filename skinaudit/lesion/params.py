@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from ..validation import check_bounded, check_int
+from ..learned import DEFAULT_ARTIFACTS, DEFAULT_SEGMENTER, METHODS
+from ..validation import check_bounded, check_choice, check_int
 
 __all__ = ["LesionParams", "ArtifactParams"]
 
@@ -67,6 +68,11 @@ class LesionParams:
         The component kept is the one with the largest area weighted by the centre weight
         raised to this power, in [0, 10] (1 = plain centre-weighted area, 0 = largest area). 2
         keeps a central lesion over a larger off-centre dark region (ink marks, shaded skin).
+    segmenter : str
+        ``"learned"`` (the small U-Net of :mod:`skinaudit.learned`, trained on
+        isic2018-task1-train-256), ``"classical"`` (the steps of
+        :mod:`skinaudit.lesion.segmentation`; the other fields above) or ``"auto"`` (default:
+        learned when torch is importable, else classical). A mask given by the dataset wins.
     """
 
     work_size: int = 128
@@ -77,8 +83,10 @@ class LesionParams:
     skin_bias: float = 0.25
     refine_contrast: float = 2.0
     centre_power: float = 2.0
+    segmenter: str = DEFAULT_SEGMENTER
 
     def __post_init__(self):
+        check_choice(self.segmenter, "segmenter", METHODS)
         check_int(self.work_size, "work_size", low=32)
         _odd_kernel(self.hair_kernel, "hair_kernel")
         check_bounded(self.hair_contrast, "hair_contrast", 0.0, 1.0, low_open=True, high_open=True)
@@ -128,6 +136,12 @@ class ArtifactParams:
 
     ``dark_corner_ratio`` is a luminance ratio to the central skin; ``ink_max_b`` (in [-128,
     128]) and ``ink_max_L`` (in [0, 100]) are CIELAB bounds.
+
+    ``detector`` chooses the image-level flags: ``"learned"`` (the multi-label classifier of
+    :mod:`skinaudit.learned`), ``"classical"`` (the rules above) or ``"auto"`` (default: learned
+    when torch is importable, else classical). The pixel masks (skin sample, failure modes) are
+    always the rules above; with learned flags a mask counts in the failure modes only for an
+    artifact the image is flagged with.
     """
 
     hair_size: int = 256
@@ -159,8 +173,10 @@ class ArtifactParams:
     gel_border_contrast: float = 0.1
     gel_border_min_frac: float = 0.05
     patch_min_frac: float = 0.005
+    detector: str = DEFAULT_ARTIFACTS
 
     def __post_init__(self):
+        check_choice(self.detector, "detector", METHODS)
         for name in _ARTIFACT_FRACTIONS:
             _fraction(getattr(self, name), name)
         for name in _ARTIFACT_NON_NEGATIVE:

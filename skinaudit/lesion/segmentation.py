@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .. import learned
+from ..learned import resolve
 from .images import resize_mask
 from .morphology import fill_holes, frame
 from .params import LesionParams
@@ -132,14 +134,18 @@ def _ring_contrast(s: np.ndarray, m: np.ndarray, field: np.ndarray, width: int =
 
 
 def segment_lesion(image, *, params: LesionParams = LesionParams()) -> np.ndarray:
-    """Segment the lesion of a dermoscopy image (classical, no trained weights).
+    """Segment the lesion of a dermoscopy image.
+
+    ``params.segmenter`` chooses the method: the learned U-Net (:func:`skinaudit.learned.segment`)
+    or the classical steps of this module's docstring (no trained weights); ``"auto"`` is learned
+    when torch is importable.
 
     Parameters
     ----------
     image : ndarray, shape (H, W, 3), uint8
         sRGB image (floats in [0, 1] are accepted and scaled).
     params : LesionParams
-        Segmentation parameters (the algorithm is in this module's docstring).
+        Segmentation method and the classical algorithm's parameters.
 
     Returns
     -------
@@ -151,5 +157,10 @@ def segment_lesion(image, *, params: LesionParams = LesionParams()) -> np.ndarra
     ImageError
         When the image is not an (H, W, 3) RGB array of at least 8 x 8 px.
     """
+    if resolve(params.segmenter, "segmenter") == "learned":
+        from .images import validate_image
+
+        image = validate_image(image)
+        return learned.segment(image, image.shape[:2])
     wi = WorkingImage(image, params)
     return resize_mask(segment_working(wi, params), wi.shape)

@@ -412,8 +412,33 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
              for k, ids in enumerate((dataset.get("duplicates") or {}).get("ids") or [])],
             ["set", "images", "image_ids"], source="dataset.duplicates", where="duplicates.csv"),
         "flagged": _flagged_table(_predictions_flags(pred), len(pred)),
+        "lesion_methods_text": _lesion_methods_text(result),
     }
     return json_safe(context)
+
+
+def _lesion_methods_text(result) -> str:
+    """One sentence: how the lesion masks and the artifact flags of this audit were obtained."""
+    sec = result.section("skintone")
+    rec = sec.get("lesion_methods") if sec is not None and sec.available else None
+    if not isinstance(rec, dict):
+        return ""
+    seg, art = rec.get("segmenter") or {}, rec.get("artifact_detector") or {}
+    names = {"given": "given by the dataset", "learned": "segmented by skinaudit's learned U-Net",
+             "classical": "segmented by the classical (rule-based) method"}
+    parts = [f"{n} {names.get(k, k)}" for k, n in sorted(seg.items())]
+    words = {"learned": "by skinaudit's learned artifact classifier", "classical": "by the classical image rules"}
+    flags = [f"{words.get(k, k)} ({n} images)" for k, n in sorted(art.items())]
+    text = ""
+    if parts:
+        text += "Lesion masks in this audit: " + "; ".join(parts) + "."
+    if flags:
+        text += " Artifact flags: " + "; ".join(flags) + "."
+    weights = rec.get("learned_weights") or {}
+    if weights:
+        text += " Learned weights " + ", ".join(f"{k} {v}" for k, v in sorted(weights.items())) + \
+                " (trained on ISIC 2018 Task 1 dermoscopy; docs/learned_detectors.md gives their measured agreement)."
+    return text.strip()
 
 
 def _summary_points(result) -> list[str]:

@@ -141,6 +141,8 @@ CONFIG_LABELS = {
     "reference_b": "reference skin b* of the cast correction",
     "cast_group": "acquisition-group column of the cast correction",
     "skin_margin": "skin sample margin around the lesion",
+    "segmenter": "lesion segmentation where the dataset gives no mask (auto: learned when torch is installed)",
+    "artifacts": "image-level artifact flags (auto: learned when torch is installed)",
     "sensitivity_sample": "images in the ITA estimator sensitivity sample",
     "group_column": "metadata column used as the group (instead of ITA)",
     "reference": "reference group of the tests",

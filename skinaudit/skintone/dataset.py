@@ -8,6 +8,7 @@ the method.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -25,7 +26,8 @@ from .uncertainty import add_uncertainty
 __all__ = ["inspect_dataset", "sensitivity_table"]
 
 _COLUMNS = ["image_id", "ita", "group", "L", "a", "b", "skin_pixels", "mask_source", "flags", "method", "ita_raw",
-            "lesion_fraction", *ARTIFACT_NAMES, "status", "unknown_reason", "L_se", "b_se", "Lb_corr"]
+            "lesion_fraction", "segmenter", "artifact_detector", *ARTIFACT_NAMES, "status", "unknown_reason", "L_se",
+            "b_se", "Lb_corr"]
 
 
 def _read(image_path, mask_path):
@@ -55,8 +57,26 @@ _MASK_PROBLEMS = {"empty_given_mask": "the lesion mask is empty",
                   "non_binary_mask": "the lesion mask is not binary (values other than 0 and one maximum)"}
 
 
+def _save_mask(folder, image_id, image, mask, lesion_params) -> None:
+    """Write the lesion mask of one image as ``folder/<id>.png`` (0/255, the image's size): the
+    given mask, else the run's segmenter at full resolution (the working-size mask of the ITA
+    sample is this mask's probability map or rule at working size)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from ..lesion import segment_lesion
+    from ..stages.explain import safe_name
+
+    m = mask if mask is not None else segment_lesion(image, params=lesion_params)
+    path = Path(folder) / f"{safe_name(image_id)}.png"
+    tmp = path.with_name(path.name + ".part")
+    Image.fromarray(np.where(m, 255, 0).astype(np.uint8)).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
 def _inspect_one(job):
-    image_id, image_path, mask_path, kwargs, use_mask, strict = job
+    image_id, image_path, mask_path, kwargs, use_mask, strict, save_masks = job
     try:
         image, mask = _read(image_path, mask_path if use_mask else None)
         problems = _mask_problems(mask, mask_path)
@@ -64,6 +84,8 @@ def _inspect_one(job):
             raise ImageError(mask_path, _MASK_PROBLEMS[problems[0]])
         if "empty_given_mask" in problems:
             mask = None
+        if save_masks is not None:
+            _save_mask(save_masks, image_id, image, mask, kwargs["lesion_params"])
         row = analyse_image(image, mask, **kwargs)
         if problems:
             row["flags"] = ";".join([*problems, *([row["flags"]] if row.get("flags") else [])])
@@ -85,10 +107,17 @@ def _executor(executor, n_jobs):
     return LocalExecutor(n_jobs)
 
 
+def _uses_torch(lesion_params, artifact_params) -> bool:
+    """Whether the per-image work runs torch (the learned segmenter or artifact detector)."""
+    from ..lesion import methods_used
+
+    return "learned" in methods_used(lesion_params, artifact_params).values()
+
+
 def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA,
                     lesion_params: LesionParams = LesionParams(), artifact_params: ArtifactParams = ArtifactParams(),
                     use_given_masks: bool = True, n_jobs: int = 2, progress=None, strict: bool = False,
-                    correct: bool = True, executor=None) -> pd.DataFrame:
+                    correct: bool = True, executor=None, save_masks=None) -> pd.DataFrame:
     """Skin tone and artifacts of every image of an :class:`~skinaudit.data.AuditDataset`.
 
     The dataset's own ``ita`` / ``group`` columns, where filled, override the estimate (the
@@ -122,12 +151,17 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
     executor : Executor, optional
         Where the per-image work runs (:mod:`skinaudit.executors`, e.g. a
         :class:`~skinaudit.executors.RayExecutor`); default the local pool of ``n_jobs``.
+    save_masks : path-like, optional
+        Folder (created) where the lesion mask of each image is written as ``<id>.png`` (0/255
+        at the image's size; ids with characters outside ``A-Za-z0-9._-`` are made file-safe):
+        the given mask where used, else the ``lesion_params.segmenter`` mask at full resolution.
 
     Returns
     -------
     DataFrame, one row per image
         ``image_id, ita, group, L, a, b, skin_pixels, mask_source, flags, method, ita_raw,
-        lesion_fraction, hair, ruler, ink, dark_corner, gel_bubble, gel_border, patches, status,
+        lesion_fraction, segmenter, artifact_detector, hair, ruler, ink, dark_corner, gel_bubble,
+        gel_border, patches, status,
         unknown_reason, L_se, b_se, Lb_corr, ita_estimated`` (plus ``b_offset, b_corrected,
         cast_group`` after the cast step, then ``ita_low, ita_high`` and ``p_<label>`` per
         group of the scheme, from :func:`~skinaudit.skintone.uncertainty.add_uncertainty`;
@@ -146,9 +180,15 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
     table = dataset.table
     cast_groups = dataset_cast_groups(dataset, params) if correct else None
     kwargs = dict(params=params, scheme=sch, lesion_params=lesion_params, artifact_params=artifact_params)
-    jobs = [(str(r.image_id), r.image_path, r.mask_path, kwargs, use_given_masks, strict)
+    if save_masks is not None:
+        from pathlib import Path
+
+        Path(save_masks).mkdir(parents=True, exist_ok=True)
+        save_masks = str(save_masks)
+    jobs = [(str(r.image_id), r.image_path, r.mask_path, kwargs, use_given_masks, strict, save_masks)
             for r in table.itertuples(index=False)]
-    rows = _executor(executor, n_jobs).map(_inspect_one, jobs, desc="skin tone", progress=progress)
+    rows = _executor(executor, n_jobs).map(_inspect_one, jobs, desc="skin tone", progress=progress,
+                                           uses_torch=_uses_torch(lesion_params, artifact_params))
     out = pd.DataFrame(rows)
     for c in _COLUMNS:
         if c not in out.columns:
@@ -280,7 +320,8 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
         jobs = [(str(r.image_id), r.image_path, r.mask_path, lesion_params, artifact_params, params.skin_margin)
                 for r in dataset.table.itertuples(index=False)]
         per = pd.DataFrame(_executor(executor, n_jobs).map(_variants_one, jobs, desc="ITA variants",
-                                                            progress=progress))
+                                                            progress=progress,
+                                                            uses_torch=_uses_torch(lesion_params, artifact_params)))
     values = {c: per[c].to_numpy(dtype=float) for c in per.columns if c != "image_id" and "::" not in c}
     for name, source in _CAST_VARIANTS.items():
         if f"{source}::L" in per.columns:

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ImageError
-from ..lesion import ArtifactParams, LesionParams, resize_mask, validate_image, analyse_masks, artifact_flags
+from ..lesion import (ArtifactParams, LesionParams, analyse_masks, image_artifact_flags, methods_used, resize_mask,
+                      validate_image)
 from .illuminant import _correct, _correction_gains
 from .params import ItaParams, check_instance
 from .sample import _kept_mask, _robust_lab, skin_mask
@@ -256,7 +257,9 @@ def analyse_image(image, mask=None, *, params: ItaParams = ItaParams(), scheme="
     -------
     dict
         ``ita, ita_raw, group, L, a, b, skin_pixels, mask_source, flags`` (';'-joined str),
-        ``method``, ``L_se, b_se, Lb_corr`` (bootstrap errors), ``unknown_reason``, ``lesion_fraction`` (lesion share of the image, in [0, 1]) and one bool per
+        ``method``, ``L_se, b_se, Lb_corr`` (bootstrap errors), ``unknown_reason``, ``lesion_fraction`` (lesion share of the image, in [0, 1]),
+        ``segmenter`` (``given``, ``learned`` or ``classical``: the lesion mask used),
+        ``artifact_detector`` (``learned`` or ``classical``: the flags' method) and one bool per
         :data:`skinaudit.lesion.ARTIFACT_NAMES`.
     """
     _check_options(params, lesion_params, artifact_params)
@@ -267,5 +270,6 @@ def analyse_image(image, mask=None, *, params: ItaParams = ItaParams(), scheme="
     row["group"] = str(assign_groups([res.ita], sch)[0])
     row["unknown_reason"] = str(unknown_reasons([row["flags"]], [row["group"]])[0])
     row["lesion_fraction"] = float(lesion.mean())
-    row.update(artifact_flags(masks, lesion_mask=lesion, params=artifact_params))
+    row.update(methods_used(lesion_params, artifact_params, mask_given=mask is not None))
+    row.update(image_artifact_flags(wi.image, masks, lesion_mask=lesion, params=artifact_params))
     return row

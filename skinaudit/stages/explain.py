@@ -81,7 +81,9 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None, ex
                                 triptych_cases)
     from ..failures import classify_failures, failure_features, failure_summary, failure_table
     from ..imageio import read_image, read_mask
-    from ..lesion import detect_artifacts, segment_lesion
+    from .. import learned
+    from ..learned import resolve
+    from ..lesion import detect_artifacts, masks_of_flagged, segment_lesion
 
     grid = cam_grid(model, config.target_layer)
     grid_text = f"{grid[0]}x{grid[1]} at {model.preprocess.size} px"
@@ -121,7 +123,7 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None, ex
                 masks.append(read_mask(mp, shape=img.shape[:2]))
                 sources.append("given")
             else:
-                masks.append(segment_lesion(img))
+                masks.append(segment_lesion(img, params=config.lesion_params()))
                 sources.append("estimated")
             images.append(img)
         paths = [table.loc[i, "image_path"] for i in chunk]
@@ -136,7 +138,11 @@ def explain_stage(model, dataset, pred, config, *, progress=None, cache=None, ex
             # lesion" (localisation, triptychs). See docs/explanations.md.
             err_cams = cached_cams(model, [images[k] for k in err_idx], [paths[k] for k in err_idx],
                                     target="predicted", config=config, cache=cache)
-            arts = [detect_artifacts(images[k], lesion_mask=masks[k]) for k in err_idx]
+            ap = config.artifact_params()
+            arts = [detect_artifacts(images[k], lesion_mask=masks[k], params=config.lesion_params(),
+                                     artifact_params=ap) for k in err_idx]
+            if resolve(ap.detector, "artifacts") == "learned":  # the learned flags decide which masks count
+                arts = [masks_of_flagged(a, learned.artifact_flags(images[k])) for a, k in zip(arts, err_idx)]
             feats = failure_features([chunk[k] for k in err_idx], [images[k] for k in err_idx],
                                      [masks[k] for k in err_idx], cams=None if coarse else err_cams,
                                      artifact_masks=arts, ita=[ita_of.get(chunk[k]) for k in err_idx],

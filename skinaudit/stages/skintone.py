@@ -11,23 +11,64 @@ from ..per_image import cached_rows
 from ..result import unavailable
 from . import StageOutput
 
-__all__ = ["skin_tone_stage", "inspect_cached", "sensitivity_cached"]
+__all__ = ["skin_tone_stage", "inspect_cached", "sensitivity_cached", "lesion_methods_key"]
+
+
+def lesion_methods_record(insp, config) -> dict:
+    """Which lesion masks and artifact flags the skin-tone rows used: counts per method and the
+    learned weights' hashes (the ``lesion_methods`` of the skin-tone section)."""
+    rec = {}
+    for col in ("segmenter", "artifact_detector"):
+        if col in insp:
+            rec[col] = {str(k): int(v) for k, v in insp[col].dropna().astype(str).value_counts().sort_index().items()}
+    rec.update({"requested": {"segmenter": config.segmenter, "artifacts": config.artifacts}})
+    used = {"segmenter": "learned" in rec.get("segmenter", {}),
+            "artifacts": "learned" in rec.get("artifact_detector", {})}
+    versions = {w: _version(w) for w, on in used.items() if on}
+    if versions:
+        rec["learned_weights"] = versions
+    return rec
+
+
+def _version(which: str):
+    from .. import learned
+
+    return learned.weights_version(which) if learned.weights_present(which) else None
+
+
+def lesion_methods_key(lesion_params, artifact_params) -> dict:
+    """The segmenter and artifact detector a run uses, with the weights' hash when learned (part of
+    the per-image cache keys: rows of another method, or of older weights, are never reused)."""
+    from ..lesion import methods_used
+
+    used = methods_used(lesion_params, artifact_params)
+    key = {"segmenter": used["segmenter"], "artifacts": used["artifact_detector"]}
+    if "learned" in used.values():
+        from .. import learned
+
+        for name, which in (("segmenter", "segmenter"), ("artifacts", "artifacts")):
+            if key[name] == "learned":
+                key[name] = f"learned:{learned.weights_version(which)}"
+    return key
 
 def inspect_cached(dataset, config, *, progress=None, cache=None, executor=None) -> pd.DataFrame:
     """Per-image skin-tone rows (cached one by one), then the dataset-level cast step on all."""
     from ..skintone import add_uncertainty, correct_cast, dataset_cast_groups, inspect_dataset
 
     params = config.ita_params()
+    lesion_params, artifact_params = config.lesion_params(), config.artifact_params()
     dataset_cast_groups(dataset, params)  # checks the column before any image is read
 
     def compute(ds):
         return inspect_dataset(ds, scheme=config.scheme, params=params, n_jobs=config.n_jobs, progress=progress,
-                               strict=config.strict, correct=False, executor=executor)
+                               strict=config.strict, correct=False, executor=executor, lesion_params=lesion_params,
+                               artifact_params=artifact_params)
 
     out = cached_rows(dataset, cache, "inspect", {"scheme": config.scheme, "method": params.describe(),
                                                   "beyond_range": params.beyond_range,
                                                   "bootstrap": [params.n_boot, params.patch_size,
-                                                                params.random_state]}, compute)
+                                                                params.random_state],
+                                                  **lesion_methods_key(lesion_params, artifact_params)}, compute)
     for col in ("hair", "ruler", "ink", "dark_corner", "gel_bubble", "gel_border", "patches"):
         if col in out.columns:
             out[col] = out[col].map(lambda v: bool(v) if v is not None and not pd.isna(v) else False)
@@ -41,13 +82,16 @@ def sensitivity_cached(dataset, config, *, progress=None, cache=None, offsets=No
     from ..skintone import dataset_cast_groups, sensitivity_table
 
     params = config.ita_params()
+    lesion_params, artifact_params = config.lesion_params(), config.artifact_params()
 
     def compute(ds):
         return sensitivity_table(ds, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress,
-                                 params=params, executor=executor).attrs["per_image"]
+                                 params=params, executor=executor, lesion_params=lesion_params,
+                                 artifact_params=artifact_params).attrs["per_image"]
 
     per_image = cached_rows(dataset, cache, "ita_variants",
-                                  {"variants": 2, "shrink_margin": params.skin_margin == "shrink"}, compute)
+                                  {"variants": 2, "shrink_margin": params.skin_margin == "shrink",
+                                   **lesion_methods_key(lesion_params, artifact_params)}, compute)
     groups = dataset_cast_groups(dataset, dataclasses.replace(params, ita_correction="dataset_reference"),
                                  per_image["image_id"])
     return sensitivity_table(per_image, scheme=config.scheme, params=params, groups=groups, offsets=offsets)
@@ -113,6 +157,7 @@ def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None, executo
                 if "flags" in insp else 0,
                 "mask_source": {str(k): int(v) for k, v in insp.get("mask_source", pd.Series(dtype=str))
                                 .value_counts().items()},
+                "lesion_methods": lesion_methods_record(insp, config),
                 "artifacts": {a: int(insp[a].sum()) for a in ("hair", "ruler", "ink", "dark_corner", "gel_bubble",
                                                               "gel_border", "patches") if a in insp}}
         if "ita_low" in insp:
