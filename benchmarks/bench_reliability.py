@@ -5,7 +5,8 @@ Usage: ``python benchmarks/bench_reliability.py [--n-jobs 2] [--n-boot 2000] [--
 writes ``benchmarks/results/reliability.json``.
 
 Measures (per image): skinaudit's ITA (default settings: dataset-level cast step, the whole
-set as one cast group) with the dataset's masks and with estimated masks; its L*; a naive
+set as one cast group) with the dataset's masks and with masks estimated by the learned segmenter
+and by the classical rules; its L*; a naive
 baseline, the plain CIE ITA of the median L* and b* of a 20-pixel image border; and that
 border's L*. Sets: pad-ufes20 (432 smartphone photos, 63 lesions with 2-3 photos, human
 Fitzpatrick types) and ham10000-repeats-200 (4,501 dermoscopy images of 1,956 lesions).
@@ -24,6 +25,7 @@ from skimage.color import rgb2lab
 
 from skinaudit import data, skintone as st
 from skinaudit.imageio import read_image
+from skinaudit.lesion import LesionParams
 from skinaudit.skintone.concordance import fitzpatrick_concordance
 from skinaudit.skintone.reliability import flip_rate, icc1, icc1_interval, icc_reading
 
@@ -44,9 +46,12 @@ def border_lab(path) -> tuple[float, float]:
 def measures(ds, *, n_jobs, with_given):
     t0 = time.time()
     rows = pd.DataFrame({"image_id": ds.table["image_id"].astype(str)})
-    runs = [("estimated mask", False)] + ([("given mask", True)] if with_given else [])
-    for name, given in runs:
-        insp = st.inspect_dataset(ds, n_jobs=n_jobs, use_given_masks=given)
+    # estimated masks: the learned segmenter (the default with torch, #19) and the classical rules
+    runs = [("learned mask", False, "learned"), ("classical mask", False, "classical")]
+    runs += [("given mask", True, "auto")] if with_given else []
+    for name, given, segmenter in runs:
+        insp = st.inspect_dataset(ds, n_jobs=n_jobs, use_given_masks=given,
+                                  lesion_params=LesionParams(segmenter=segmenter))
         rows[f"skinaudit ITA, {name}"] = insp["ita"].to_numpy(float)
         rows[f"skinaudit L*, {name}"] = insp["L"].to_numpy(float)
     lb = np.array([border_lab(p) for p in ds.table["image_path"]])
@@ -83,7 +88,7 @@ def main():
     lesions = ds.table["lesion_id"].to_numpy()
     fitz = ds.table["fitspatrick"].to_numpy()
     conc = {}
-    for name in ("given mask", "estimated mask"):
+    for name in ("given mask", "learned mask", "classical mask"):
         c = fitzpatrick_concordance(rows[f"skinaudit ITA, {name}"], rows[f"skinaudit L*, {name}"], fitz,
                                     column="fitspatrick")
         conc[f"skinaudit, {name}"] = {k: c[k] for k in ("n_images", "spearman_ita", "spearman_lightness",

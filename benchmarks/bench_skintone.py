@@ -93,7 +93,7 @@ def validity() -> list[dict]:
     rows = []
     for name, res in rel.items():
         r = res["reliability (lesion_id)"]
-        mask = "given mask" if "skinaudit ITA, given mask" in r else "estimated mask"
+        mask = "given mask" if "skinaudit ITA, given mask" in r else "learned mask"
         ours, naive = r[f"skinaudit ITA, {mask}"], r["naive border ITA"]
         rows.append({"measure": f"test-retest ICC(1) [95% CI], {ours['n_lesions']} lesions", "set": name,
                      "skinaudit ITA": f"{ours['icc']:.2f} [{ours['icc_ci'][0]:.2f}, {ours['icc_ci'][1]:.2f}]",
