@@ -31,6 +31,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 
 from .errors import ConfigError, MissingDependencyError
+from .models import score_batch as _score_batch
 from .validation import check_choice, check_int
 
 __all__ = ["Executor", "LocalExecutor", "RayExecutor", "EXECUTORS", "make_executor", "open_executor"]
@@ -57,26 +58,6 @@ def _one_blas_thread(parent: int | None = None):
 
 def _chunksize(n_jobs: int, workers: int) -> int:
     return max(1, min(32, n_jobs // (4 * workers)))
-
-
-def _score_batch(model, paths) -> tuple[list[float], list[str]]:
-    """Scores and statuses of one batch of image files (an unreadable file: NaN and its reason)."""
-    import numpy as np
-
-    from .errors import ImageError
-    from .imageio import read_image
-
-    images, where, status = [], [], ["ok"] * len(paths)
-    for k, path in enumerate(paths):
-        try:
-            images.append(read_image(path))
-            where.append(k)
-        except ImageError as exc:
-            status[k] = exc.reason
-    scores = np.full(len(paths), np.nan)
-    if images:
-        scores[where] = model.predict_proba(images)
-    return scores.tolist(), status
 
 
 def _pool_context(uses_torch: bool):

@@ -567,6 +567,25 @@ def read_model_info(model_path) -> ModelInfo | None:
                      threshold=None if threshold is None else float(threshold), threshold_source=source)
 
 
+def score_batch(model, paths) -> tuple[list[float], list[str]]:
+    """Scores and statuses of one batch of image files (an unreadable file: NaN and its reason); the one
+    scoring step of every executor (:mod:`skinaudit.executors`)."""
+    from .errors import ImageError
+    from .imageio import read_image
+
+    images, where, status = [], [], ["ok"] * len(paths)
+    for k, path in enumerate(paths):
+        try:
+            images.append(read_image(path))
+            where.append(k)
+        except ImageError as exc:
+            status[k] = exc.reason
+    scores = np.full(len(paths), np.nan)
+    if images:
+        scores[where] = model.predict_proba(images)
+    return scores.tolist(), status
+
+
 def score_dataset(model, dataset, *, batch_size: int = 16, strict: bool = False, progress=None,
                   cache=None, executor=None) -> pd.DataFrame:
     """Score every image of ``dataset`` with ``model``.
@@ -611,13 +630,14 @@ def score_dataset(model, dataset, *, batch_size: int = 16, strict: bool = False,
                 scores[k] = float(hit["score"])
             else:
                 todo.append(k)
-    if executor is None:
-        from .executors import LocalExecutor
-
-        executor = LocalExecutor(1)
     batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
-    results = executor.score(model, [[paths[k] for k in batch] for batch in batches],
-                             desc=f"scoring ({model.name})", progress=progress)
+    path_batches = [[paths[k] for k in batch] for batch in batches]
+    if executor is None:  # in this process (what LocalExecutor.score does)
+        it = path_batches if progress is None else progress(path_batches, total=len(path_batches),
+                                                             desc=f"scoring ({model.name})")
+        results = (score_batch(model, b) for b in it)
+    else:
+        results = executor.score(model, path_batches, desc=f"scoring ({model.name})", progress=progress)
     for batch, (batch_scores, batch_status) in zip(batches, results):
         for k, score, reason in zip(batch, batch_scores, batch_status):
             if reason != "ok":

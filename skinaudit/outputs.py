@@ -13,7 +13,7 @@ import pandas as pd
 
 from ._jsonsafe import json_safe
 
-__all__ = ["JSON_FORMAT", "dump_json", "write_json", "write_csv", "read_csv", "neutralise_formulas",
+__all__ = ["JSON_FORMAT", "safe_name", "dump_json", "write_json", "write_csv", "read_csv", "neutralise_formulas",
            "restore_formulas", "RowRecords"]
 
 #: The one JSON format of every file the audit writes (sorted keys: byte-stable).
@@ -21,6 +21,16 @@ JSON_FORMAT = {"indent": 2, "sort_keys": True, "ensure_ascii": False, "allow_nan
 #: Rows per block when a table is written as CSV (pandas' default block is 100,000 cells,
 #: converted to one Python string each: 6 MB for the skin-tone table at 6,000 images).
 CSV_ROWS = 512
+
+
+def safe_name(image_id) -> str:
+    """A file-name-safe, collision-free form of an image id."""
+    import hashlib
+    import re
+
+    text = str(image_id)
+    clean = re.sub(r"[^A-Za-z0-9._-]", "_", text)[:80]
+    return clean if clean == text else f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def dump_json(data) -> str:

@@ -66,7 +66,7 @@ def _save_mask(folder, image_id, image, mask, lesion_params) -> None:
     from PIL import Image
 
     from ..lesion import segment_lesion
-    from ..stages.explain import safe_name
+    from ..outputs import safe_name
 
     m = mask if mask is not None else segment_lesion(image, params=lesion_params)
     path = Path(folder) / f"{safe_name(image_id)}.png"

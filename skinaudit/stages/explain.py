@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._jsonsafe import json_safe
+from ..outputs import safe_name
 from ..per_image import cached_cams
 from ..result import unavailable
 from . import StageOutput
@@ -28,16 +29,6 @@ def explainable(model) -> str | None:
         return ("Grad-CAM++ needs Python hooks, which TorchScript modules do not run; to get explanations, audit "
                 "the same weights as a state dict with --arch (or an nn.Module through the library API)")
     return None
-
-
-def safe_name(image_id) -> str:
-    """A file-name-safe, collision-free form of an image id."""
-    import hashlib
-    import re
-
-    text = str(image_id)
-    clean = re.sub(r"[^A-Za-z0-9._-]", "_", text)[:80]
-    return clean if clean == text else f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
