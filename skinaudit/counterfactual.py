@@ -47,11 +47,13 @@ This is a colour shift of the skin, not darker skin. Under a dermatoscope darker
 differs in melanin distribution (a more visible pigment network on the skin, different
 contrast of the lesion to its surroundings, lesions that themselves look different in
 darker skin), in light scattering and in the camera's exposure. None of that is simulated;
-the lesion and its margin keep the colours they had on the original (usually light) skin. The
+the lesion (and the rim of skin a human mask includes) keeps the colours it had on the
+original (usually light) skin. The
 test therefore measures the model's dependence on the *colour of the surrounding skin*, one
 route by which skin tone can reach a score -- a `not_detected` verdict does not show the model
 is fair on darker skin, and a `sensitive` verdict shows a dependence on skin colour that real
-darker skin would also trigger. Artifacts are kept, so their contrast to the skin changes.
+darker skin would also trigger. Artifacts are recoloured with the skin (their contrast kept in
+proportion), so a specular highlight is dimmed on darker skin, which a real reflection would not be.
 """
 from __future__ import annotations
 
@@ -103,7 +105,7 @@ class Recoloured:
     ``images``: one (H, W, 3) uint8 per level; ``levels``: the target ITA of each (degrees);
     ``weight``: (H, W) float in [0, 1], the recolouring weight (0 = pixel copied unchanged);
     ``sample``: (H, W) bool, the skin sample whose centre is moved; ``zone``: (H, W) bool, the
-    lesion and its margin;
+    lesion and the kept ring round it (none with a given mask);
     ``original``: ``(L*, b*, ITA)`` of the skin centre before; ``achieved``: the same statistic
     of each recoloured image's skin (its own measurement, before the working-size estimator).
     """
@@ -203,7 +205,7 @@ def recolour_skin(image, mask=None, *, levels=DEFAULT_LEVELS, params: ItaParams 
                   radius: float | None = 25.0, min_lightness: float = 20.0, regions=None,
                   lesion_params: LesionParams = LesionParams(),
                   artifact_params: ArtifactParams = ArtifactParams()) -> Recoloured:
-    """Recolour the skin of one image to each target ITA, keeping lesion, margin and artifacts.
+    """Recolour the skin of one image to each target ITA, keeping the lesion bit-identical.
 
     Parameters
     ----------
@@ -298,8 +300,8 @@ def seam_energy(image, zone, *, width: int = 3) -> float:
     """Mean squared per-pixel gradient of L* (Sobel / 8 per axis) on the pixels outside
     ``zone`` within ``width`` px of its edge, in (L* units per px)^2.
 
-    With ``zone`` = the lesion and its margin (:attr:`Recoloured.zone`) it measures the seam
-    the recolouring leaves where the untouched margin meets the moved skin; with ``zone`` = the
+    With ``zone`` = the kept zone (:attr:`Recoloured.zone`: the lesion and its kept ring) it
+    measures the seam the recolouring leaves where the untouched zone meets the moved skin; with ``zone`` = the
     lesion mask, on an original image, the natural edge of the lesion (the reference range).
     NaN when ``zone`` is empty or everything.
     """

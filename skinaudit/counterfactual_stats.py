@@ -1,7 +1,7 @@
 """The counterfactual skin-tone test: score recoloured versions of the same images, compare.
 
 :func:`counterfactual_test` recolours a stratified sample of images to each target ITA with
-:func:`skinaudit.counterfactual.recolour_skin` (lesion, margin and artifacts unchanged), scores
+:func:`skinaudit.counterfactual.recolour_skin` (the lesion bit-identical), scores
 every version with the audited model, and tests the paired change between the lightest and the
 darkest level. Limits of the recolouring: :mod:`skinaudit.counterfactual` and
 docs/counterfactual.md.

@@ -31,7 +31,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 
 from .errors import ConfigError, MissingDependencyError
-from .models import score_batch as _score_batch
+from .models import score_batch as _score_batch, score_batches
 from .validation import check_choice, check_int
 
 __all__ = ["Executor", "LocalExecutor", "RayExecutor", "EXECUTORS", "make_executor", "open_executor"]
@@ -127,9 +127,7 @@ class LocalExecutor(Executor):
             return list(it)
 
     def score(self, model, batches, *, desc="", progress=None):
-        it = batches if progress is None else progress(batches, total=len(batches), desc=desc)
-        for paths in it:
-            yield _score_batch(model, paths)
+        return score_batches(model, batches, desc=desc, progress=progress)
 
 
 # --- Ray -----------------------------------------------------------------------------------------

@@ -586,6 +586,13 @@ def score_batch(model, paths) -> tuple[list[float], list[str]]:
     return scores.tolist(), status
 
 
+def score_batches(model, batches, *, desc: str = "", progress=None):
+    """Yield :func:`score_batch` of each batch of image paths, in this process, in order."""
+    it = batches if progress is None else progress(batches, total=len(batches), desc=desc)
+    for paths in it:
+        yield score_batch(model, paths)
+
+
 def score_dataset(model, dataset, *, batch_size: int = 16, strict: bool = False, progress=None,
                   cache=None, executor=None) -> pd.DataFrame:
     """Score every image of ``dataset`` with ``model``.
@@ -632,12 +639,8 @@ def score_dataset(model, dataset, *, batch_size: int = 16, strict: bool = False,
                 todo.append(k)
     batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
     path_batches = [[paths[k] for k in batch] for batch in batches]
-    if executor is None:  # in this process (what LocalExecutor.score does)
-        it = path_batches if progress is None else progress(path_batches, total=len(path_batches),
-                                                             desc=f"scoring ({model.name})")
-        results = (score_batch(model, b) for b in it)
-    else:
-        results = executor.score(model, path_batches, desc=f"scoring ({model.name})", progress=progress)
+    scorer = score_batches if executor is None else executor.score
+    results = scorer(model, path_batches, desc=f"scoring ({model.name})", progress=progress)
     for batch, (batch_scores, batch_status) in zip(batches, results):
         for k, score, reason in zip(batch, batch_scores, batch_status):
             if reason != "ok":
