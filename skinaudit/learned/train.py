@@ -76,10 +76,48 @@ def _seg_batch(images, masks, idx, size, g, augment):
     return _colour_jitter(x, g), y
 
 
-def _art_batch(images, flags, idx, g, augment):
+#: augmentation recipes of the artifact detector: "flips" (the first shipped weights: flips and
+#: colour jitter) and "frame" (also a random crop of each side and a synthetic dark circular field,
+#: so that the frame's shape and a dermatoscope's circular field stop being cues for other flags)
+ART_RECIPES = ("flips", "frame")
+
+
+def _circular_field(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Darken everything outside a random circle whose radius is 55-90% of the half-diagonal (so
+    every corner is outside it), with a soft edge: a synthetic dermatoscope field (dark corners)."""
+    n, _, h, w = x.shape
+    yy = torch.linspace(-h / 2, h / 2, h).view(1, h, 1)
+    xx = torch.linspace(-w / 2, w / 2, w).view(1, 1, w)
+    half_diag = 0.5 * math.hypot(h, w)
+    r = half_diag * (0.55 + 0.35 * torch.rand(n, 1, 1, generator=g))
+    cy = h * 0.08 * (torch.rand(n, 1, 1, generator=g) - 0.5)
+    cx = w * 0.08 * (torch.rand(n, 1, 1, generator=g) - 0.5)
+    d = torch.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
+    soft = 2 + 10 * torch.rand(n, 1, 1, generator=g)
+    inside = torch.sigmoid((r - d) / soft)
+    floor = 0.02 + 0.2 * torch.rand(n, 1, 1, generator=g)
+    return x * (floor + (1 - floor) * inside).unsqueeze(1)
+
+
+def _art_batch(images, flags, idx, g, augment, recipe="flips"):
     x = torch.from_numpy(images[idx]).permute(0, 3, 1, 2).float() / 255
-    y = torch.from_numpy(flags[idx])
+    y = torch.from_numpy(flags[idx]).clone()
     if augment:
+        if recipe == "frame":
+            h, w = x.shape[-2:]
+            xs = []
+            for k in range(len(idx)):  # random crop of 80-100% of each side (aspect changes too)
+                fh, fw = (0.8 + 0.2 * torch.rand(2, generator=g)).tolist()
+                ch, cw = max(int(h * fh), 8), max(int(w * fw), 8)
+                top = int(torch.randint(0, h - ch + 1, (1,), generator=g))
+                left = int(torch.randint(0, w - cw + 1, (1,), generator=g))
+                xs.append(F.interpolate(x[k:k + 1, :, top:top + ch, left:left + cw], size=(h, w), mode="bilinear",
+                                        align_corners=False))
+            x = torch.cat(xs)
+            field = torch.rand(len(idx), generator=g) < 0.3
+            if field.any():
+                x[field] = _circular_field(x[field], g)
+                y[field, FLAGS.index("dark_corner")] = 1.0
         r = torch.randint(0, 4, (1,), generator=g).item()
         if r & 1:
             x = x.flip(-1)
@@ -128,12 +166,15 @@ def _predict(model, batches):
 
 
 def train(what: str, data_dir, out_dir, *, epochs: int, batch_size: int = 16, lr: float = 2e-3,
-          seed: int = 0, threads: int = 1, seg_size: int = 128, max_batches: int | None = None) -> dict:
+          seed: int = 0, threads: int = 1, seg_size: int = 128, max_batches: int | None = None,
+          art_recipe: str = "flips") -> dict:
     """Train ``what`` ("segmenter" or "artifacts"); write ``OUT/<what>.pt`` (best epoch on the
     validation split: ``{"state_dict", "meta"}``, loadable with ``weights_only=True``), a
     per-epoch checkpoint and ``OUT/<what>_history.json``. Returns the history."""
     if what not in ("segmenter", "artifacts"):
         raise ValueError(f"'what' must be 'segmenter' or 'artifacts'; got {what!r}.")
+    if art_recipe not in ART_RECIPES:
+        raise ValueError(f"'art_recipe' must be one of {ART_RECIPES}; got {art_recipe!r}.")
     torch.set_num_threads(threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -182,7 +223,7 @@ def train(what: str, data_dir, out_dir, *, epochs: int, batch_size: int = 16, lr
                 logits = model(x)
                 loss = F.binary_cross_entropy_with_logits(logits, y) + _dice_loss(logits, y)
             else:
-                x, y = _art_batch(d["art_images"], d["flags"], idx, g, True)
+                x, y = _art_batch(d["art_images"], d["flags"], idx, g, True, art_recipe)
                 loss = F.binary_cross_entropy_with_logits(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -218,7 +259,7 @@ def train(what: str, data_dir, out_dir, *, epochs: int, batch_size: int = 16, lr
             score = float(np.mean(list(f1.values())))
             entry["val_mean_f1"] = score
             meta = {"arch": arch, "kwargs": kwargs, "input_shape": [192, 256], "flags": list(FLAGS),
-                    "thresholds": th}
+                    "thresholds": th, "recipe": art_recipe}
         entry["seconds"] = time.perf_counter() - te
         history.append(entry)
         log.info("%s epoch %d: %s", what, epoch, json.dumps(entry))
