@@ -15,7 +15,7 @@ from importlib import resources
 import numpy as np
 
 from ..errors import ConfigError
-from .preprocess import art_input, resize_prob, seg_input
+from .preprocess import art_input, postprocess, refine_prob, resize_image, resize_prob, seg_input
 
 __all__ = ["weights_path", "weights_version", "load", "lesion_probability", "segment", "artifact_scores",
            "artifact_flags", "THREADS"]
@@ -112,18 +112,16 @@ def lesion_probability(image: np.ndarray, shape: tuple[int, int] | None = None) 
 
 
 def segment(image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Lesion mask from :func:`lesion_probability`: > the stored threshold (0.5), the component
-    with the largest probability mass, holes filled. Shape ``shape`` (default the image's), bool."""
-    from scipy import ndimage as ndi
-
+    """Lesion mask from :func:`lesion_probability`: refined by the image's colours at the output
+    size when the weights' meta says so (:func:`~skinaudit.learned.preprocess.refine_prob` with
+    ``meta["refine"]``), > the stored threshold (0.5), the component with the largest probability
+    mass, holes filled. Shape ``shape`` (default the image's), bool."""
     _model, meta = load("segmenter")
+    shape = tuple(shape) if shape is not None else image.shape[:2]
     prob = lesion_probability(image, shape)
-    m = prob > float(meta.get("threshold", 0.5))
-    lab, n = ndi.label(m)
-    if n > 1:
-        mass = ndi.sum_labels(prob, lab, np.arange(1, n + 1))
-        m = lab == (1 + int(np.argmax(mass)))
-    return ndi.binary_fill_holes(m) if n else m
+    if meta.get("refine"):
+        prob = refine_prob(resize_image(image, shape), prob, **meta["refine"])
+    return postprocess(prob, float(meta.get("threshold", 0.5)))
 
 
 def artifact_scores(image: np.ndarray) -> dict:

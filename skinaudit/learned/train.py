@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage as ndi
 from torch.nn import functional as F
 
 from .data import FLAGS, load_folder
 from .models import ArtifactNet, TinyUNet
+from .preprocess import postprocess, refine_prob
 
 __all__ = ["train"]
 
@@ -75,6 +75,10 @@ def _seg_batch(images, masks, idx, size, g, augment):
         x, y = x.transpose(-1, -2), y.transpose(-1, -2)
     return _colour_jitter(x, g), y
 
+
+#: colour refinement of the segmenter's output (:func:`~skinaudit.learned.preprocess.refine_prob`),
+#: stored in the weights' meta; chosen on the validation split (docs/learned_detectors.md)
+SEG_REFINE = {"alpha": 0.25, "confident": 0.9}
 
 #: augmentation recipes of the artifact detector: "flips" (the first shipped weights: flips and
 #: colour jitter) and "frame" (also a random crop of each side and a synthetic dark circular field,
@@ -131,17 +135,6 @@ def _dice_loss(logits, y):
     p = torch.sigmoid(logits)
     inter = (p * y).sum((1, 2, 3))
     return (1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + y.sum((1, 2, 3)) + 1)).mean()
-
-
-def postprocess(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Binary mask from a lesion probability map: ``prob > threshold``, the component with the
-    largest probability mass, holes filled. All False when nothing exceeds the threshold."""
-    m = prob > threshold
-    lab, n = ndi.label(m)
-    if n > 1:
-        mass = ndi.sum_labels(prob, lab, np.arange(1, n + 1))
-        m = lab == (1 + int(np.argmax(mass)))
-    return ndi.binary_fill_holes(m) if n else m
 
 
 def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
@@ -237,16 +230,18 @@ def train(what: str, data_dir, out_dir, *, epochs: int, batch_size: int = 16, lr
                        for i in range(0, len(va), 32))
             prob = torch.sigmoid(_predict(model, batches))[:, 0].numpy()
             truth = d["seg_masks"][va] > 127
-            jac = []
+            jac, jac_refined = [], []
             for k in range(len(va)):
                 p = np.asarray(F.interpolate(torch.from_numpy(prob[k])[None, None], size=truth.shape[1:],
                                              mode="bilinear", align_corners=False)[0, 0])
-                m = postprocess(p)
-                u = (m | truth[k]).sum()
-                jac.append((m & truth[k]).sum() / u if u else 1.0)
+                for out, m in ((jac, postprocess(p)),
+                               (jac_refined, postprocess(refine_prob(d["seg_images"][va[k]], p, **SEG_REFINE)))):
+                    u = (m | truth[k]).sum()
+                    out.append((m & truth[k]).sum() / u if u else 1.0)
             entry["val_jaccard"] = float(np.mean(jac))
+            entry["val_jaccard_refined"] = float(np.mean(jac_refined))  # reported, not used to choose
             score = entry["val_jaccard"]
-            meta = {"arch": arch, "kwargs": kwargs, "input_size": seg_size, "threshold": 0.5}
+            meta = {"arch": arch, "kwargs": kwargs, "input_size": seg_size, "threshold": 0.5, "refine": SEG_REFINE}
         else:
             batches = (_art_batch(d["art_images"], d["flags"], va[i:i + 32], None, False)[0]
                        for i in range(0, len(va), 32))
