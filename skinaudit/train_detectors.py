@@ -28,13 +28,16 @@ def main(argv=None) -> None:
     ap.add_argument("--seg-size", type=int, default=128)
     ap.add_argument("--art-recipe", choices=["flips", "frame"], default="flips",
                     help="augmentation of the artifact detector (docs/learned_detectors.md)")
+    ap.add_argument("--art-arch", choices=["ArtifactNet", "LocalArtifactNet"], default="ArtifactNet",
+                    help="architecture of the artifact detector (docs/learned_detectors.md)")
     ap.add_argument("--max-batches", type=int, default=None, help="batches per epoch (timing runs)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from .learned.train import train
 
     train(a.what, a.data, a.out, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
-          threads=a.threads, seg_size=a.seg_size, max_batches=a.max_batches, art_recipe=a.art_recipe)
+          threads=a.threads, seg_size=a.seg_size, max_batches=a.max_batches, art_recipe=a.art_recipe,
+          art_arch=a.art_arch)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["TinyUNet", "ArtifactNet", "build_model"]
+__all__ = ["TinyUNet", "ArtifactNet", "LocalArtifactNet", "build_model"]
 
 
 def _cba(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -94,9 +94,42 @@ class ArtifactNet(nn.Module):
         return self.fc(self.drop(pooled))
 
 
+class LocalArtifactNet(nn.Module):
+    """Multi-label artifact classifier that sees only local evidence: a shallow network (three
+    stride-2 stages, receptive field about 60 px of the 192 x 256 input) gives one logit per flag
+    and location of a 1/8-resolution map; the image's logit is the log-sum-exp pooling of that map
+    (a smooth maximum, ``sharpness`` r: ``log(mean(exp(r s))) / r``). Whole-image composition (the
+    lesion's size, the frame's shape), which can stand in for an artifact in the training folder,
+    is out of its view: a flag must be visible somewhere."""
+
+    def __init__(self, n_out: int = 7, widths=(24, 48, 96, 128), sharpness: float = 4.0, dropout: float = 0.1):
+        super().__init__()
+        w = list(widths)
+        layers = [_cba(3, w[0], stride=2), DSBlock(w[0], w[0])]
+        for i in range(1, len(w) - 1):
+            layers += [DSBlock(w[i - 1], w[i], stride=2), DSBlock(w[i], w[i])]
+        layers += [DSBlock(w[-2], w[-1]), DSBlock(w[-1], w[-1])]
+        self.features = nn.Sequential(*layers)
+        self.drop = nn.Dropout2d(dropout)
+        self.head = nn.Conv2d(w[-1], n_out, 1)
+        self.sharpness = float(sharpness)
+        self.register_buffer("mean", torch.tensor([0.6, 0.5, 0.45]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.2, 0.2, 0.2]).view(1, 3, 1, 1))
+
+    def local_logits(self, x):
+        """(N, K, h, w) logits per location (h, w = input / 8)."""
+        return self.head(self.drop(self.features((x - self.mean) / self.std)))
+
+    def forward(self, x):
+        s = self.local_logits(x).flatten(2)
+        r = self.sharpness
+        return (torch.logsumexp(r * s, dim=2) - torch.log(torch.tensor(float(s.shape[2])))) / r
+
+
 def build_model(arch: str, **kwargs) -> nn.Module:
-    """The architecture named ``arch`` ("TinyUNet" or "ArtifactNet"), built with ``kwargs``."""
-    table = {"TinyUNet": TinyUNet, "ArtifactNet": ArtifactNet}
+    """The architecture named ``arch`` ("TinyUNet", "ArtifactNet" or "LocalArtifactNet"), built
+    with ``kwargs``."""
+    table = {"TinyUNet": TinyUNet, "ArtifactNet": ArtifactNet, "LocalArtifactNet": LocalArtifactNet}
     if arch not in table:
         raise ValueError(f"Unknown architecture {arch!r}; expected one of {sorted(table)}.")
     return table[arch](**kwargs)

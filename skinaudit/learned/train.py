@@ -22,7 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from .data import FLAGS, load_folder
-from .models import ArtifactNet, TinyUNet
+from .models import ArtifactNet, LocalArtifactNet, TinyUNet
 from .preprocess import postprocess, refine_prob
 
 __all__ = ["train"]
@@ -160,7 +160,7 @@ def _predict(model, batches):
 
 def train(what: str, data_dir, out_dir, *, epochs: int, batch_size: int = 16, lr: float = 2e-3,
           seed: int = 0, threads: int = 1, seg_size: int = 128, max_batches: int | None = None,
-          art_recipe: str = "flips") -> dict:
+          art_recipe: str = "flips", art_arch: str = "ArtifactNet") -> dict:
     """Train ``what`` ("segmenter" or "artifacts"); write ``OUT/<what>.pt`` (best epoch on the
     validation split: ``{"state_dict", "meta"}``, loadable with ``weights_only=True``), a
     per-epoch checkpoint and ``OUT/<what>_history.json``. Returns the history."""
@@ -179,6 +179,9 @@ def train(what: str, data_dir, out_dir, *, epochs: int, batch_size: int = 16, lr
     if what == "segmenter":
         arch, kwargs = "TinyUNet", {"widths": [16, 32, 48, 96, 128]}
         model = TinyUNet(**kwargs)
+    elif art_arch == "LocalArtifactNet":
+        arch, kwargs = art_arch, {"n_out": len(FLAGS), "widths": [24, 48, 96, 128], "sharpness": 4.0}
+        model = LocalArtifactNet(**kwargs)
     else:
         arch, kwargs = "ArtifactNet", {"n_out": len(FLAGS), "widths": [24, 40, 64, 128, 192]}
         model = ArtifactNet(**kwargs)
