@@ -263,8 +263,18 @@ def analyse_image(image, mask=None, *, params: ItaParams = ItaParams(), scheme="
         :data:`skinaudit.lesion.ARTIFACT_NAMES`.
     """
     _check_options(params, lesion_params, artifact_params)
+    return _analyse(image, mask, params=params, scheme=get_scheme(scheme), lesion_params=lesion_params,
+                    artifact_params=artifact_params)
+
+
+def _analyse(image, mask, *, params, scheme, lesion_params, artifact_params, prepared=None) -> dict:
+    """:func:`analyse_image` without the option checks; ``prepared`` (a dict), when given,
+    receives the ``(wi, lesion, masks)`` of :func:`_prepare` under the key ``mask is not None``
+    (so that other estimators of the same image reuse them)."""
     sch = get_scheme(scheme)
     wi, lesion, masks = _prepare(image, mask, None, lesion_params, artifact_params)
+    if prepared is not None:
+        prepared[mask is not None] = (wi, lesion, masks)
     res = _ita_from_working(wi, lesion, masks, params, "given" if mask is not None else "estimated")
     row = res.as_dict()
     row["group"] = str(assign_groups([res.ita], sch)[0])
