@@ -18,7 +18,7 @@ from ..errors import DataError, ImageError
 from ..lesion import ARTIFACT_NAMES, ArtifactParams, LesionParams
 from ..validation import check_int
 from .cast import correct_cast, dataset_cast_groups
-from .ita import _analyse, _check_options, _ita_from_working, _prepare, unknown_reasons
+from .ita import _analyse, _check_options, _ita_from_working, _prepare, _same_estimate, unknown_reasons
 from .params import DATASET_ITA, ItaParams
 from .schemes import UNKNOWN, assign_groups, get_scheme
 from .uncertainty import add_uncertainty
@@ -78,7 +78,8 @@ def _save_mask(folder, image_id, image, mask, lesion_params) -> None:
 def _inspect_image(image_id, image_path, mask_path, kwargs, use_mask, strict, save_masks):
     """The inspect row of one image, with what it read and prepared: ``(row, read, prepared)``;
     ``read`` is ``(image, mask as read)`` (None when reading failed; the mask None when not
-    read), ``prepared`` maps ``mask given -> (wi, lesion, masks)`` of the analysis done."""
+    read), ``prepared`` maps ``mask given -> (wi, lesion, masks, estimates)`` of the analysis
+    done (:func:`~skinaudit.skintone.ita._analyse`)."""
     read, prepared = None, {}
     try:
         image, mask = _read(image_path, mask_path if use_mask else None)
@@ -321,9 +322,11 @@ def _variants_one(job):
 
 
 def _variants_of(image_id, image, mask, lesion_params, artifact_params, skin_margin, prepared):
-    """The ITA of each :data:`_VARIANTS` of one image (``mask``: the given mask as read, or None);
-    ``prepared`` maps ``mask given -> (wi, lesion, masks)`` already computed for this image and
-    mask (reused; the others are computed here, once)."""
+    """The ITA of each :data:`_VARIANTS` of one image (``mask``: the given mask as read, or None).
+
+    ``prepared`` maps ``mask given -> (wi, lesion, masks, [(ItaParams, ItaResult)])`` already
+    computed for this image and mask: reused, with any estimate that equals a variant's
+    (:func:`~skinaudit.skintone.ita._same_estimate`); the others are computed here, once."""
     out = {"image_id": image_id}
     cache = dict(prepared)
     for name, (given, p) in _VARIANTS.items():
@@ -331,11 +334,13 @@ def _variants_of(image_id, image, mask, lesion_params, artifact_params, skin_mar
             continue
         key = bool(given)
         if key not in cache:
-            cache[key] = _prepare(image, mask if given else None, None, lesion_params, artifact_params)
-        wi, lesion, masks = cache[key]
+            cache[key] = (*_prepare(image, mask if given else None, None, lesion_params, artifact_params), [])
+        wi, lesion, masks, known = cache[key]
         # the sample policy of the run, for every variant; no bootstrap: only ita, L and b are kept
         p = replace(p, skin_margin=skin_margin, n_boot=0)
-        res = _ita_from_working(wi, lesion, masks, p, "given" if given else "estimated")
+        res = next((r for q, r in known if _same_estimate(p, q)), None)
+        if res is None:
+            res = _ita_from_working(wi, lesion, masks, p, "given" if given else "estimated")
         out[name] = res.ita
         if name in _CAST_VARIANTS.values():
             out[f"{name}::L"], out[f"{name}::b"] = res.L, res.b
