@@ -498,7 +498,7 @@ def inspect(
     under each ITA estimator variant (inspect_sensitivity.csv)."""
     from .config import AuditConfig
     from .outputs import write_csv
-    from .skintone import cast_summary, get_scheme, inspect_dataset, sensitivity_table
+    from .skintone import cast_summary, get_scheme, inspect_dataset, inspect_with_sensitivity
 
     sch = get_scheme(scheme)
     from .executors import open_executor
@@ -512,10 +512,11 @@ def inspect(
         ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
                                                allow_outside_root, limit))
         _cast_group_hint(ds, ita_correction, cast_group)
-        table = inspect_dataset(ds, scheme=sch, params=params, n_jobs=jobs, progress=_progress(quiet),
-                                strict=strict, executor=ex, save_masks=save_masks, **lesion)
-        sens = (sensitivity_table(ds, scheme=sch, n_jobs=jobs, progress=_progress(quiet), params=params,
-                                  executor=ex, **lesion) if sensitivity else None)
+        # with the sensitivity table: one pass, each image read and analysed once for its row and its variants
+        run = inspect_with_sensitivity if sensitivity else inspect_dataset
+        res = run(ds, scheme=sch, params=params, n_jobs=jobs, progress=_progress(quiet), strict=strict,
+                  executor=ex, save_masks=save_masks, **lesion)
+        table, sens = res if sensitivity else (res, None)
         write_csv(table, tmp / "inspect.csv")
         if "b_offset" in table:
             write_csv(cast_summary(table), tmp / "inspect_cast.csv")

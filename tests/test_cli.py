@@ -417,7 +417,7 @@ def test_inspect_shows_progress_bars_on_a_terminal(twenty_phantoms, tmp_path):
     code, err = _run_cli([*args, "--out", str(tmp_path / "tty")], tty=True)
     assert code == 0, err
     assert "skin tone:" in err and "/20 [" in err and "it/s" in err, err   # tqdm: "skin tone:  45%|### | 9/20 [.."
-    assert "ITA variants:" in err
+    assert "ITA variants:" not in err  # one pass: the estimator variants are computed with the rows
     code, err = _run_cli([*args, "--out", str(tmp_path / "quiet"), "--quiet"], tty=True)
     assert code == 0 and "/20 [" not in err and "%|" not in err, err
 

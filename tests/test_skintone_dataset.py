@@ -67,6 +67,29 @@ def test_sensitivity_table_counts(phantom_dataset):
     assert (again.drop(columns=["variant", "n", "agreement"]).sum(axis=1) == 6).all()
 
 
+@pytest.mark.parametrize("use_given_masks", [True, False])
+def test_inspect_with_sensitivity_equals_the_two_passes(phantom_dataset, tmp_path, use_given_masks):
+    # one pass (each image read and analysed once) gives what inspect_dataset + sensitivity_table give;
+    # masks: one empty (the row estimates the lesion, the given-mask variants use it as given), one missing
+    table = phantom_dataset.table.head(6).copy()
+    table["site"] = ["a", "b"] * 3
+    from PIL import Image
+
+    empty = tmp_path / "empty.png"
+    Image.fromarray(np.zeros(np.asarray(Image.open(table.loc[1, "mask_path"])).shape[:2], np.uint8)).save(empty)
+    table.loc[1, "mask_path"] = str(empty)
+    table.loc[2, "mask_path"] = None
+    ds = AuditDataset(table)
+    params = replace(st.DATASET_ITA, cast_group="site", min_cast_images=2)
+    table_1, sens_1 = st.inspect_with_sensitivity(ds, n_jobs=1, params=params, use_given_masks=use_given_masks)
+    pd.testing.assert_frame_equal(table_1, st.inspect_dataset(ds, n_jobs=1, params=params,
+                                                              use_given_masks=use_given_masks))
+    sens_2 = st.sensitivity_table(ds, n_jobs=1, params=params)
+    pd.testing.assert_frame_equal(sens_1, sens_2)
+    pd.testing.assert_frame_equal(sens_1.attrs["per_image"], sens_2.attrs["per_image"])
+    assert "empty_given_mask" in table_1.loc[1, "flags"] or not use_given_masks
+
+
 def test_inspect_dataset_cast_group_column(phantom_dataset):
     ds = phantom_dataset.head(24)
     table = ds.table.copy()

@@ -18,12 +18,12 @@ from ..errors import DataError, ImageError
 from ..lesion import ARTIFACT_NAMES, ArtifactParams, LesionParams
 from ..validation import check_int
 from .cast import correct_cast, dataset_cast_groups
-from .ita import _check_options, _ita_from_working, _prepare, analyse_image, unknown_reasons
+from .ita import _analyse, _check_options, _ita_from_working, _prepare, _same_estimate, unknown_reasons
 from .params import DATASET_ITA, ItaParams
 from .schemes import UNKNOWN, assign_groups, get_scheme
 from .uncertainty import add_uncertainty
 
-__all__ = ["inspect_dataset", "sensitivity_table"]
+__all__ = ["inspect_dataset", "inspect_with_sensitivity", "sensitivity_table"]
 
 _COLUMNS = ["image_id", "ita", "group", "L", "a", "b", "skin_pixels", "mask_source", "flags", "method", "ita_raw",
             "lesion_fraction", "segmenter", "artifact_detector", *ARTIFACT_NAMES, "status", "unknown_reason", "L_se",
@@ -75,10 +75,15 @@ def _save_mask(folder, image_id, image, mask, lesion_params) -> None:
     os.replace(tmp, path)
 
 
-def _inspect_one(job):
-    image_id, image_path, mask_path, kwargs, use_mask, strict, save_masks = job
+def _inspect_image(image_id, image_path, mask_path, kwargs, use_mask, strict, save_masks):
+    """The inspect row of one image, with what it read and prepared: ``(row, read, prepared)``;
+    ``read`` is ``(image, mask as read)`` (None when reading failed; the mask None when not
+    read), ``prepared`` maps ``mask given -> (wi, lesion, masks, estimates)`` of the analysis
+    done (:func:`~skinaudit.skintone.ita._analyse`)."""
+    read, prepared = None, {}
     try:
         image, mask = _read(image_path, mask_path if use_mask else None)
+        read = (image, mask)
         problems = _mask_problems(mask, mask_path)
         if problems and strict:
             raise ImageError(mask_path, _MASK_PROBLEMS[problems[0]])
@@ -86,7 +91,7 @@ def _inspect_one(job):
             mask = None
         if save_masks is not None:
             _save_mask(save_masks, image_id, image, mask, kwargs["lesion_params"])
-        row = analyse_image(image, mask, **kwargs)
+        row = _analyse(image, mask, prepared=prepared, **kwargs)
         if problems:
             row["flags"] = ";".join([*problems, *([row["flags"]] if row.get("flags") else [])])
         row["status"] = "ok"
@@ -95,7 +100,33 @@ def _inspect_one(job):
             raise
         row = {"ita": float("nan"), "group": UNKNOWN, "flags": "read_error", "status": f"error: {exc}"}
     row["image_id"] = image_id
-    return row
+    return row, read, prepared
+
+
+def _inspect_one(job):
+    return _inspect_image(*job)[0]
+
+
+def _inspect_variants_one(job):
+    """One image's inspect row and its ITA estimator variants (:func:`_variants_one`) from one
+    read of the image and at most one lesion + artifact analysis per mask."""
+    *inspect_job, skin_margin = job
+    image_id, image_path, mask_path, kwargs, use_mask = inspect_job[:5]
+    row, read, prepared = _inspect_image(*inspect_job)
+    if read is None:  # the image (or its mask) could not be read: no variant either, as _variants_one
+        return row, {"image_id": image_id}
+    image, mask = read
+    if mask_path and not use_mask:  # the variants use the given mask whatever use_given_masks
+        try:
+            from ..imageio import read_mask
+
+            mask = read_mask(mask_path, shape=image.shape[:2])  # as _read does
+        except (ImageError, DataError):
+            return row, {"image_id": image_id}
+    # prepared[True] exists only when the row used the mask as read (an empty mask is replaced by
+    # the estimated lesion for the row, under the key False), so every entry is valid for the variants
+    return row, _variants_of(image_id, image, mask, kwargs["lesion_params"], kwargs["artifact_params"],
+                             skin_margin, prepared)
 
 
 def _executor(executor, n_jobs):
@@ -174,11 +205,52 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
     ConfigError
         A bad scheme, option object or ``n_jobs``, or a ``cast_group`` column the dataset lacks.
     """
+    return _inspect(dataset, scheme=scheme, params=params, lesion_params=lesion_params,
+                    artifact_params=artifact_params, use_given_masks=use_given_masks, n_jobs=n_jobs,
+                    progress=progress, strict=strict, correct=correct, executor=executor, save_masks=save_masks)[0]
+
+
+def inspect_with_sensitivity(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA,
+                             lesion_params: LesionParams = LesionParams(),
+                             artifact_params: ArtifactParams = ArtifactParams(), use_given_masks: bool = True,
+                             n_jobs: int = 2, progress=None, strict: bool = False, executor=None,
+                             save_masks=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`inspect_dataset` and :func:`sensitivity_table` of one dataset from one pass over it.
+
+    Each image is read once, and its lesion and artifact masks are computed at most once per
+    lesion mask (the given one and the estimated one), for its row and its ITA estimator variants
+    together; the results are those of ``inspect_dataset(dataset, ...)`` and
+    ``sensitivity_table(dataset, scheme=scheme, params=params, lesion_params=lesion_params,
+    artifact_params=artifact_params, ...)`` (whose variants use the dataset's masks whatever
+    ``use_given_masks``). Parameters as for :func:`inspect_dataset`.
+
+    Returns
+    -------
+    (DataFrame, DataFrame)
+        The inspect table (with the cast step) and the sensitivity table (its per-image variant
+        ITAs in ``.attrs['per_image']``).
+    """
+    table, per = _inspect(dataset, scheme=scheme, params=params, lesion_params=lesion_params,
+                          artifact_params=artifact_params, use_given_masks=use_given_masks, n_jobs=n_jobs,
+                          progress=progress, strict=strict, correct=True, executor=executor, save_masks=save_masks,
+                          variants=True)
+    groups = dataset_cast_groups(dataset, replace(params, ita_correction="dataset_reference"))
+    sens = sensitivity_table(per, scheme=scheme, lesion_params=lesion_params, artifact_params=artifact_params,
+                             n_jobs=n_jobs, params=params, groups=groups)
+    return table, sens
+
+
+def _inspect(dataset, *, scheme, params, lesion_params, artifact_params, use_given_masks, n_jobs, progress, strict,
+             correct, executor, save_masks, variants=False):
+    """:func:`inspect_dataset`'s table and, with ``variants``, the per-image ITA variants of
+    :func:`sensitivity_table` (``.attrs['per_image']`` layout) from the same pass; else None."""
     sch = get_scheme(scheme)
     _check_options(params, lesion_params, artifact_params)
     check_int(n_jobs, "n_jobs", low=1)
     table = dataset.table
     cast_groups = dataset_cast_groups(dataset, params) if correct else None
+    if variants:  # checked before any image is read, as sensitivity_table does
+        dataset_cast_groups(dataset, replace(params, ita_correction="dataset_reference"))
     kwargs = dict(params=params, scheme=sch, lesion_params=lesion_params, artifact_params=artifact_params)
     if save_masks is not None:
         from pathlib import Path
@@ -187,9 +259,16 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
         save_masks = str(save_masks)
     jobs = [(str(r.image_id), r.image_path, r.mask_path, kwargs, use_given_masks, strict, save_masks)
             for r in table.itertuples(index=False)]
-    rows = _executor(executor, n_jobs).map(_inspect_one, jobs, desc="skin tone", progress=progress,
+    if variants:
+        jobs = [(*j, params.skin_margin) for j in jobs]
+    rows = _executor(executor, n_jobs).map(_inspect_variants_one if variants else _inspect_one, jobs,
+                                           desc="skin tone", progress=progress,
                                            uses_torch=_uses_torch(lesion_params, artifact_params))
-    out = pd.DataFrame(rows)
+    per = None
+    if variants:
+        rows, per = zip(*rows) if rows else ((), ())
+        per = pd.DataFrame(list(per))
+    out = pd.DataFrame(list(rows))
     for c in _COLUMNS:
         if c not in out.columns:
             out[c] = np.nan
@@ -213,7 +292,7 @@ def inspect_dataset(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA
         out = correct_cast(out, params, cast_groups, sch)
     if correct:
         out = add_uncertainty(out, sch, random_state=params.random_state)
-    return out
+    return out, per
 
 
 #: Per-image ITA estimator variants: name -> (use the given mask, ItaParams). The two mask
@@ -235,21 +314,33 @@ REFERENCE_B_ROWS = (10.0, 15.0, 20.0)
 
 def _variants_one(job):
     image_id, image_path, mask_path, lesion_params, artifact_params, skin_margin = job
-    out = {"image_id": image_id}
     try:
         image, mask = _read(image_path, mask_path)
     except (ImageError, DataError):
-        return out
-    cache = {}
+        return {"image_id": image_id}
+    return _variants_of(image_id, image, mask, lesion_params, artifact_params, skin_margin, {})
+
+
+def _variants_of(image_id, image, mask, lesion_params, artifact_params, skin_margin, prepared):
+    """The ITA of each :data:`_VARIANTS` of one image (``mask``: the given mask as read, or None).
+
+    ``prepared`` maps ``mask given -> (wi, lesion, masks, [(ItaParams, ItaResult)])`` already
+    computed for this image and mask: reused, with any estimate that equals a variant's
+    (:func:`~skinaudit.skintone.ita._same_estimate`); the others are computed here, once."""
+    out = {"image_id": image_id}
+    cache = dict(prepared)
     for name, (given, p) in _VARIANTS.items():
         if given and mask is None:
             continue
         key = bool(given)
         if key not in cache:
-            cache[key] = _prepare(image, mask if given else None, None, lesion_params, artifact_params)
-        wi, lesion, masks = cache[key]
-        p = replace(p, skin_margin=skin_margin)  # the sample policy of the run, for every variant
-        res = _ita_from_working(wi, lesion, masks, p, "given" if given else "estimated")
+            cache[key] = (*_prepare(image, mask if given else None, None, lesion_params, artifact_params), [])
+        wi, lesion, masks, known = cache[key]
+        # the sample policy of the run, for every variant; no bootstrap: only ita, L and b are kept
+        p = replace(p, skin_margin=skin_margin, n_boot=0)
+        res = next((r for q, r in known if _same_estimate(p, q)), None)
+        if res is None:
+            res = _ita_from_working(wi, lesion, masks, p, "given" if given else "estimated")
         out[name] = res.ita
         if name in _CAST_VARIANTS.values():
             out[f"{name}::L"], out[f"{name}::b"] = res.L, res.b

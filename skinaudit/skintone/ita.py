@@ -20,7 +20,7 @@ name the groups "ITA group" in reports.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -179,6 +179,22 @@ def _ita_from_working(wi, lesion, masks, params: ItaParams, mask_source: str) ->
     return ItaResult(ita, ita_raw, L, a, b, skin_pixels, mask_source, tuple(flags), params.describe(), *se)
 
 
+#: ItaParams fields that do not change an :class:`ItaResult`'s ``ita``, ``L``, ``a`` and ``b``:
+#: the bootstrap's (its errors only) and the dataset-level cast step's (not applied per image).
+_NOT_PER_IMAGE = dict(n_boot=0, patch_size=1, random_state=0, reference_b=1.0, cast_group=None, min_cast_images=1)
+
+
+def _same_estimate(p: ItaParams, q: ItaParams) -> bool:
+    """Whether :func:`_ita_from_working` gives the same ``ita``, ``L``, ``a`` and ``b`` under
+    ``p`` and ``q`` (on the same working image and masks): equal but for the fields of
+    :data:`_NOT_PER_IMAGE`, ``dataset_reference`` counting as ``none`` (its step comes later)."""
+    def norm(x):
+        return replace(x, **_NOT_PER_IMAGE,
+                       ita_correction="none" if x.ita_correction == "dataset_reference" else x.ita_correction)
+
+    return norm(p) == norm(q)
+
+
 def _check_options(params, lesion_params, artifact_params) -> None:
     check_instance(params, "params", ItaParams)
     check_instance(lesion_params, "lesion_params", LesionParams)
@@ -263,9 +279,20 @@ def analyse_image(image, mask=None, *, params: ItaParams = ItaParams(), scheme="
         :data:`skinaudit.lesion.ARTIFACT_NAMES`.
     """
     _check_options(params, lesion_params, artifact_params)
+    return _analyse(image, mask, params=params, scheme=get_scheme(scheme), lesion_params=lesion_params,
+                    artifact_params=artifact_params)
+
+
+def _analyse(image, mask, *, params, scheme, lesion_params, artifact_params, prepared=None) -> dict:
+    """:func:`analyse_image` without the option checks; ``prepared`` (a dict), when given,
+    receives ``(wi, lesion, masks, [(params, result)])`` (:func:`_prepare`'s output and the
+    :class:`ItaResult`) under the key ``mask is not None``, so that other estimators of the same
+    image reuse them (:func:`_same_estimate`)."""
     sch = get_scheme(scheme)
     wi, lesion, masks = _prepare(image, mask, None, lesion_params, artifact_params)
     res = _ita_from_working(wi, lesion, masks, params, "given" if mask is not None else "estimated")
+    if prepared is not None:
+        prepared[mask is not None] = (wi, lesion, masks, [(params, res)])
     row = res.as_dict()
     row["group"] = str(assign_groups([res.ita], sch)[0])
     row["unknown_reason"] = str(unknown_reasons([row["flags"]], [row["group"]])[0])
