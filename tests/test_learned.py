@@ -265,3 +265,7 @@ def test_segment_applies_the_refinement_stored_with_the_weights():
         expected = postprocess(refine_prob(resize_image(ph.image, out), inf.lesion_probability(ph.image, out),
                                            **meta["refine"]), meta["threshold"])
         assert np.array_equal(learned.segment(ph.image, shape), expected)
+        # the caller's own resampled copy serves the refinement (the lesion stage's working copy)
+        assert np.array_equal(learned.segment(ph.image, shape, colours=resize_image(ph.image, out)), expected)
+    with pytest.raises(ValueError, match="output shape"):
+        learned.segment(ph.image, (60, 80), colours=ph.image)

@@ -63,11 +63,11 @@ def resolve(method: str, which: str = "segmenter") -> str:
     return method
 
 
-def segment(image, shape=None):
+def segment(image, shape=None, colours=None):
     """Learned lesion mask (:func:`skinaudit.learned.inference.segment`)."""
     from .inference import segment as f
 
-    return f(image, shape)
+    return f(image, shape, colours)
 
 
 def lesion_probability(image, shape=None):

@@ -111,16 +111,24 @@ def lesion_probability(image: np.ndarray, shape: tuple[int, int] | None = None) 
     return resize_prob(prob, tuple(shape) if shape is not None else image.shape[:2])
 
 
-def segment(image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
+def segment(image: np.ndarray, shape: tuple[int, int] | None = None, colours: np.ndarray | None = None) -> np.ndarray:
     """Lesion mask from :func:`lesion_probability`: refined by the image's colours at the output
     size when the weights' meta says so (:func:`~skinaudit.learned.preprocess.refine_prob` with
     ``meta["refine"]``), > the stored threshold (0.5), the component with the largest probability
-    mass, holes filled. Shape ``shape`` (default the image's), bool."""
+    mass, holes filled. Shape ``shape`` (default the image's), bool.
+
+    ``colours``, optional: the image already resampled to ``shape`` (uint8, or floats in [0, 1]),
+    used for the refinement instead of resizing ``image`` again (the lesion stage passes its
+    working copy)."""
     _model, meta = load("segmenter")
     shape = tuple(shape) if shape is not None else image.shape[:2]
     prob = lesion_probability(image, shape)
     if meta.get("refine"):
-        prob = refine_prob(resize_image(image, shape), prob, **meta["refine"])
+        if colours is None:
+            colours = resize_image(image, shape)
+        elif tuple(np.shape(colours)[:2]) != shape:
+            raise ValueError(f"colours have shape {np.shape(colours)[:2]}, not the output shape {shape}")
+        prob = refine_prob(colours, prob, **meta["refine"])
     return postprocess(prob, float(meta.get("threshold", 0.5)))
 
 

@@ -152,7 +152,7 @@ def analyse_masks(image, *, lesion_mask=None, params: LesionParams = LesionParam
     wi = WorkingImage(image, params)
     if lesion_mask is None:
         if resolve(params.segmenter, "segmenter") == "learned":
-            lesion = learned.segment(wi.image, wi.rgb.shape[:2])
+            lesion = learned.segment(wi.image, wi.rgb.shape[:2], colours=wi.raw)
         else:
             lesion = segment_working(wi, params)
     else:
