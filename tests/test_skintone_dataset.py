@@ -101,3 +101,33 @@ def test_inspect_dataset_cast_group_column(phantom_dataset):
     assert "b_offset" not in raw.columns
     with pytest.raises(ConfigError, match="cast group column 'nope'"):
         st.inspect_dataset(AuditDataset(table), n_jobs=1, params=replace(st.DATASET_ITA, cast_group="nope"))
+
+
+def test_sensitivity_first_row_is_what_inspect_reports_when_some_masks_are_missing(phantom_dataset, tmp_path):
+    # 3 of 8 images without a usable given mask (one empty, two missing): inspect_dataset estimates
+    # their lesions, so the first row must too, else its unknown count disagrees with inspect.csv
+    from PIL import Image
+
+    table = phantom_dataset.table.head(8).copy()
+    empty = tmp_path / "empty.png"
+    Image.fromarray(np.zeros(np.asarray(Image.open(table.loc[1, "mask_path"])).shape[:2], np.uint8)).save(empty)
+    table.loc[1, "mask_path"] = str(empty)
+    table.loc[[2, 5], "mask_path"] = None
+    ds = AuditDataset(table)
+    for params in (st.DATASET_ITA, replace(st.DATASET_ITA, ita_correction="none")):
+        inspected, sens = st.inspect_with_sensitivity(ds, n_jobs=1, params=params)
+        first = sens.iloc[0]
+        suffix = "cast reference" if params.ita_correction == "dataset_reference" else "no correction"
+        assert first["variant"] == f"{st.dataset.MIXED}, {suffix}"
+        counts = inspected["group"].value_counts()
+        for label in (*st.get_scheme("binary").labels, st.UNKNOWN):
+            assert first[label] == counts.get(label, 0)
+        per = sens.attrs["per_image"].set_index("image_id")
+        assert per["given mask::used"].tolist() == [True, False, False, True, True, False, True, True]
+        # the given-mask rows are still there, with the images without a mask as unknown
+        given = sens.set_index("variant").loc[f"given mask, {suffix}"]
+        assert given[st.UNKNOWN] >= 2
+    # every image with its mask: the first row is the given mask's, as before
+    full = st.sensitivity_table(phantom_dataset.head(8), n_jobs=1)
+    assert full.iloc[0]["variant"] == "given mask, cast reference"
+    assert st.dataset.MIXED not in " ".join(full["variant"])

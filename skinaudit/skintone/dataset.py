@@ -327,7 +327,8 @@ def _variants_of(image_id, image, mask, lesion_params, artifact_params, skin_mar
     ``prepared`` maps ``mask given -> (wi, lesion, masks, [(ItaParams, ItaResult)])`` already
     computed for this image and mask: reused, with any estimate that equals a variant's
     (:func:`~skinaudit.skintone.ita._same_estimate`); the others are computed here, once."""
-    out = {"image_id": image_id}
+    # the given mask is usable (inspect_dataset uses it) when there is one and it is not empty
+    out = {"image_id": image_id, "given mask::used": bool(mask is not None and mask.any())}
     cache = dict(prepared)
     for name, (given, p) in _VARIANTS.items():
         if given and mask is None:
@@ -347,6 +348,30 @@ def _variants_of(image_id, image, mask, lesion_params, artifact_params, skin_mar
     return out
 
 
+#: name of the variant that uses the given mask where it is usable and the estimated one elsewhere,
+#: as :func:`inspect_dataset` does (present only when some images have no usable given mask)
+MIXED = "given mask where usable, else estimated"
+
+
+def _mixed_masks(per: pd.DataFrame, values: dict):
+    """When some, not all, images have a usable given mask (``given mask::used``): add to ``per``
+    and ``values`` the variant :data:`MIXED` without correction (the given mask's ITA, L* and b*
+    where it was usable, the estimated mask's elsewhere) and return ``(its name, its name)``;
+    else None (every image used its given mask, or none had one)."""
+    given, est = "given mask, no correction", "estimated mask, no correction"
+    if "given mask::used" not in per.columns or given not in values or est not in values:
+        return None
+    used = per["given mask::used"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    if used.all() or not used.any():
+        return None
+    name = f"{MIXED}, no correction"
+    values[name] = np.where(used, values[given], values[est])
+    for c in ("L", "b"):
+        per[f"{name}::{c}"] = np.where(used, per[f"{given}::{c}"].to_numpy(dtype=float),
+                                       per[f"{est}::{c}"].to_numpy(dtype=float))
+    return name, name
+
+
 def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams = LesionParams(),
                       artifact_params: ArtifactParams = ArtifactParams(), n_jobs: int = 2,
                       progress=None, params: ItaParams = DATASET_ITA, groups=None,
@@ -358,10 +383,12 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
     :func:`~skinaudit.skintone.correct_cast` (``params.reference_b``, acquisition groups from
     ``params.cast_group``); the estimated mask after specular-highlight correction and after
     whole-image Shades of Gray; the naive border-frame median; and the cast step with reference
-    b* 10, 15 and 20 (:data:`REFERENCE_B_ROWS`, on the given mask where there is one); all with
-    ``params.skin_margin``. The first row is the variant ``params`` selects (with the given
-    mask when the dataset has masks, as :func:`inspect_dataset`); ``agreement`` is measured
-    against it.
+    b* 10, 15 and 20 (:data:`REFERENCE_B_ROWS`, on the masks :func:`inspect_dataset` uses); all
+    with ``params.skin_margin``. The first row is what :func:`inspect_dataset` reports: the
+    variant ``params`` selects, on the given mask when every image has a usable one, on the
+    estimated mask when none has, and otherwise on the variant :data:`MIXED` ("given mask where
+    usable, else estimated", with and without the cast step; the given-mask rows then count the
+    images without a usable mask as unknown); ``agreement`` is measured against it.
 
     Parameters
     ----------
@@ -414,14 +441,19 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
                                                             progress=progress,
                                                             uses_torch=_uses_torch(lesion_params, artifact_params)))
     values = {c: per[c].to_numpy(dtype=float) for c in per.columns if c != "image_id" and "::" not in c}
-    for name, source in _CAST_VARIANTS.items():
+    cast_variants = dict(_CAST_VARIANTS)
+    mixed = _mixed_masks(per, values)
+    if mixed is not None:  # some images have no usable given mask: inspect_dataset estimates theirs
+        name, source = mixed
+        cast_variants[f"{MIXED}, cast reference"] = source
+    for name, source in cast_variants.items():
         if f"{source}::L" in per.columns:
             lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
                                 "group": UNKNOWN})
             values[name] = correct_cast(lab, cast, groups, sch, offsets)["ita"].to_numpy(dtype=float)
     # the cast step's assumption (#15): the reference b* at 10, 15 and 20, on the mask inspect_dataset uses
-    source = "given mask, no correction" if "given mask, no correction::L" in per.columns else \
-        "estimated mask, no correction"
+    source = mixed[1] if mixed is not None else "given mask, no correction" \
+        if "given mask, no correction::L" in per.columns else "estimated mask, no correction"
     if f"{source}::L" in per.columns:
         for ref in REFERENCE_B_ROWS:
             lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
@@ -430,7 +462,7 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
                 lab, replace(cast, reference_b=float(ref)), groups, sch)["ita"].to_numpy(dtype=float)
     # first: what inspect_dataset reports (the given mask where the dataset has masks)
     suffix = "cast reference" if params.ita_correction == "dataset_reference" else "no correction"
-    first = f"given mask, {suffix}" if f"given mask, {suffix}" in values else f"estimated mask, {suffix}"
+    first = next(f"{m}, {suffix}" for m in (MIXED, "given mask", "estimated mask") if f"{m}, {suffix}" in values)
     variants = sorted(values, key=lambda v: (v != first, list(values).index(v)))
     if not variants:
         raise DataError("no ITA variant could be computed (no readable image)")

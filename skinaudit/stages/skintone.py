@@ -90,7 +90,7 @@ def sensitivity_cached(dataset, config, *, progress=None, cache=None, offsets=No
                                  artifact_params=artifact_params).attrs["per_image"]
 
     per_image = cached_rows(dataset, cache, "ita_variants",
-                                  {"variants": 2, "shrink_margin": params.skin_margin == "shrink",
+                                  {"variants": 3, "shrink_margin": params.skin_margin == "shrink",
                                    **lesion_methods_key(lesion_params, artifact_params)}, compute)
     groups = dataset_cast_groups(dataset, dataclasses.replace(params, ita_correction="dataset_reference"),
                                  per_image["image_id"])
