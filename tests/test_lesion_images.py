@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from skimage import color
 
-from skinaudit import lesion as le
 from skinaudit.errors import ImageError
 from skinaudit.lesion import images as im
 
