@@ -1,5 +1,5 @@
-"""Speed of image analysis: ms per 600x450 image on one core (segmentation + artifacts + ITA),
-and ``inspect_dataset`` of the 1,512-image ISIC 2018 Task 3 test set on 2 processes.
+"""Speed of image analysis: ms per 600x450 image on one core (segmentation + artifacts + ITA,
+with the default segmenter and with the classical one), and ``inspect_dataset`` of the 1,512-image ISIC 2018 Task 3 test set on 2 processes.
 
 Usage: ``python benchmarks/bench_speed.py``; writes ``benchmarks/results/speed.json``. The
 machine is shared: the load average at start and end is recorded with the timings.
@@ -45,7 +45,11 @@ def main():
     paths = sorted((DATA / "isic-uda1" / "images").glob("*.jpg"))
     images = [im for im in (read_image(p) for p in paths[:60]) if im.shape[:2] == (450, 600)][:30]
     res["n_images_600x450"] = len(images)
+    # the defaults (the learned segmenter when torch is installed, since #19) and the classical rules
+    res["segmenter_default"] = le.methods_used()["segmenter"]
     res["analyse_image_ms"] = per_image_ms(images, st.analyse_image)
+    classical = le.LesionParams(segmenter="classical")
+    res["analyse_image_classical_ms"] = per_image_ms(images, lambda im: st.analyse_image(im, lesion_params=classical))
     res["segment_lesion_ms"] = per_image_ms(images, le.segment_lesion)
     res["detect_artifacts_ms"] = per_image_ms(images, le.detect_artifacts)
     test = DATA / "isic2018-task3-test-224" / "images"

@@ -55,7 +55,30 @@ def load(which: str):
     model = build_model(meta["arch"], **meta["kwargs"])
     model.load_state_dict(blob["state_dict"])
     # channels-last: oneDNN's depthwise convolutions run about 1.5x faster on one core in that layout
-    return _fuse_batchnorm(model.eval()).to(memory_format=torch.channels_last), meta
+    model = _fuse_batchnorm(model.eval()).to(memory_format=torch.channels_last)
+    shape = (int(meta["input_size"]),) * 2 if which == "segmenter" else tuple(meta["input_shape"])
+    return _frozen(model, shape), meta
+
+
+def _frozen(model, shape):
+    """``model`` traced on a (1, 3, *shape) input and frozen (TorchScript, built here from the
+    architecture's own code, never read from a file): the same outputs bit for bit, without
+    Python's per-module call overhead (the segmenter runs in about 60% of the eager time on one
+    core). The eager model when tracing is unavailable or fails."""
+    import warnings
+
+    import torch
+
+    x = torch.zeros(1, 3, *shape).contiguous(memory_format=torch.channels_last)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch 2.9 marks jit.trace / freeze deprecated
+            with torch.no_grad():
+                traced = torch.jit.freeze(torch.jit.trace(model, x).eval())
+                traced(x)
+        return traced
+    except Exception:  # noqa: BLE001  (any tracing failure: the eager model is always correct)
+        return model
 
 
 def _fuse_batchnorm(model):

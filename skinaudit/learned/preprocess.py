@@ -55,8 +55,10 @@ def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def _gaussian_loglik(x: np.ndarray, sample: np.ndarray, ridge: float) -> np.ndarray:
     """Log-density (up to a constant) of every row of ``x`` (float32) under a 3-D Gaussian fitted
     to ``sample`` (covariance + ``ridge`` on the diagonal, in 8-bit RGB units squared)."""
-    mu = sample.mean(0, dtype=np.float64)
-    cov = np.cov(sample.T.astype(np.float64)) + ridge * np.eye(3)
+    d = sample.astype(np.float64)
+    mu = d.mean(0)
+    d -= mu
+    cov = (d.T @ d) / max(len(d) - 1, 1) + ridge * np.eye(3)  # np.cov's arithmetic, without its copies
     w = np.linalg.cholesky(np.linalg.inv(cov)).astype(np.float32)  # inv(cov) = w @ w.T
     z = (x - mu.astype(np.float32)) @ w
     return -0.5 * np.einsum("ni,ni->n", z, z) - np.float32(0.5 * np.log(np.linalg.det(cov)))
