@@ -124,6 +124,7 @@ def test_sensitivity_first_row_is_what_inspect_reports_when_some_masks_are_missi
             assert first[label] == counts.get(label, 0)
         per = sens.attrs["per_image"].set_index("image_id")
         assert per["given mask::used"].tolist() == [True, False, False, True, True, False, True, True]
+        assert f"{st.dataset.MIXED}, cast reference b* 10" in set(sens["variant"])
         # the given-mask rows are still there, with the images without a mask as unknown
         given = sens.set_index("variant").loc[f"given mask, {suffix}"]
         assert given[st.UNKNOWN] >= 2

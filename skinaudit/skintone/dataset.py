@@ -458,7 +458,7 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
         for ref in REFERENCE_B_ROWS:
             lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
                                 "group": UNKNOWN})
-            values[f"{source.split(',')[0]}, cast reference b* {ref:g}"] = correct_cast(
+            values[f"{source.rsplit(', ', 1)[0]}, cast reference b* {ref:g}"] = correct_cast(
                 lab, replace(cast, reference_b=float(ref)), groups, sch)["ita"].to_numpy(dtype=float)
     # first: what inspect_dataset reports (the given mask where the dataset has masks)
     suffix = "cast reference" if params.ita_correction == "dataset_reference" else "no correction"
