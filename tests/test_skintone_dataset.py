@@ -125,6 +125,13 @@ def test_sensitivity_first_row_is_what_inspect_reports_when_some_masks_are_missi
         per = sens.attrs["per_image"].set_index("image_id")
         assert per["given mask::used"].tolist() == [True, False, False, True, True, False, True, True]
         assert f"{st.dataset.MIXED}, cast reference b* 10" in set(sens["variant"])
+        # the per-image groups of every variant (ita_variant_groups.csv, reliability) include it too
+        from skinaudit.config import AuditConfig
+        from skinaudit.stages.groups import variant_labels
+
+        config = AuditConfig(ita_correction=params.ita_correction)
+        labels = variant_labels(sens.attrs["per_image"], ds, config, offsets=None)
+        assert labels[first["variant"]].tolist() == inspected["group"].tolist()
         # the given-mask rows are still there, with the images without a mask as unknown
         given = sens.set_index("variant").loc[f"given mask, {suffix}"]
         assert given[st.UNKNOWN] >= 2

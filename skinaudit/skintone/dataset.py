@@ -356,8 +356,8 @@ MIXED = "given mask where usable, else estimated"
 def _mixed_masks(per: pd.DataFrame, values: dict):
     """When some, not all, images have a usable given mask (``given mask::used``): add to ``per``
     and ``values`` the variant :data:`MIXED` without correction (the given mask's ITA, L* and b*
-    where it was usable, the estimated mask's elsewhere) and return ``(its name, its name)``;
-    else None (every image used its given mask, or none had one)."""
+    where it was usable, the estimated mask's elsewhere) and return its name; else None (every
+    image used its given mask, or none had one)."""
     given, est = "given mask, no correction", "estimated mask, no correction"
     if "given mask::used" not in per.columns or given not in values or est not in values:
         return None
@@ -365,11 +365,19 @@ def _mixed_masks(per: pd.DataFrame, values: dict):
     if used.all() or not used.any():
         return None
     name = f"{MIXED}, no correction"
-    values[name] = np.where(used, values[given], values[est])
+    values[name] = per[name] = np.where(used, values[given], values[est])
     for c in ("L", "b"):
         per[f"{name}::{c}"] = np.where(used, per[f"{given}::{c}"].to_numpy(dtype=float),
                                        per[f"{est}::{c}"].to_numpy(dtype=float))
-    return name, name
+    return name
+
+
+def cast_variant_sources(per: pd.DataFrame) -> dict:
+    """The cast-reference variants of a per-image variant table: ``name -> source`` (the variant
+    without correction whose ``::L`` / ``::b`` columns the cast step corrects), for the sources
+    present in ``per`` (:data:`_CAST_VARIANTS` and the :data:`MIXED` one)."""
+    table = {**_CAST_VARIANTS, f"{MIXED}, cast reference": f"{MIXED}, no correction"}
+    return {name: source for name, source in table.items() if f"{source}::L" in per.columns}
 
 
 def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams = LesionParams(),
@@ -441,18 +449,14 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
                                                             progress=progress,
                                                             uses_torch=_uses_torch(lesion_params, artifact_params)))
     values = {c: per[c].to_numpy(dtype=float) for c in per.columns if c != "image_id" and "::" not in c}
-    cast_variants = dict(_CAST_VARIANTS)
-    mixed = _mixed_masks(per, values)
-    if mixed is not None:  # some images have no usable given mask: inspect_dataset estimates theirs
-        name, source = mixed
-        cast_variants[f"{MIXED}, cast reference"] = source
-    for name, source in cast_variants.items():
+    mixed = _mixed_masks(per, values)  # some images have no usable given mask: inspect_dataset estimates theirs
+    for name, source in cast_variant_sources(per).items():
         if f"{source}::L" in per.columns:
             lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
                                 "group": UNKNOWN})
             values[name] = correct_cast(lab, cast, groups, sch, offsets)["ita"].to_numpy(dtype=float)
     # the cast step's assumption (#15): the reference b* at 10, 15 and 20, on the mask inspect_dataset uses
-    source = mixed[1] if mixed is not None else "given mask, no correction" \
+    source = mixed if mixed is not None else "given mask, no correction" \
         if "given mask, no correction::L" in per.columns else "estimated mask, no correction"
     if f"{source}::L" in per.columns:
         for ref in REFERENCE_B_ROWS:

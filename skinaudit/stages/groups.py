@@ -132,7 +132,7 @@ def variant_labels(per_image: pd.DataFrame, dataset, config, offsets) -> pd.Data
     :func:`~skinaudit.skintone.correct_cast` with the whole dataset's ``offsets``, as the
     sensitivity table does."""
     from ..skintone import UNKNOWN, assign_groups, correct_cast, dataset_cast_groups, get_scheme
-    from ..skintone.dataset import _CAST_VARIANTS
+    from ..skintone.dataset import cast_variant_sources
 
     scheme = get_scheme(config.scheme)
     ids = per_image["image_id"].astype(str)
@@ -140,11 +140,10 @@ def variant_labels(per_image: pd.DataFrame, dataset, config, offsets) -> pd.Data
               for c in per_image.columns if c != "image_id" and "::" not in c}
     cast = dataclasses.replace(config.ita_params(), ita_correction="dataset_reference")
     groups = dataset_cast_groups(dataset.subset(ids), cast, ids)
-    for name, source in _CAST_VARIANTS.items():
-        if f"{source}::L" in per_image.columns:
-            lab = pd.DataFrame({"L": per_image[f"{source}::L"], "b": per_image[f"{source}::b"], "flags": "",
-                                "ita": np.nan, "group": UNKNOWN})
-            labels[name] = correct_cast(lab, cast, groups, scheme, offsets)["group"].to_numpy()
+    for name, source in cast_variant_sources(per_image).items():
+        lab = pd.DataFrame({"L": per_image[f"{source}::L"], "b": per_image[f"{source}::b"], "flags": "",
+                            "ita": np.nan, "group": UNKNOWN})
+        labels[name] = correct_cast(lab, cast, groups, scheme, offsets)["group"].to_numpy()
     return pd.DataFrame(labels, index=ids.to_numpy())
 
 
