@@ -269,3 +269,26 @@ def test_segment_applies_the_refinement_stored_with_the_weights():
         assert np.array_equal(learned.segment(ph.image, shape, colours=resize_image(ph.image, out)), expected)
     with pytest.raises(ValueError, match="output shape"):
         learned.segment(ph.image, (60, 80), colours=ph.image)
+
+
+@needs_torch
+def test_loaded_networks_give_the_eager_outputs_bit_for_bit():
+    """load() traces and freezes the networks (speed); their outputs must stay those of the plain
+    modules built from the weight file, BatchNorm folded."""
+    import torch
+
+    from skinaudit.learned import inference as inf
+    from skinaudit.learned.models import build_model
+
+    for which in ("segmenter", "artifacts"):
+        model, meta = inf.load(which)
+        with inf.weights_path(which).open("rb") as fh:
+            blob = torch.load(fh, map_location="cpu", weights_only=True)
+        eager = build_model(meta["arch"], **meta["kwargs"])
+        eager.load_state_dict(blob["state_dict"])
+        eager = inf._fuse_batchnorm(eager.eval())
+        shape = (meta["input_size"],) * 2 if which == "segmenter" else tuple(meta["input_shape"])
+        x = torch.rand(2, 3, *shape, generator=torch.Generator().manual_seed(1))
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            assert torch.equal(model(x), eager.to(memory_format=torch.channels_last)(x))

@@ -74,8 +74,11 @@ def _frozen(model, shape):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch 2.9 marks jit.trace / freeze deprecated
             with torch.no_grad():
-                traced = torch.jit.freeze(torch.jit.trace(model, x).eval())
-                traced(x)
+                traced = torch.jit.freeze(torch.jit.trace(model, x, check_trace=False).eval())
+                probe = torch.rand(x.shape, generator=torch.Generator().manual_seed(0))
+                probe = probe.contiguous(memory_format=torch.channels_last)
+                if not torch.equal(traced(probe), model(probe)):  # a cheaper check than jit's own
+                    return model
         return traced
     except Exception:  # noqa: BLE001  (any tracing failure: the eager model is always correct)
         return model
