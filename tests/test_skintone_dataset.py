@@ -139,3 +139,10 @@ def test_sensitivity_first_row_is_what_inspect_reports_when_some_masks_are_missi
     full = st.sensitivity_table(phantom_dataset.head(8), n_jobs=1)
     assert full.iloc[0]["variant"] == "given mask, cast reference"
     assert st.dataset.MIXED not in " ".join(full["variant"])
+
+
+def test_sensitivity_table_without_any_readable_image_is_a_data_error():
+    from skinaudit.errors import DataError
+
+    with pytest.raises(DataError, match="no readable image"):
+        st.sensitivity_table(pd.DataFrame({"image_id": ["a", "b"]}))

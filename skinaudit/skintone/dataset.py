@@ -451,22 +451,22 @@ def sensitivity_table(dataset, *, scheme="binary", lesion_params: LesionParams =
     values = {c: per[c].to_numpy(dtype=float) for c in per.columns if c != "image_id" and "::" not in c}
     mixed = _mixed_masks(per, values)  # some images have no usable given mask: inspect_dataset estimates theirs
     for name, source in cast_variant_sources(per).items():
-        if f"{source}::L" in per.columns:
-            lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
-                                "group": UNKNOWN})
-            values[name] = correct_cast(lab, cast, groups, sch, offsets)["ita"].to_numpy(dtype=float)
+        lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
+                            "group": UNKNOWN})
+        values[name] = correct_cast(lab, cast, groups, sch, offsets)["ita"].to_numpy(dtype=float)
     # the cast step's assumption (#15): the reference b* at 10, 15 and 20, on the mask inspect_dataset uses
-    source = mixed if mixed is not None else "given mask, no correction" \
-        if "given mask, no correction::L" in per.columns else "estimated mask, no correction"
-    if f"{source}::L" in per.columns:
+    source = mixed or next((s for s in ("given mask, no correction", "estimated mask, no correction")
+                            if f"{s}::L" in per.columns), None)
+    if source is not None:
         for ref in REFERENCE_B_ROWS:
             lab = pd.DataFrame({"L": per[f"{source}::L"], "b": per[f"{source}::b"], "flags": "", "ita": np.nan,
                                 "group": UNKNOWN})
             values[f"{source.rsplit(', ', 1)[0]}, cast reference b* {ref:g}"] = correct_cast(
                 lab, replace(cast, reference_b=float(ref)), groups, sch)["ita"].to_numpy(dtype=float)
-    # first: what inspect_dataset reports (the given mask where the dataset has masks)
+    # first: what inspect_dataset reports (the mask it uses: given, mixed or estimated)
     suffix = "cast reference" if params.ita_correction == "dataset_reference" else "no correction"
-    first = next(f"{m}, {suffix}" for m in (MIXED, "given mask", "estimated mask") if f"{m}, {suffix}" in values)
+    first = next((f"{m}, {suffix}" for m in (MIXED, "given mask", "estimated mask") if f"{m}, {suffix}" in values),
+                 None)
     variants = sorted(values, key=lambda v: (v != first, list(values).index(v)))
     if not variants:
         raise DataError("no ITA variant could be computed (no readable image)")
