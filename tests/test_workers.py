@@ -45,14 +45,17 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 
 
 def test_a_watched_process_ends_when_its_parent_is_killed():
+    # The parent's pid is passed to the child, as the pool passes it, and the child itself says
+    # when its watch runs: a child scheduled late must not take its new parent for the old one.
     script = ("import os, time, sys\n"
               "from skinaudit._workers import die_with_parent\n"  # imported before the fork, as in a pool
+              "parent = os.getpid()\n"
               "pid = os.fork()\n"
               "if pid == 0:\n"
-              "    die_with_parent(poll=0.1)\n"
+              "    die_with_parent(parent, poll=0.1)\n"
+              "    print(os.getpid(), flush=True)\n"
               "    time.sleep(60)\n"
               "    os._exit(0)\n"
-              "print(pid, flush=True)\n"
               "time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                             cwd=Path(__file__).resolve().parents[1])
