@@ -4,7 +4,8 @@
 Fitzpatrick type, sex, body region, binned age) into one group label per row, so the fairness
 statistics can compare e.g. Fitzpatrick types or "II & FEMALE" intersections with the same
 tests and small-group verdicts as ITA groups. A missing value is the explicit group
-``unknown`` (or the part ``unknown`` of an intersection), never dropped.
+``unknown`` (or the part ``unknown`` of an intersection), never dropped; like an unmeasurable
+ITA, such a group is shown with its metrics but never compared (:func:`is_unknown`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pandas as pd
 from .errors import ConfigError
 
 __all__ = ["parse_group_columns", "parse_age_bins", "column_groups", "check_group_columns", "is_fitzpatrick",
-           "UNKNOWN", "JOIN"]
+           "is_unknown", "UNKNOWN", "JOIN"]
 
 #: Label of a missing value (same as the ITA scheme's ``unknown``).
 UNKNOWN = "unknown"
@@ -30,6 +31,12 @@ _ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI"}
 def is_fitzpatrick(column: str) -> bool:
     """Whether ``column`` names a Fitzpatrick skin type (by name, case-insensitive)."""
     return str(column).strip().lower() in FITZPATRICK_NAMES
+
+
+def is_unknown(label) -> bool:
+    """Whether a group label is ``unknown`` or an intersection with an ``unknown`` part
+    (``"II & unknown"``): a group the fairness analysis shows but does not compare."""
+    return UNKNOWN in str(label).split(JOIN)
 
 
 def parse_group_columns(value) -> tuple[str, ...]:

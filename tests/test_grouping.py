@@ -66,7 +66,7 @@ def _phantom_audit(ds, **config):
     return sa.run_audit(sa.PrecomputedScores(scores), ds, cfg, stages=("skintone", "fairness"))
 
 
-def test_audit_by_column_keeps_unknown_as_a_group_and_ita(phantom_dataset):
+def test_audit_by_column_shows_unknown_but_never_compares_it(phantom_dataset, tmp_path):
     table = phantom_dataset.table.copy()
     table["site"] = np.where(np.arange(len(table)) % 2, "A", "B")
     table.loc[table.index[:6], "site"] = None
@@ -81,9 +81,33 @@ def test_audit_by_column_keeps_unknown_as_a_group_and_ita(phantom_dataset):
     assert groups["groups"]["unknown"]["n"] == 6 and "ita_groups" in groups
     fair = res.sections["fairness"].data
     assert fair["grouping"]["columns"] == ["site"] and "unknown" in fair["groups"]
+    # a missing value is shown with its metrics but, like an unmeasurable ITA, never compared
+    assert fair["groups"]["unknown"]["compared"] is False and fair["reference"] in {"A", "B"}
+    assert all("unknown" not in str(g["group"]) for g in fair["gaps"]) if isinstance(fair["gaps"], list) else \
+        all("unknown" not in str(k) for k in fair["gaps"])
+    assert fair["unknown_images"]["n"] == 6 and fair["unknown_images"]["reasons"] == {"no value in site": 6}
+    assert "not compared" in fair["unknown_images"]["note"]
+    from skinaudit.report import render_html
+
+    html = render_html(res, out_dir=tmp_path)
+    assert "Images left out of the comparison (no value in site)" in html
     rel = res.sections["skintone"].data["reliability"]
     assert rel["repeat_column"] == "visit" and rel["n_lesions_with_repeats"] == 20
     assert "variant_kappa" not in rel  # no sensitivity sample in this audit
+
+
+def test_an_intersection_with_a_missing_part_is_not_compared(phantom_dataset):
+    table = phantom_dataset.table.copy()
+    table["site"] = np.where(np.arange(len(table)) % 2, "A", "B")
+    table["sex"] = np.where(np.arange(len(table)) % 4 < 2, "F", "M")
+    table.loc[table.index[:4], "sex"] = None
+    ds = sa.AuditDataset(table, name="phantoms", source=phantom_dataset.source)
+    fair = _phantom_audit(ds, group_column="site,sex").sections["fairness"].data
+    shown = {g for g in fair["groups"] if "unknown" in g}
+    assert shown == {"A & unknown", "B & unknown"}
+    assert all(fair["groups"][g]["compared"] is False for g in shown)
+    assert all(fair["groups"][g].get("compared", True) for g in fair["groups"] if g not in shown | {"all"})
+    assert fair["unknown_images"]["reasons"] == {"no value in sex": 4}
 
 
 def test_audit_without_options_has_no_new_keys(phantom_dataset):

@@ -86,9 +86,14 @@ def _fairness_parts(sec: dict, source: str, result=None):
         used.add("paper_rule")
     unknown = sec.get("unknown_images")
     if isinstance(unknown, dict) and isinstance(unknown.get("reasons"), dict):
+        grouping = sec.get("grouping") if isinstance(sec.get("grouping"), dict) else {}
+        by_column = grouping.get("by") == "column"
+        what = (f"no value in {' or '.join(map(str, grouping.get('columns') or []))}" if by_column
+                else "no measurable skin tone")
+        where = "columns containing 'unknown'" if by_column else "'unknown' column"
         parts.append(make_table(
-            f"Images left out of the comparison (no measurable skin tone), by reason: {unknown.get('n')} of "
-            f"{unknown.get('of')}; their metrics are the 'unknown' column of Table 8",
+            f"Images left out of the comparison ({what}), by reason: {unknown.get('n')} of {unknown.get('of')}; "
+            f"their metrics are the {where} of Table 8",
             [{"reason": pretty(k), "images": v} for k, v in unknown["reasons"].items()],
             source=f"{source}.unknown_images"))
         used.add("unknown_images")

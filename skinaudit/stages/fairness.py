@@ -16,31 +16,36 @@ def fairness_stage(pred, config, *, progress=None, variants=None) -> StageOutput
     and across the ITA estimator variants (``variants``: image_id and one group column per
     variant, the sensitivity sample)."""
     from ..fairness import fairness_report
+    from ..grouping import is_unknown
     from ..skintone import UNKNOWN
 
     if "group" not in pred:
         return StageOutput(sections={"fairness": unavailable("no skin-tone groups")})
     by_column = bool(getattr(config, "group_column", None))
-    # grouped by a metadata column, 'unknown' (a missing value) is a group like any other
-    known = pred if by_column else pred[pred["group"] != UNKNOWN]
+    columns = [c.strip() for c in config.group_column.split(",")] if by_column else []
+    # 'unknown' (an unmeasurable skin tone, or a missing value of the grouping column, alone or in an
+    # intersection) is shown with its metrics and intervals, never compared (no reference, gap or verdict)
+    unknown = sorted({str(g) for g in pred["group"] if is_unknown(g)})
+    known = pred[~pred["group"].astype(str).isin(unknown)]
     if known["group"].nunique() < 2:
         return StageOutput(sections={"fairness": unavailable(
             f"a fairness comparison needs at least two {'groups' if by_column else 'ITA groups'} with images; "
-            f"found {sorted(known['group'].unique().tolist())}")})
-    n_unknown = 0 if by_column else int((pred["group"] == UNKNOWN).sum())
-    # an unmeasurable skin tone is shown with its metrics and intervals, never compared (no reference, gap or verdict)
+            f"found {sorted(known['group'].unique().tolist())}"
+            + (f" (besides {', '.join(map(repr, unknown))}, which is shown but never compared)" if unknown else ""))})
     res = fairness_report(pred["label"].to_numpy(), pred["score"].to_numpy(), pred["group"].to_numpy(),
                           threshold=config.threshold, reference=config.reference, alpha=config.alpha,
                           n_boot=config.n_boot, random_state=config.seed, min_positives=config.min_positives,
-                          descriptive=(UNKNOWN,) if n_unknown else (), progress=progress)
+                          descriptive=tuple(unknown), progress=progress)
     section = dict(res.section)
     if by_column:
-        section["grouping"] = {"by": "column", "columns": [c.strip() for c in config.group_column.split(",")]}
+        section["grouping"] = {"by": "column", "columns": columns}
         section.setdefault("notes", []).insert(0, (
             f"Groups are the values of the metadata column(s) {config.group_column} (not ITA groups); a missing "
-            f"value is the group '{UNKNOWN}', compared like any other."))
-    if n_unknown:
-        section["unknown_images"] = _unknown_summary(pred, section["groups"].get(UNKNOWN, {}))
+            f"value is the group '{UNKNOWN}' (or the part '{UNKNOWN}' of an intersection), shown with its metrics "
+            "but not compared."))
+    if unknown:
+        section["unknown_images"] = (_missing_summary(pred, unknown, columns, section["groups"]) if by_column
+                                     else _unknown_summary(pred, section["groups"].get(UNKNOWN, {})))
     if not by_column:
         section["measurement_robust"] = _robustness(known, section, config, variants)
     if "flags" in pred:
@@ -105,3 +110,32 @@ def _unknown_summary(pred, row: dict) -> dict:
                      + (f" ({text})" if text else "") + ". They are shown as the group 'unknown' with their metrics "
                      f"(recall {f(row.get('recall'))}, AUC {f(row.get('auc'))}, {row.get('n_pos', 0)} malignant) "
                      "but are not compared: no gap, test or verdict is computed for them.")}
+
+
+def _missing_summary(pred, unknown: list, columns: list, groups: dict) -> dict:
+    """How many images have no value in the grouping column(s), per column, and how the model
+    does on them (the ``unknown_images`` of a fairness section grouped by metadata columns)."""
+    from ..grouping import JOIN
+
+    sel = pred["group"].astype(str).isin(unknown)
+    parts = pred.loc[sel, "group"].astype(str).str.split(JOIN)
+    reasons = {}
+    for i, col in enumerate(columns):
+        n = int(parts.map(lambda p: len(p) > i and p[i] == "unknown").sum())
+        if n:
+            reasons[f"no value in {col}"] = n
+    text = ", ".join(f"{k}: {v}" for k, v in reasons.items())
+    row = groups.get(unknown[0], {}) if len(unknown) == 1 else {}
+
+    def f(x):
+        return "n/a" if x is None or x != x else f"{x:.3f}"
+
+    metrics = (f" (recall {f(row.get('recall'))}, AUC {f(row.get('auc'))}, {row.get('n_pos', 0)} malignant)"
+               if len(unknown) == 1 else "")
+    shown = (f"the group '{unknown[0]}'" if len(unknown) == 1
+             else f"the groups {', '.join(repr(g) for g in unknown)}")
+    return {"n": int(sel.sum()), "of": len(pred), "reasons": reasons, "recall": row.get("recall"),
+            "auc": row.get("auc"), "malignant": row.get("n_pos", 0) if row else int(pred.loc[sel, "label"].sum()),
+            "note": (f"{int(sel.sum())} of {len(pred)} image(s) have no value in the grouping column(s) "
+                     f"{', '.join(columns)}" + (f" ({text})" if text else "") + f". They are shown as {shown} with "
+                     f"their metrics{metrics} but are not compared: no gap, test or verdict is computed for them.")}

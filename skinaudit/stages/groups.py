@@ -99,7 +99,8 @@ def group_by_column(dataset, pred: pd.DataFrame, config, out) -> pd.DataFrame:
         grouping["age_bins"] = config.age_bins
     notes = [f"The fairness analysis compares groups of the metadata column(s) {', '.join(columns)}, not ITA "
              "groups. ITA is still estimated; each image's ITA group is in predictions.csv as 'ita_group'.",
-             f"A missing value forms the group '{UNKNOWN}', which is compared like any other group."]
+             f"A missing value forms the group '{UNKNOWN}' (or the part '{UNKNOWN}' of an intersection): shown "
+             "with its metrics, never compared, as images without a measurable skin tone are."]
     previous = out.sections.get("groups")
     section = {"grouping": grouping, "groups": rows, "notes": notes}
     if isinstance(previous, dict) and isinstance(previous.get("groups"), dict):

@@ -14,7 +14,7 @@ def recalibration_stage(pred, calibration, config) -> StageOutput:
     """Threshold searches fitted on calibration data (a separate file, or a stratified split of
     the audited images) and reported on the rest; the ``recalibration`` section."""
     from ..fairness import recalibrate
-    from ..skintone import UNKNOWN
+    from ..grouping import is_unknown
     from ..thresholds import calibration_split
 
     if calibration is not None:
@@ -29,8 +29,9 @@ def recalibration_stage(pred, calibration, config) -> StageOutput:
     if "group" not in test or "group" not in cal:
         cal = cal.assign(group="all")
         test = test.assign(group="all")
-    cal = cal[cal["group"] != UNKNOWN]
-    test = test[test["group"] != UNKNOWN]
+    # as in the fairness stage: an unknown group (or an intersection with an unknown part) is never fitted
+    cal = cal[~cal["group"].map(is_unknown)]
+    test = test[~test["group"].map(is_unknown)]
     if cal["label"].nunique() < 2 or test["label"].nunique() < 2:
         return StageOutput(sections={"recalibration": unavailable(
             "the calibration or test split lacks benign or malignant cases")})
