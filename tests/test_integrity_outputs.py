@@ -311,14 +311,19 @@ def test_a_signal_during_the_swap_lands_after_it(tmp_path, monkeypatch):
     with atomic_output_dir(out) as tmp:
         (tmp / "metrics.json").write_text("old")
     real = output_folder._exchange
+    # Python's own SIGINT handler, whatever an earlier test (or a library it loaded) left installed
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def interrupted(a, b):
-        os.kill(os.getpid(), signal.SIGINT)  # held back until the swap is done
+        signal.raise_signal(signal.SIGINT)  # to this thread; held back until the swap is done
         return real(a, b)
     monkeypatch.setattr(output_folder, "_exchange", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_output_dir(out) as tmp:
-            (tmp / "metrics.json").write_text("new")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with atomic_output_dir(out) as tmp:
+                (tmp / "metrics.json").write_text("new")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert (out / "metrics.json").read_text() == "new" and out in output_folder.committed()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
