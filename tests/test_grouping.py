@@ -91,6 +91,13 @@ def test_audit_by_column_shows_unknown_but_never_compares_it(phantom_dataset, tm
 
     html = render_html(res, out_dir=tmp_path)
     assert "Images left out of the comparison (no value in site)" in html
+    # no caption, title, badge or figure calls the groups of a metadata column ITA groups
+    for text in ("Metrics per site group", "Fairness across site groups", "Site group sizes",
+                 "ROC curve per site group", "Composition by site group"):
+        assert text in html, text
+    for text in ("Metrics per ITA group", "Fairness across ITA groups", "ITA group sizes", "ROC curve per ITA group",
+                 "Tests of each ITA group", "Composition by ITA group", "malignant cases per ITA group"):
+        assert text not in html, text
     rel = res.sections["skintone"].data["reliability"]
     assert rel["repeat_column"] == "visit" and rel["n_lesions_with_repeats"] == 20
     assert "variant_kappa" not in rel  # no sensitivity sample in this audit

@@ -9,7 +9,7 @@ import pandas as pd
 from ..errors import ConfigError
 from .format import fmt_num, fmt_pct, fmt_threshold, is_missing
 from .tables import is_records
-from .words import fairness_gap_sentences
+from .words import ITA_GROUP, fairness_gap_sentences, group_noun
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,10 @@ def group_counts(pred: pd.DataFrame):
     group (``unknown``, missing) left out; None when there is no group column."""
     if "group" not in pred.columns:
         return None
+    from ..grouping import is_unknown
+
     g = pred["group"].astype("string").fillna("missing")
-    keep = ~g.isin(_NO_GROUP)
+    keep = ~g.isin(_NO_GROUP) & ~g.map(is_unknown).astype(bool)  # also "II & unknown" (--group-column A,B)
     return pred[keep].assign(_g=g[keep]).groupby("_g", sort=True)["label"].agg(["size", "sum"])
 
 
@@ -111,18 +113,19 @@ def summary_badges(result, *, rules: ReportRules | None = None) -> list[dict]:
                              f"{fmt_num(float(recall))} at threshold {threshold:g}",
                              recall_rule))
     counts = group_counts(result.predictions)
+    noun = group_noun(result)
     if counts is None or counts.empty:
-        badges.append(_badge("ITA group sizes", "not run", "n/a",
-                             f">= {rules.min_group_positives} malignant per ITA group",
+        badges.append(_badge(f"{noun[:1].upper()}{noun[1:]} sizes", "not run", "n/a",
+                             f">= {rules.min_group_positives} malignant per {noun}",
                              "no skin-tone group per image in this audit" if counts is None else
                              "no image has a usable skin tone (all 'unknown')"))
     else:
         small = [f"{name}: {int(row['sum'])} malignant of {int(row['size']):,} images" for name, row in counts.iterrows()
                  if row["sum"] < rules.min_group_positives]
-        badges.append(_badge("ITA group sizes", "WARN" if small else "PASS",
+        badges.append(_badge(f"{noun[:1].upper()}{noun[1:]} sizes", "WARN" if small else "PASS",
                              "; ".join(f"{name}: {int(row['size']):,} images, {int(row['sum']):,} malignant"
                                        for name, row in counts.iterrows()),
-                             f">= {rules.min_group_positives} malignant cases per ITA group",
+                             f">= {rules.min_group_positives} malignant cases per {noun}",
                              ("too few malignant cases to compare: " + "; ".join(small)) if small else ""))
     fairness = result.section("fairness")
     alpha = fairness.alpha if fairness is not None else None
@@ -158,12 +161,12 @@ def summary_badges(result, *, rules: ReportRules | None = None) -> list[dict]:
                              ("above the limit: " + "; ".join(fairness_gap_sentences(fairness.to_dict(), flagged)))
                              if flagged else ""))
     loc = result.section("localisation")
-    badges.append(_localisation_badge(loc.to_dict() if loc is not None else None, rules))
+    badges.append(_localisation_badge(loc.to_dict() if loc is not None else None, rules, noun))
     return badges
 
 
-def _localisation_badge(sec, rules: ReportRules) -> dict:
-    rule = f"pointing-game hit rate >= {fmt_num(rules.min_pointing_game, 2)} in every ITA group"
+def _localisation_badge(sec, rules: ReportRules, noun: str = ITA_GROUP) -> dict:
+    rule = f"pointing-game hit rate >= {fmt_num(rules.min_pointing_game, 2)} in every {noun}"
     if not isinstance(sec, dict) or sec.get("available") is False:
         reason = sec.get("reason") if isinstance(sec, dict) else None
         return _badge("Explanations on the lesion", "not run", "n/a", rule, reason or "no localisation section")

@@ -21,7 +21,7 @@ from .format import is_missing
 from .present import presented
 from .sections import KNOWN_SECTIONS, section_view
 from .tables import embed_figure, kv_table, make_table, pretty
-from .words import by_reason, config_records, dataset_name
+from .words import ITA_GROUP, by_reason, config_records, dataset_name, group_noun
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def _computed_figures(result, figures_dir: Path) -> dict:
     groups = pred["group"].astype("string").fillna("missing").to_numpy(object) if "group" in pred else None
     if groups is not None:
         out["roc_by_group"] = (F.roc_png(y, s, figures_dir / "roc_by_group.png", threshold=t, groups=groups,
-                                         title="ROC curve per ITA group"), None)
+                                         title=f"ROC curve per {group_noun(result)}"), None)
     else:
         out["roc_by_group"] = (None, "no skin-tone group per image in this audit")
     if "ita" in pred.columns and np.isfinite(pd.to_numeric(pred["ita"], errors="coerce").to_numpy(float)).any():
@@ -201,7 +201,7 @@ def _skipped_table(records: list) -> dict:
     return table
 
 
-def _flagged_table(records: list, n_scored: int) -> dict:
+def _flagged_table(records: list, n_scored: int, noun: str = "ITA group") -> dict:
     """The scored images with quality flags, counted per flag (an image with several flags counts
     under each); every row, with its flags, is in predictions.csv."""
     rows = by_reason(records, "flags")
@@ -212,7 +212,7 @@ def _flagged_table(records: list, n_scored: int) -> dict:
     table["more"] = 0
     table["n_images"] = len(records)
     if records:
-        table["more_note"] = ("Every flagged image, with its label, score, ITA group and flags, is a row of "
+        table["more_note"] = (f"Every flagged image, with its label, score, {noun} and flags, is a row of "
                               "predictions.csv (column flags).")
     return table
 
@@ -333,17 +333,19 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
     threshold = float(result.config.threshold)
 
     figures = {}
+    noun = group_noun(result)
     for name, (path, reason) in _computed_figures(result, figures_dir).items():
-        fig = embed_figure(name, path, caption=_FIGURE_CAPTIONS[name], base=base) if path else \
-            {"kind": "figure", "name": name, "caption": _FIGURE_CAPTIONS[name], "file": None, "src": None,
+        caption = _FIGURE_CAPTIONS[name].replace(ITA_GROUP, noun)
+        fig = embed_figure(name, path, caption=caption, base=base) if path else \
+            {"kind": "figure", "name": name, "caption": caption, "file": None, "src": None,
              "reason": reason}
         figures[name] = fig
 
-    titles = {"groups": "Composition by ITA group (layout of the paper's Table 7)",
-              "fairness": "Fairness across ITA groups (layout of the paper's Table 8)",
+    titles = {"groups": f"Composition by {noun} (layout of the paper's Table 7)",
+              "fairness": f"Fairness across {noun}s (layout of the paper's Table 8)",
               "skintone": "ITA estimator and its sensitivity", "recalibration": "Threshold recalibration",
               "explanations": "Explanations (Grad-CAM++ triptychs, the paper's Fig. 8)",
-              "localisation": "Localisation of the explanation against the lesion, by ITA group",
+              "localisation": f"Localisation of the explanation against the lesion, by {noun}",
               "failure_modes": "Failure modes of the false negatives (layout of the paper's Table 6)",
               "counterfactual": "Counterfactual skin-tone test: the lesion kept, only the skin recoloured"}
     absent = {"explanations": "no model with an explainable layer was audited (scores only), so no Grad-CAM++",
@@ -402,8 +404,8 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
         "n_scored": len(pred), "n_skipped": len(skipped),
         "small_groups": small_groups,
         "sections": sections, "other_sections": other,
-        "checklist": [{"id": sid, "section": title, "model_card": mc, "tripod_ai": tr, "claim": cl}
-                      for sid, title, mc, tr, cl in CHECKLIST],
+        "checklist": [{"id": sid, "section": title.replace(ITA_GROUP, noun), "model_card": mc, "tripod_ai": tr,
+                       "claim": cl.replace(ITA_GROUP, noun)} for sid, title, mc, tr, cl in CHECKLIST],
         "skipped": _skipped_table(skipped.to_dict(orient="records")),
         "duplicates": _listing(
             "Images with identical bytes (each set is one picture under several ids; every id keeps its own row, "
@@ -411,7 +413,7 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
             [{"set": k + 1, "images": len(ids), "image_ids": ", ".join(map(str, ids))}
              for k, ids in enumerate((dataset.get("duplicates") or {}).get("ids") or [])],
             ["set", "images", "image_ids"], source="dataset.duplicates", where="duplicates.csv"),
-        "flagged": _flagged_table(_predictions_flags(pred), len(pred)),
+        "flagged": _flagged_table(_predictions_flags(pred), len(pred), noun),
         "lesion_methods_text": _lesion_methods_text(result),
     }
     return json_safe(context)

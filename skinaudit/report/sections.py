@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._jsonsafe import json_safe
+from .words import group_noun
 from .tables import TABLE_CAPTIONS, embed_figure, generic_parts, is_flat, is_records, kv_table, make_table, pretty
 
 
@@ -28,6 +29,15 @@ def _interval(entry) -> list:
     return [None, None]
 
 
+def _noun(sec: dict, result) -> str:
+    """What this section's groups are called (:func:`~skinaudit.report.words.group_noun`); a
+    fairness section read on its own says its grouping itself."""
+    grouping = sec.get("grouping") if isinstance(sec.get("grouping"), dict) else {}
+    if result is None and grouping.get("by") == "column":
+        return f"{' & '.join(map(str, grouping.get('columns') or [])) or 'metadata'} group"
+    return group_noun(result)
+
+
 def _fairness_parts(sec: dict, source: str, result=None):
     """Curated view of :func:`skinaudit.fairness.fairness_report`'s section: settings, the
     per-group table with intervals, the tests with verdicts, max - min gaps and the paper's
@@ -39,10 +49,11 @@ def _fairness_parts(sec: dict, source: str, result=None):
     settings = ("threshold", "alpha", "n_boot", "n_perm", "random_state", "reference", "min_positives",
                 "max_ci_width", "power", "primary")
     parts = [kv_table("Statistical settings", {k: sec[k] for k in settings if k in sec}, source=source)]
+    noun = _noun(sec, result)
     rows = []
     for name, g in groups.items():
         ci = g.get("ci") or {}
-        row = {"ITA group": name, "n": g.get("n"), "malignant": g.get("n_pos")}
+        row = {noun: name, "n": g.get("n"), "malignant": g.get("n_pos")}
         for met, method in _GROUP_INTERVALS:
             row[met] = {"_est_ci": [g.get(met), *_interval((ci.get(met) or {}).get(method))]}
         row.update(fn=g.get("fn"), fp=g.get("fp"))
@@ -50,7 +61,7 @@ def _fairness_parts(sec: dict, source: str, result=None):
         if undefined:
             row["undefined"] = "; ".join(f"{k}: {v}" for k, v in undefined.items())
         rows.append(row)
-    parts.append(make_table("Metrics per ITA group with 1 - alpha intervals (AUC: DeLong; recall, precision, "
+    parts.append(make_table(f"Metrics per {noun} with 1 - alpha intervals (AUC: DeLong; recall, precision, "
                         "specificity, FNR: Wilson; F1: stratified bootstrap percentile)", rows,
                         source=f"{source}.groups"))
     keep = ("metric", "group", "difference", "ci_low", "ci_high", "p_value", "p_adjusted", "verdict", "reason",
@@ -61,7 +72,7 @@ def _fairness_parts(sec: dict, source: str, result=None):
         row = {k: t.get(k) for k in keep if k in t}
         row["method"] = " / ".join(pretty(t[k]) for k in ("test", "ci_method", "correction") if t.get(k))
         test_rows.append(row)
-    parts.append(make_table(f"Tests of each ITA group against the reference ({', '.join(refs) or 'n/a'}): verdict "
+    parts.append(make_table(f"Tests of each {noun} against the reference ({', '.join(refs) or 'n/a'}): verdict "
                         "'significant' only when the adjusted p < alpha and the interval excludes 0; mdd: the "
                         "smallest difference detectable at the stated power; method: test / interval / "
                         "multiplicity correction", test_rows, source=f"{source}.tests",
@@ -71,7 +82,7 @@ def _fairness_parts(sec: dict, source: str, result=None):
     used = {"groups", "tests", "verdicts", "gaps", *settings}
     max_min = sec.get("max_min")
     if isinstance(max_min, dict) and all(isinstance(v, dict) for v in max_min.values()):
-        parts.append(make_table("Max - min over the ITA groups, with a stratified bootstrap interval",
+        parts.append(make_table(f"Max - min over the {noun}s, with a stratified bootstrap interval",
                             [{"metric": k, **{c: v.get(c) for c in ("value", "boot_low", "boot_high", "paper_flag")}}
                              for k, v in max_min.items()], source=f"{source}.max_min",
                             labels={"boot": "bootstrap interval", "paper_flag": "above the paper's fixed gap"}))
@@ -149,11 +160,12 @@ def _recalibration_parts(sec: dict, source: str, result=None):
     methods = sec.get("methods")
     if not (isinstance(methods, dict) and methods and all(isinstance(m, dict) for m in methods.values())):
         return None
+    noun = _noun(sec, result)
     n_cal, n_test = (f"{v:,}" if isinstance(v, int) else v for v in (sec.get("n_cal"), sec.get("n_test")))
     how = sec.get("calibration_source") or "a calibration part of the audited images"
     notes = [f"The thresholds are fitted on {n_cal if n_cal is not None else 'the'} calibration images ({how}) "
              f"and evaluated on the held-out part: the other {n_test if n_test is not None else ''} audited images "
-             "with a compared ITA group (images in the group 'unknown' take part in neither). 'Before' is the "
+             f"with a compared {noun} (images in the group 'unknown' take part in neither). 'Before' is the "
              f"audit threshold {sec.get('threshold', 'n/a')}; every number of this section is on the held-out "
              f"images. Recall target gamma {sec.get('gamma', 'n/a')}, grid step {sec.get('step', 'n/a')}, "
              f"random state {sec.get('random_state', 'n/a')}."]
@@ -193,7 +205,7 @@ def _recalibration_parts(sec: dict, source: str, result=None):
     if effect:
         parts.append(make_table(
             f"Effect on the held-out images (n = {n_test}), before \u2192 after; recall gap = max - min of recall "
-            "over the ITA groups, its change in absolute recall (after - before), and relative to the gap before",
+            f"over the {noun}s, its change in absolute recall (after - before), and relative to the gap before",
             effect, source=f"{source}.methods",
             labels={"recall gap change": "recall gap change (absolute)",
                     "relative_change_pct": "relative change of the gap"}))
@@ -207,7 +219,7 @@ def _recalibration_parts(sec: dict, source: str, result=None):
                                   "precision": change(r, "precision"),
                                   "search": "infeasible: fallback threshold" if g in infeasible[name] else ""})
     if per_group:
-        parts.append(make_table("Per ITA group, before \u2192 after each recalibration (held-out images)", per_group,
+        parts.append(make_table(f"Per {noun}, before \u2192 after each recalibration (held-out images)", per_group,
                                 source=f"{source}.methods.*.per_group"))
     boot = (methods.get("global") or {}).get("bootstrap")
     if isinstance(boot, dict):
@@ -278,7 +290,8 @@ def _label_all_column(parts: list, sid: str) -> None:
         for col in part.get("columns", []):
             if col["key"] == "all":
                 col["label"] = label
-        gcol = next((j for j, c in enumerate(part.get("columns", [])) if c["key"] in ("group", "ITA group")), None)
+        gcol = next((j for j, c in enumerate(part.get("columns", [])) if c["key"] == "group"
+                     or str(c["key"]).endswith(" group")), None)
         if gcol is not None:
             for row in part["rows"]:
                 if row[gcol]["v"] == "all":
@@ -445,8 +458,10 @@ def section_view(sid: str, title: str, sec, *, base: Path, source: str, result=N
     table_parts = []
     for name, records in tables.items():
         if f"tables:{name}" not in used:
+            caption = TABLE_CAPTIONS.get(name)
             table_parts.extend(generic_parts(name, records, source=f"{source}.tables.{name}",
-                                              caption=TABLE_CAPTIONS.get(name)))
+                                              caption=caption.replace("ITA group", group_noun(result))
+                                              if caption else None))
     # the paper-layout tables (Tables 6, 7, 8) lead their section
     view["parts"][:0] = table_parts
     _label_all_column(view["parts"], sid)

@@ -184,3 +184,19 @@ def config_records(cfg: dict) -> list[dict]:
             v = "; ".join(f"{a}: {b}" for a, b in v.items()) or "none"
         rows.append({"item": CONFIG_LABELS.get(k, k.replace("_", " ")), "value": v, "option": k})
     return rows
+
+
+#: What the report calls the groups it compares, unless the audit grouped by metadata columns.
+ITA_GROUP = "ITA group"
+
+
+def group_noun(result) -> str:
+    """What the report calls one compared group: ``"ITA group"``, or ``"<label> group"`` (e.g.
+    ``"fitspatrick group"``, ``"fitspatrick & gender group"``) when the audit compared the groups
+    of metadata columns (``--group-column``), so no caption calls a Fitzpatrick type an ITA group."""
+    sec = result.section("groups") if result is not None and hasattr(result, "section") else None
+    grouping = sec.get("grouping") if sec is not None and sec.available else None
+    if isinstance(grouping, dict) and grouping.get("by") == "column":
+        label = grouping.get("label") or " & ".join(map(str, grouping.get("columns") or [])) or "metadata"
+        return f"{label} group"
+    return ITA_GROUP

@@ -39,6 +39,9 @@ def fairness_stage(pred, config, *, progress=None, variants=None) -> StageOutput
     section = dict(res.section)
     if by_column:
         section["grouping"] = {"by": "column", "columns": columns}
+        noun = f"{' & '.join(columns)} group"  # the small-group notes of fairness_report name ITA groups
+        section["notes"] = [n.replace("ITA group '", f"{noun} '", 1) if isinstance(n, str) else n
+                            for n in section.get("notes") or []]
         section.setdefault("notes", []).insert(0, (
             f"Groups are the values of the metadata column(s) {config.group_column} (not ITA groups); a missing "
             f"value is the group '{UNKNOWN}' (or the part '{UNKNOWN}' of an intersection), shown with its metrics "

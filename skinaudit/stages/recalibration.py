@@ -30,8 +30,8 @@ def recalibration_stage(pred, calibration, config) -> StageOutput:
         cal = cal.assign(group="all")
         test = test.assign(group="all")
     # as in the fairness stage: an unknown group (or an intersection with an unknown part) is never fitted
-    cal = cal[~cal["group"].map(is_unknown)]
-    test = test[~test["group"].map(is_unknown)]
+    cal = cal[~cal["group"].map(is_unknown).astype(bool)]  # astype: an empty map is object-typed
+    test = test[~test["group"].map(is_unknown).astype(bool)]
     if cal["label"].nunique() < 2 or test["label"].nunique() < 2:
         return StageOutput(sections={"recalibration": unavailable(
             "the calibration or test split lacks benign or malignant cases")})
