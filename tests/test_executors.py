@@ -278,12 +278,20 @@ def _is_ray_worker(pid: int) -> bool:
         return False
 
 
+def _sigint_as_at_a_terminal():
+    # A job started in the background by a non-interactive shell (``cmd &``) has SIGINT ignored, and
+    # its children inherit that (POSIX): the Ctrl-C of these tests is the one a terminal delivers.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _start_ray_inspect(folder, out):
     return subprocess.Popen(
         [sys.executable, "-m", "skinaudit.cli", "inspect", "--data", "isic", "--images", str(folder / "images"),
          "--labels", str(folder / "ISIC2018_Task3_Test_GroundTruth.csv"), "--jobs", "2", "--no-sensitivity",
          "--executor", "ray", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+        cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+        preexec_fn=_sigint_as_at_a_terminal)
 
 
 def _signal_state(pid: int) -> dict:
@@ -335,7 +343,7 @@ def test_ctrl_c_stops_the_ray_cluster_and_writes_nothing(shared_data, tmp_path):
     out = tmp_path / "out"
     proc = _start_ray_inspect(shared_data("isic2018-task3-test-224"), out)
     seen = _watch_until_working(proc)
-    state = _signal_state(proc.pid)  # said if the run shrugs the Ctrl-C off: ignored, blocked or caught
+    state = _signal_state(proc.pid)  # said if the run ever shrugs the Ctrl-C off: ignored, blocked or caught
     os.kill(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (err, state)
