@@ -98,6 +98,9 @@ def test_audit_by_column_shows_unknown_but_never_compares_it(phantom_dataset, tm
     for text in ("Metrics per ITA group", "Fairness across ITA groups", "ITA group sizes", "ROC curve per ITA group",
                  "Tests of each ITA group", "Composition by ITA group", "malignant cases per ITA group"):
         assert text not in html, text
+    from test_report import pdf_overflow
+
+    assert pdf_overflow(html) == []  # the per-group table with an 'unknown' row fits the page
     rel = res.sections["skintone"].data["reliability"]
     assert rel["repeat_column"] == "visit" and rel["n_lesions_with_repeats"] == 20
     assert "variant_kappa" not in rel  # no sensitivity sample in this audit

@@ -595,3 +595,33 @@ def test_report_states_intended_use_and_limits(written):
                  "Automatic masks and flags are approximations", "Small groups", "One threshold"):
         assert text in html, text
     assert html.index("<section id=\"use\">") < html.index("<section id=\"dataset\">")  # stated up front
+
+
+def _boxes(box):
+    yield box
+    for child in getattr(box, "children", None) or []:
+        yield from _boxes(child)
+
+
+def pdf_overflow(html: str) -> list:
+    """Tables and images whose printed box crosses the page's right margin: ``(page, box, points)``
+    (WeasyPrint's layout of the report's PDF; content beyond the margin is cut off in the PDF)."""
+    weasyprint = pytest.importorskip("weasyprint")
+    found = []
+    for number, page in enumerate(weasyprint.HTML(string=html).render().pages, start=1):
+        root = getattr(page, "_page_box", None)
+        if root is None or not root.children:
+            pytest.skip("this WeasyPrint version does not expose its page boxes")
+        area = root.children[0]
+        right = area.content_box_x() + area.width
+        for box in _boxes(area):
+            if type(box).__name__ in ("TableBox", "TableCellBox", "BlockReplacedBox", "InlineReplacedBox"):
+                edge = box.position_x + box.margin_width()
+                if edge > right + 0.5:
+                    found.append((number, type(box).__name__, round(edge - right, 1)))
+    return found
+
+
+def test_no_table_or_figure_crosses_the_pdf_margin(written):
+    _, paths = written
+    assert pdf_overflow(paths["html"].read_text(encoding="utf-8")) == []

@@ -70,6 +70,8 @@ def fmt_cell(value, kind: str = "auto") -> str:
     if kind == "p" and number:
         return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
     if kind == "est_ci" and isinstance(value, (list, tuple)) and len(value) == 3:
+        if all(is_missing(v) for v in value[1:]):  # no interval (e.g. an undefined estimate): no "[n/a, n/a]"
+            return fmt_num(value[0])
         return f"{fmt_num(value[0])} {fmt_cell(list(value[1:]))}"
     if isinstance(value, (list, tuple)):
         if len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._jsonsafe import json_safe
+from .format import is_missing
 from .words import group_noun
 from .tables import TABLE_CAPTIONS, embed_figure, generic_parts, is_flat, is_records, kv_table, make_table, pretty
 
@@ -50,20 +51,26 @@ def _fairness_parts(sec: dict, source: str, result=None):
                 "max_ci_width", "power", "primary")
     parts = [kv_table("Statistical settings", {k: sec[k] for k in settings if k in sec}, source=source)]
     noun = _noun(sec, result)
-    rows = []
+    rows, why_na = [], []
     for name, g in groups.items():
         ci = g.get("ci") or {}
         row = {noun: name, "n": g.get("n"), "malignant": g.get("n_pos")}
         for met, method in _GROUP_INTERVALS:
-            row[met] = {"_est_ci": [g.get(met), *_interval((ci.get(met) or {}).get(method))]}
+            est = g.get(met)
+            # an undefined metric has no interval to show, whatever bounds its method fell back to
+            bounds = _interval((ci.get(met) or {}).get(method)) if not is_missing(est) else [None, None]
+            row[met] = {"_est_ci": [est, *bounds]}
         row.update(fn=g.get("fn"), fp=g.get("fp"))
         undefined = g.get("undefined") or {}
-        if undefined:
-            row["undefined"] = "; ".join(f"{k}: {v}" for k, v in undefined.items())
+        if undefined:  # said under the table: a text column would push the numbers off a PDF page
+            why_na.append(f"{name}: " + "; ".join(str(v) for v in undefined.values()))
         rows.append(row)
-    parts.append(make_table(f"Metrics per {noun} with 1 - alpha intervals (AUC: DeLong; recall, precision, "
-                        "specificity, FNR: Wilson; F1: stratified bootstrap percentile)", rows,
-                        source=f"{source}.groups"))
+    table = make_table(f"Metrics per {noun} with 1 - alpha intervals (AUC: DeLong; recall, precision, "
+                       "specificity, FNR: Wilson; F1: stratified bootstrap percentile)", rows,
+                       source=f"{source}.groups")
+    if why_na:
+        table["more_note"] = "n/a, by group: " + " | ".join(why_na) + "."
+    parts.append(table)
     keep = ("metric", "group", "difference", "ci_low", "ci_high", "p_value", "p_adjusted", "verdict", "reason",
             "mdd")
     refs = sorted({str(t.get("reference")) for t in tests if t.get("reference") is not None})
