@@ -98,6 +98,8 @@ def test_audit_by_column_shows_unknown_but_never_compares_it(phantom_dataset, tm
     for text in ("Metrics per ITA group", "Fairness across ITA groups", "ITA group sizes", "ROC curve per ITA group",
                  "Tests of each ITA group", "Composition by ITA group", "malignant cases per ITA group"):
         assert text not in html, text
+    assert "This audit compares the groups of the metadata column(s) site instead" in html
+    assert "metadata column used as the group (instead of ITA): site" in html  # on the cover
     from test_report import pdf_overflow
 
     assert pdf_overflow(html) == []  # the per-group table with an 'unknown' row fits the page

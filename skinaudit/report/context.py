@@ -392,7 +392,9 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
         "config_table": make_table("Configuration of the audit (option names in the last column)",
                                    config_records(cfg), columns=["item", "value", "option"], source="config",
                                    labels={"item": "setting"}),
-        "config_cover": [r for r in config_records({k: cfg[k] for k in COVER_CONFIG if k in cfg})],
+        "config_cover": config_records({k: cfg[k] for k in ("group_column", *COVER_CONFIG)
+                                        if k in cfg and (k != "group_column" or cfg[k])}),
+        "grouped_by": noun[:-len(" group")] if noun != ITA_GROUP else None,
         "versions": _versions(), "hashes": hashes,
         "rules": dataclasses.asdict(rules),
         "badges": summary_badges(result, rules=rules),
