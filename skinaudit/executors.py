@@ -107,12 +107,19 @@ class Executor:
 class LocalExecutor(Executor):
     """The local process pool: ``n_jobs`` processes for the CPU stage (one BLAS thread each, each
     ends with this process), the model in this process. Fewer than 8 jobs, or ``n_jobs == 1``,
-    run in this process."""
+    run in this process.
+
+    ``keep_pool``: keep the worker processes between calls of :meth:`map` until :meth:`close`
+    (an audit's skin-tone rows and its ITA variants then share one pool: workers that import torch
+    and load the learned networks once, not once per pass); :func:`open_executor` sets it, since it
+    always closes. A pool that raised or was interrupted is never reused."""
 
     name = "local"
 
-    def __init__(self, n_jobs: int = 2):
+    def __init__(self, n_jobs: int = 2, *, keep_pool: bool = False):
         self.n_jobs = check_int(n_jobs, "n_jobs", low=1)
+        self.keep_pool = bool(keep_pool)
+        self._pool, self._pool_key = None, None
 
     def map(self, worker, jobs, *, desc="", progress=None, uses_torch=False):
         if self.n_jobs == 1 or len(jobs) < 8:
@@ -120,11 +127,35 @@ class LocalExecutor(Executor):
             it = it if progress is None else progress(it, total=len(jobs), desc=desc)
             return list(it)
         workers = min(self.n_jobs, len(jobs))  # more processes than images would only sit idle (--jobs 100000)
-        with ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread, initargs=(os.getpid(),),
-                                 mp_context=_pool_context(uses_torch)) as ex:
-            it = ex.map(worker, jobs, chunksize=_chunksize(len(jobs), workers))
-            it = it if progress is None else progress(it, total=len(jobs), desc=desc)
-            return list(it)
+        context = _pool_context(uses_torch)
+        if not self.keep_pool:
+            with self._new_pool(workers, context) as ex:
+                return self._run(ex, worker, jobs, workers, desc, progress)
+        key = getattr(context, "_name", None)
+        if self._pool is None or self._pool_key[0] != key or self._pool_key[1] < workers:
+            self.close()
+            self._pool, self._pool_key = self._new_pool(workers, context), (key, workers)
+        try:
+            return self._run(self._pool, worker, jobs, workers, desc, progress)
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _new_pool(workers, context):
+        return ProcessPoolExecutor(max_workers=workers, initializer=_one_blas_thread, initargs=(os.getpid(),),
+                                   mp_context=context)
+
+    @staticmethod
+    def _run(ex, worker, jobs, workers, desc, progress):
+        it = ex.map(worker, jobs, chunksize=_chunksize(len(jobs), workers))
+        it = it if progress is None else progress(it, total=len(jobs), desc=desc)
+        return list(it)
+
+    def close(self):
+        pool, self._pool, self._pool_key = self._pool, None, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def score(self, model, batches, *, desc="", progress=None):
         return score_batches(model, batches, desc=desc, progress=progress)
@@ -380,20 +411,22 @@ def _start_reaper():
                             start_new_session=True, close_fds=True)
 
 
-def make_executor(kind: str = "local", *, n_jobs: int = 2, address: str | None = None) -> Executor:
-    """The executor named ``kind`` (``"local"`` or ``"ray"``); ``address`` only with Ray."""
+def make_executor(kind: str = "local", *, n_jobs: int = 2, address: str | None = None,
+                  keep_pool: bool = False) -> Executor:
+    """The executor named ``kind`` (``"local"`` or ``"ray"``); ``address`` only with Ray;
+    ``keep_pool``: the local pool lives until ``close()`` (:class:`LocalExecutor`)."""
     check_choice(kind, "executor", EXECUTORS)
     if kind == "local":
         if address is not None:
             raise ConfigError("the 'ray_address' parameter needs executor='ray'; got executor='local'")
-        return LocalExecutor(n_jobs)
+        return LocalExecutor(n_jobs, keep_pool=keep_pool)
     return RayExecutor(n_jobs, address)
 
 
 @contextlib.contextmanager
 def open_executor(kind: str = "local", *, n_jobs: int = 2, address: str | None = None):
     """:func:`make_executor` as a context manager that always closes it (error and Ctrl-C too)."""
-    ex = make_executor(kind, n_jobs=n_jobs, address=address)
+    ex = make_executor(kind, n_jobs=n_jobs, address=address, keep_pool=True)
     try:
         yield ex
     finally:

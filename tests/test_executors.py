@@ -35,6 +35,34 @@ def test_local_executor_keeps_the_order_of_the_jobs():
     assert LocalExecutor(1).map(abs, jobs[:5]) == list(range(5))
 
 
+def _pid(job):
+    return os.getpid()
+
+
+def _inverse(x):
+    return 1 / x
+
+
+def test_an_open_local_executor_keeps_one_pool_until_closed():
+    from skinaudit.executors import open_executor
+
+    jobs = list(range(16))
+    with open_executor("local", n_jobs=2) as ex:
+        first = set(ex.map(_pid, jobs))
+        assert os.getpid() not in first and set(ex.map(_pid, jobs)) <= first  # one pool served both calls
+        with pytest.raises(ZeroDivisionError):
+            ex.map(_inverse, [1, 2, 0, 4, 5, 6, 7, 8])
+        assert ex._pool is None  # a pool that raised is not reused
+        third = set(ex.map(_pid, jobs))
+        assert third and not third & first
+    assert ex._pool is None
+    from test_workers import _gone_within
+
+    assert _gone_within(first | third, 5.0), "close() left worker processes running"
+    plain = LocalExecutor(2)  # not opened: a pool per call, as before
+    assert set(plain.map(_pid, jobs)).isdisjoint(plain.map(_pid, jobs)) and plain._pool is None
+
+
 def test_config_records_the_executor_only_when_it_is_not_the_default():
     assert "executor" not in AuditConfig().to_dict() and "ray_address" not in AuditConfig().to_dict()
     cfg = AuditConfig(executor="ray", ray_address="ray://head:10001")
