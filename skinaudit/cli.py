@@ -86,7 +86,7 @@ OutsideOpt = Annotated[bool, typer.Option(
 CacheOpt = Annotated[Optional[Path], typer.Option(
     "--cache", help="Per-image result cache folder (default $SKINAUDIT_CACHE or ~/.cache/skinaudit).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the per-image cache.")]
-LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Audit only the first N images.")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Audit only the first N images (a --scores CSV may score all of them).")]
 ForceOpt = Annotated[bool, typer.Option(
     "--force", help="Replace an --out folder that holds files skinaudit did not write (they are deleted with it).")]
 
@@ -365,6 +365,27 @@ def _load_scorer(model, scores, settings: ModelSettings, positive_index, device)
     return scorer
 
 
+def _limited(ds, scorer, limit: int):
+    """The first ``limit`` images, and a scores CSV cut to them: a CSV scoring the whole dataset
+    serves ``--limit``, while an id the dataset does not have is still an error."""
+    import pandas as pd
+
+    from .data import preview
+    from .errors import DataError
+    from .models import PrecomputedScores
+
+    if isinstance(scorer, PrecomputedScores):
+        extra = scorer.scores.index.difference(pd.Index([str(i) for i in ds.ids]))
+        if len(extra):
+            raise DataError(f"{scorer.path or scorer.name}: {len(extra)} scored image id(s) are not in the dataset: "
+                            f"{preview(sorted(extra))}")
+        ds = ds.head(limit)
+        keep = [str(i) for i in ds.ids if str(i) in scorer.scores.index]
+        scorer = PrecomputedScores(scorer.scores.loc[keep], name=scorer.name, path=scorer.path)
+        return ds, scorer
+    return ds.head(limit), scorer
+
+
 def _calibration_arg(value):
     if value is None:
         return None, None
@@ -461,8 +482,10 @@ def run(
     with _output(out, force, images, labels, metadata, manifest, masks, model, scores, cal_file, cache=cache,
                  no_cache=no_cache) as tmp:
         ds = load_dataset(data, **_data_kwargs(images, labels, metadata, manifest, masks, mask_pattern, malignant,
-                                               allow_outside_root, limit))
+                                               allow_outside_root, None))
         scorer = _load_scorer(model, scores, settings, positive_index, device)
+        if limit:
+            ds, scorer = _limited(ds, scorer, limit)
         if skin_tone:
             _cast_group_hint(ds, ita_correction, cast_group)
         result = run_audit(scorer, ds, config, progress=_progress(quiet), cache=_cache(cache, no_cache),

@@ -254,7 +254,8 @@ def test_ray_report_adds_only_the_executor_row_and_rerenders(ray_executor, phant
     scores = np.clip(0.3 * phantom_dataset.labels + rng.uniform(0, 0.7, len(phantom_dataset)), 0, 1)
     pd.DataFrame({"image_id": phantom_dataset.ids, "score": scores}).to_csv(tmp_path / "s.csv", index=False)
     base = ["run", "--scores", str(tmp_path / "s.csv"), "--data", "manifest", "--manifest",
-            phantom_dataset.source["manifest"], "--n-boot", "200", "--no-pdf", "--no-cache", "-q"]
+            phantom_dataset.source["manifest"], "--limit", "24", "--sensitivity-sample", "10", "--n-boot", "200",
+            "--no-pdf", "--no-cache", "-q"]
     for ex in ("local", "ray"):
         res = runner.invoke(app, [*base, "--executor", ex, "--out", str(tmp_path / ex)])
         assert res.exit_code == 0, res.output

@@ -126,7 +126,11 @@ def test_sigterm_mid_run_keeps_previous_outputs(phantom_dataset, scripted_model,
          "--data", "manifest", "--manifest", str(manifest), "--allow-outside-root", "--no-cache",
          "--out", str(out), "--force"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"})
-    time.sleep(12)
+    end = time.monotonic() + 60  # mid-run: the staging folder exists, the images are being scored
+    while proc.poll() is None and time.monotonic() < end and not any(
+            p.name.startswith(".out.partial") for p in tmp_path.iterdir()):
+        time.sleep(0.2)
+    time.sleep(2.0)
     assert proc.poll() is None, "the run finished before it could be interrupted"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

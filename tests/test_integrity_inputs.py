@@ -606,3 +606,18 @@ def test_unusable_torch_device():
         with pytest.raises(ConfigError, match="the 'device' parameter 'cuda' cannot be used here"):
             TorchModel(net, device="cuda")
     assert TorchModel(net, device="cpu").device.type == "cpu"
+
+
+def test_limit_with_a_scores_csv_of_the_whole_dataset(phantoms, tmp_path):
+    ds, scores = phantoms
+    res = runner.invoke(app, [str(a) for a in _run_args(phantoms, tmp_path / "o", "--limit", "8")])
+    assert res.exit_code == 0, res.output
+    pred = pd.read_csv(tmp_path / "o" / "predictions.csv")
+    assert pred["image_id"].tolist() == list(ds.ids[:8])
+    table = pd.read_csv(scores)
+    assert pred["score"].tolist() == pytest.approx(table.set_index("image_id").loc[pred["image_id"], "score"].tolist())
+    # an id the dataset does not have is still refused, --limit or not
+    pd.concat([table, pd.DataFrame({"image_id": ["NOT_IN_DATA"], "score": [0.5]})]).to_csv(tmp_path / "s.csv",
+                                                                                           index=False)
+    res = runner.invoke(app, [str(a) for a in _run_args((ds, tmp_path / "s.csv"), tmp_path / "o2", "--limit", "8")])
+    assert res.exit_code == 2 and "1 scored image id(s) are not in the dataset: 'NOT_IN_DATA'" in res.output
