@@ -86,7 +86,8 @@ OutsideOpt = Annotated[bool, typer.Option(
 CacheOpt = Annotated[Optional[Path], typer.Option(
     "--cache", help="Per-image result cache folder (default $SKINAUDIT_CACHE or ~/.cache/skinaudit).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the per-image cache.")]
-LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Audit only the first N images (a --scores CSV may score all of them).")]
+LimitOpt = Annotated[Optional[int], typer.Option(
+    "--limit", min=1, help="Audit only the first N images (a --scores CSV may score all of them).")]
 ForceOpt = Annotated[bool, typer.Option(
     "--force", help="Replace an --out folder that holds files skinaudit did not write (they are deleted with it).")]
 
