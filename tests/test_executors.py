@@ -226,8 +226,8 @@ def state_dicts(tmp_path_factory):
 @pytest.mark.slow
 def test_run_ray_writes_the_same_files_as_local_on_phantoms(ray_executor, phantom_dataset, state_dicts, tmp_path):
     base = ["run", "--model", str(state_dicts / "m0.pt"), "--arch", "resnet18", "--image-size", "64", "--data",
-            "manifest", "--manifest", phantom_dataset.source["manifest"], "--limit", "24", "--n-boot", "200",
-            "--cam-sample", "6",
+            "manifest", "--manifest", phantom_dataset.source["manifest"], "--limit", "16", "--n-boot", "200",
+            "--cam-sample", "4",
             "--sensitivity-sample", "10", "--threshold", "0.5", "--jobs", "2", "--no-report", "-q"]
     got = {}
     for ex in ("local", "ray"):  # each with its own cold cache: the ray run computes its CAMs on the actors
