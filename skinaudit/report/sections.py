@@ -86,7 +86,7 @@ def _fairness_parts(sec: dict, source: str, result=None):
                         columns=["metric", "group", "difference", "ci_low", "ci_high", "p_value", "p_adjusted",
                                  "verdict", "mdd", "method", "reason"],
                         labels={"ci": "interval of the difference"}))
-    used = {"groups", "tests", "verdicts", "gaps", *settings}
+    used = {"groups", "tests", "verdicts", "gaps", "grouping", *settings}  # grouping: named in every caption
     max_min = sec.get("max_min")
     if isinstance(max_min, dict) and all(isinstance(v, dict) for v in max_min.values()):
         parts.append(make_table(f"Max - min over the {noun}s, with a stratified bootstrap interval",
