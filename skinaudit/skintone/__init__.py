@@ -10,7 +10,7 @@ estimator-sensitivity table). Choices and their measured effects: docs/skintone.
 from __future__ import annotations
 
 from .cast import cast_summary, correct_cast, dataset_cast_groups
-from .dataset import inspect_dataset, inspect_with_sensitivity, sensitivity_table
+from .dataset import inspect_dataset, inspect_rows_and_variants, inspect_with_sensitivity, sensitivity_table
 from .ita import ItaResult, analyse_image, estimate_ita, ita_degrees, unknown_reasons
 from .params import BEYOND_RANGE, DATASET_ITA, DEFAULT_REFERENCE_B, ITA_CORRECTIONS, SKIN_MARGINS, ItaParams
 from .sample import skin_mask
@@ -30,6 +30,7 @@ __all__ = [
     "skin_mask",
     "inspect_dataset",
     "inspect_with_sensitivity",
+    "inspect_rows_and_variants",
     "correct_cast",
     "cast_summary",
     "dataset_cast_groups",

@@ -23,7 +23,7 @@ from .params import DATASET_ITA, ItaParams
 from .schemes import UNKNOWN, assign_groups, get_scheme
 from .uncertainty import add_uncertainty
 
-__all__ = ["inspect_dataset", "inspect_with_sensitivity", "sensitivity_table"]
+__all__ = ["inspect_dataset", "inspect_with_sensitivity", "inspect_rows_and_variants", "sensitivity_table"]
 
 _COLUMNS = ["image_id", "ita", "group", "L", "a", "b", "skin_pixels", "mask_source", "flags", "method", "ita_raw",
             "lesion_fraction", "segmenter", "artifact_detector", *ARTIFACT_NAMES, "status", "unknown_reason", "L_se",
@@ -234,16 +234,33 @@ def inspect_with_sensitivity(dataset, *, scheme="binary", params: ItaParams = DA
                           artifact_params=artifact_params, use_given_masks=use_given_masks, n_jobs=n_jobs,
                           progress=progress, strict=strict, correct=True, executor=executor, save_masks=save_masks,
                           variants=True)
+    per = pd.DataFrame(per)
     groups = dataset_cast_groups(dataset, replace(params, ita_correction="dataset_reference"))
     sens = sensitivity_table(per, scheme=scheme, lesion_params=lesion_params, artifact_params=artifact_params,
                              n_jobs=n_jobs, params=params, groups=groups)
     return table, sens
 
 
+def inspect_rows_and_variants(dataset, *, scheme="binary", params: ItaParams = DATASET_ITA,
+                              lesion_params: LesionParams = LesionParams(),
+                              artifact_params: ArtifactParams = ArtifactParams(), use_given_masks: bool = True,
+                              n_jobs: int = 2, progress=None, strict: bool = False,
+                              executor=None) -> tuple[pd.DataFrame, list[dict]]:
+    """One pass: the per-image rows of ``inspect_dataset(..., correct=False)`` and each image's ITA
+    estimator variants, exactly as :func:`sensitivity_table` computes them for the same images
+    (``pd.DataFrame(variants)`` is its ``.attrs['per_image']`` for this dataset): a caller that
+    needs both on the same images reads and analyses each image once."""
+    return _inspect(dataset, scheme=scheme, params=params, lesion_params=lesion_params,
+                    artifact_params=artifact_params, use_given_masks=use_given_masks, n_jobs=n_jobs,
+                    progress=progress, strict=strict, correct=False, executor=executor, save_masks=None,
+                    variants=True)
+
+
 def _inspect(dataset, *, scheme, params, lesion_params, artifact_params, use_given_masks, n_jobs, progress, strict,
              correct, executor, save_masks, variants=False):
     """:func:`inspect_dataset`'s table and, with ``variants``, the per-image ITA variants of
-    :func:`sensitivity_table` (``.attrs['per_image']`` layout) from the same pass; else None."""
+    :func:`sensitivity_table` from the same pass (a list of row dicts, one per image, in the
+    dataset's order: ``pd.DataFrame`` of it is the ``.attrs['per_image']`` layout); else None."""
     sch = get_scheme(scheme)
     _check_options(params, lesion_params, artifact_params)
     check_int(n_jobs, "n_jobs", low=1)
@@ -267,7 +284,7 @@ def _inspect(dataset, *, scheme, params, lesion_params, artifact_params, use_giv
     per = None
     if variants:
         rows, per = zip(*rows) if rows else ((), ())
-        per = pd.DataFrame(list(per))
+        per = list(per)
     out = pd.DataFrame(list(rows))
     for c in _COLUMNS:
         if c not in out.columns:

@@ -51,18 +51,34 @@ def lesion_methods_key(lesion_params, artifact_params) -> dict:
                 key[name] = f"learned:{learned.weights_version(which)}"
     return key
 
-def inspect_cached(dataset, config, *, progress=None, cache=None, executor=None) -> pd.DataFrame:
-    """Per-image skin-tone rows (cached one by one), then the dataset-level cast step on all."""
+def inspect_cached(dataset, config, *, progress=None, cache=None, executor=None, variants_for=None,
+                   variants=None) -> pd.DataFrame:
+    """Per-image skin-tone rows (cached one by one), then the dataset-level cast step on all.
+
+    ``variants_for`` (image ids) and ``variants`` (a dict, filled): the images of the sensitivity
+    sample whose rows are computed here also get their ITA estimator variants from the same pass
+    (``variants`` maps their id to the row :func:`sensitivity_cached` would compute), so no image is
+    read and analysed twice."""
     from ..skintone import add_uncertainty, correct_cast, dataset_cast_groups, inspect_dataset
 
     params = config.ita_params()
     lesion_params, artifact_params = config.lesion_params(), config.artifact_params()
     dataset_cast_groups(dataset, params)  # checks the column before any image is read
+    kwargs = dict(scheme=config.scheme, params=params, n_jobs=config.n_jobs, progress=progress, strict=config.strict,
+                  executor=executor, lesion_params=lesion_params, artifact_params=artifact_params)
 
     def compute(ds):
-        return inspect_dataset(ds, scheme=config.scheme, params=params, n_jobs=config.n_jobs, progress=progress,
-                               strict=config.strict, correct=False, executor=executor, lesion_params=lesion_params,
-                               artifact_params=artifact_params)
+        ids = [str(i) for i in ds.ids]
+        both = [i for i in ids if variants_for is not None and i in variants_for]
+        if not both:
+            return inspect_dataset(ds, correct=False, **kwargs)
+        from ..skintone import inspect_rows_and_variants
+
+        rest = set(ids) - set(both)
+        parts = [inspect_dataset(ds.subset([i for i in ids if i in rest]), correct=False, **kwargs)] if rest else []
+        rows, per = inspect_rows_and_variants(ds.subset(both), **kwargs)
+        variants.update((str(v["image_id"]), v) for v in per)
+        return pd.concat([*parts, rows], ignore_index=True) if parts else rows
 
     out = cached_rows(dataset, cache, "inspect", {"scheme": config.scheme, "method": params.describe(),
                                                   "beyond_range": params.beyond_range,
@@ -77,15 +93,22 @@ def inspect_cached(dataset, config, *, progress=None, cache=None, executor=None)
     return add_uncertainty(out, config.scheme, random_state=params.random_state)
 
 
-def sensitivity_cached(dataset, config, *, progress=None, cache=None, offsets=None, executor=None) -> pd.DataFrame:
-    """The ITA estimator variants on ``dataset`` (cached per image), as the sensitivity table."""
+def sensitivity_cached(dataset, config, *, progress=None, cache=None, offsets=None, executor=None,
+                       variants=None) -> pd.DataFrame:
+    """The ITA estimator variants on ``dataset`` (cached per image), as the sensitivity table;
+    ``variants``: rows already computed with the inspect rows (:func:`inspect_cached`), used when
+    they cover every image to compute."""
     from ..skintone import dataset_cast_groups, sensitivity_table
 
     params = config.ita_params()
     lesion_params, artifact_params = config.lesion_params(), config.artifact_params()
 
     def compute(ds):
-        return sensitivity_table(ds, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress,
+        ids = [str(i) for i in ds.ids]
+        # the rows the same images gave during inspect, through the same table code (which adds the
+        # mixed-mask columns to them, as it does to rows it computes)
+        source = pd.DataFrame([variants[i] for i in ids]) if variants and all(i in variants for i in ids) else ds
+        return sensitivity_table(source, scheme=config.scheme, n_jobs=config.n_jobs, progress=progress,
                                  params=params, executor=executor, lesion_params=lesion_params,
                                  artifact_params=artifact_params).attrs["per_image"]
 
@@ -112,7 +135,10 @@ def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None, executo
             sections["groups"] = unavailable("skin-tone estimation was switched off and the dataset gives no "
                                              "ita or group column")
             return _groups_and_reliability(dataset, pred, config, out), out
-    insp = inspect_cached(dataset, config, progress=progress, cache=cache, executor=executor) if config.skin_tone else pd.DataFrame(
+    sample, variants = _sensitivity_sample(dataset, config), {}
+    insp = inspect_cached(dataset, config, progress=progress, cache=cache, executor=executor,
+                          variants_for=set(map(str, sample.ids)) if sample is not None else None,
+                          variants=variants) if config.skin_tone else pd.DataFrame(
         {"image_id": dataset.table["image_id"], "ita": dataset.table.get("ita"), "group": dataset.table.get("group")})
     if "group" not in insp or insp["group"].isna().all():
         from ..skintone import assign_groups
@@ -188,17 +214,12 @@ def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None, executo
                 skin["cast"]["not_estimated"] = (
                     f"no cast offset for {', '.join(small)}: fewer than {config.ita_params().min_cast_images} "
                     "images with a skin sample, so b* is used as measured")
-        if config.sensitivity_sample > 0:
-            sample = dataset
-            if len(dataset) > config.sensitivity_sample:
-                rng = np.random.default_rng(config.seed)
-                ids = sorted(rng.choice(dataset.ids, size=config.sensitivity_sample, replace=False))
-                sample = dataset.subset(ids)
+        if sample is not None:
             # the whole dataset's cast offsets, not re-estimated on the sample
             offsets = {g["cast_group"]: g["b_offset"] for g in skin.get("cast", {}).get("groups", [])
                        if g["estimated"]}
             sens = sensitivity_cached(sample, config, progress=progress, cache=cache, offsets=offsets,
-                                      executor=executor)
+                                      executor=executor, variants=variants)
             result_tables["ita_sensitivity"] = sens
             from .groups import variant_labels  # the group of each sample image under every variant
 
@@ -209,6 +230,17 @@ def skin_tone_stage(dataset, pred, config, *, progress=None, cache=None, executo
                                                                        sens.to_dict(orient="records")}}
         sections["skintone"] = skin
     return _groups_and_reliability(dataset, pred, config, out), out
+
+
+def _sensitivity_sample(dataset, config):
+    """The images of the ITA sensitivity table: all, or ``config.sensitivity_sample`` of them drawn
+    with ``config.seed`` (sorted by id); None when the table is off or skin tone is not estimated."""
+    if not config.skin_tone or config.sensitivity_sample <= 0:
+        return None
+    if len(dataset) <= config.sensitivity_sample:
+        return dataset
+    rng = np.random.default_rng(config.seed)
+    return dataset.subset(sorted(rng.choice(dataset.ids, size=config.sensitivity_sample, replace=False)))
 
 
 # --- #15 items 4-5 (branch groups): grouping by a metadata column, test-retest reliability of ITA.
