@@ -146,3 +146,34 @@ def test_sensitivity_table_without_any_readable_image_is_a_data_error():
 
     with pytest.raises(DataError, match="no readable image"):
         st.sensitivity_table(pd.DataFrame({"image_id": ["a", "b"]}))
+
+
+@pytest.mark.parametrize("sample", [12, 40])  # part of the audited images, and all of them
+def test_an_audit_analyses_each_sensitivity_image_once(phantom_dataset, monkeypatch, sample):
+    import skinaudit as sa
+    from skinaudit.skintone import dataset as impl
+
+    ds = phantom_dataset.head(24)
+    calls = {"inspect": 0, "variants": 0}
+
+    def counted(name, fn):
+        def wrapper(job):
+            calls[name] += 1
+            return fn(job)
+        return wrapper
+
+    monkeypatch.setattr(impl, "_inspect_one", counted("inspect", impl._inspect_one))
+    monkeypatch.setattr(impl, "_inspect_variants_one", counted("inspect", impl._inspect_variants_one))
+    monkeypatch.setattr(impl, "_variants_one", counted("variants", impl._variants_one))
+    scores = pd.Series(np.linspace(0.1, 0.9, len(ds)), index=ds.ids)
+    config = sa.AuditConfig(n_boot=200, n_jobs=1, explain="off", sensitivity_sample=sample)
+    res = sa.run_audit(sa.PrecomputedScores(scores), ds, config, stages=("skintone",))
+    assert calls == {"inspect": len(ds), "variants": 0}  # one read and analysis per image, variants included
+    n = res.sections["skintone"].data["sensitivity"]["n_images"]
+    assert n == min(sample, len(ds))
+    # the same table as the two passes it replaces
+    alone = st.sensitivity_table(res.tables["ita_variant_groups"]["image_id"].pipe(
+        lambda ids: ds.subset(list(ids))), scheme="binary", params=config.ita_params(), n_jobs=1,
+        lesion_params=config.lesion_params(), artifact_params=config.artifact_params())
+    assert calls["variants"] == n
+    assert alone.attrs["per_image"].equals(res.tables["ita_sensitivity"].attrs["per_image"])
