@@ -131,7 +131,7 @@ class LocalExecutor(Executor):
         if not self.keep_pool:
             with self._new_pool(workers, context) as ex:
                 return self._run(ex, worker, jobs, workers, desc, progress)
-        key = getattr(context, "_name", None)
+        key = context.get_start_method() if context is not None else None
         if self._pool is None or self._pool_key[0] != key or self._pool_key[1] < workers:
             self.close()
             self._pool, self._pool_key = self._new_pool(workers, context), (key, workers)

@@ -21,7 +21,7 @@ from .format import is_missing
 from .present import presented
 from .sections import KNOWN_SECTIONS, section_view
 from .tables import embed_figure, kv_table, make_table, pretty
-from .words import ITA_GROUP, by_reason, config_records, dataset_name, group_noun
+from .words import ITA_GROUP, by_reason, config_records, dataset_name, group_noun, grouping_label
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +394,7 @@ def build_context(result, *, figures_dir, rules: ReportRules | None = None, gene
                                    labels={"item": "setting"}),
         "config_cover": config_records({k: cfg[k] for k in ("group_column", *COVER_CONFIG)
                                         if k in cfg and (k != "group_column" or cfg[k])}),
-        "grouped_by": noun[:-len(" group")] if noun != ITA_GROUP else None,
+        "grouped_by": grouping_label(result),
         "versions": _versions(), "hashes": hashes,
         "rules": dataclasses.asdict(rules),
         "badges": summary_badges(result, rules=rules),

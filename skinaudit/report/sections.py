@@ -30,15 +30,6 @@ def _interval(entry) -> list:
     return [None, None]
 
 
-def _noun(sec: dict, result) -> str:
-    """What this section's groups are called (:func:`~skinaudit.report.words.group_noun`); a
-    fairness section read on its own says its grouping itself."""
-    grouping = sec.get("grouping") if isinstance(sec.get("grouping"), dict) else {}
-    if result is None and grouping.get("by") == "column":
-        return f"{' & '.join(map(str, grouping.get('columns') or [])) or 'metadata'} group"
-    return group_noun(result)
-
-
 def _fairness_parts(sec: dict, source: str, result=None):
     """Curated view of :func:`skinaudit.fairness.fairness_report`'s section: settings, the
     per-group table with intervals, the tests with verdicts, max - min gaps and the paper's
@@ -50,7 +41,7 @@ def _fairness_parts(sec: dict, source: str, result=None):
     settings = ("threshold", "alpha", "n_boot", "n_perm", "random_state", "reference", "min_positives",
                 "max_ci_width", "power", "primary")
     parts = [kv_table("Statistical settings", {k: sec[k] for k in settings if k in sec}, source=source)]
-    noun = _noun(sec, result)
+    noun = group_noun(result, sec)
     rows, why_na = [], []
     for name, g in groups.items():
         ci = g.get("ci") or {}
@@ -167,7 +158,7 @@ def _recalibration_parts(sec: dict, source: str, result=None):
     methods = sec.get("methods")
     if not (isinstance(methods, dict) and methods and all(isinstance(m, dict) for m in methods.values())):
         return None
-    noun = _noun(sec, result)
+    noun = group_noun(result, sec)
     n_cal, n_test = (f"{v:,}" if isinstance(v, int) else v for v in (sec.get("n_cal"), sec.get("n_test")))
     how = sec.get("calibration_source") or "a calibration part of the audited images"
     notes = [f"The thresholds are fitted on {n_cal if n_cal is not None else 'the'} calibration images ({how}) "

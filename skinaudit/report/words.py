@@ -190,13 +190,21 @@ def config_records(cfg: dict) -> list[dict]:
 ITA_GROUP = "ITA group"
 
 
-def group_noun(result) -> str:
+def grouping_label(result, section: dict | None = None) -> str | None:
+    """The metadata column(s) the audit compared groups of (``"sex"``, ``"fitspatrick & gender"``),
+    from the groups section of ``result`` or else ``section``'s own ``grouping``; None for ITA groups."""
+    sec = result.section("groups") if result is not None and hasattr(result, "section") else None
+    grouping = sec.get("grouping") if sec is not None and sec.available else None
+    if not isinstance(grouping, dict) and isinstance(section, dict):
+        grouping = section.get("grouping")
+    if isinstance(grouping, dict) and grouping.get("by") == "column":
+        return str(grouping.get("label") or " & ".join(map(str, grouping.get("columns") or [])) or "metadata")
+    return None
+
+
+def group_noun(result, section: dict | None = None) -> str:
     """What the report calls one compared group: ``"ITA group"``, or ``"<label> group"`` (e.g.
     ``"fitspatrick group"``, ``"fitspatrick & gender group"``) when the audit compared the groups
     of metadata columns (``--group-column``), so no caption calls a Fitzpatrick type an ITA group."""
-    sec = result.section("groups") if result is not None and hasattr(result, "section") else None
-    grouping = sec.get("grouping") if sec is not None and sec.available else None
-    if isinstance(grouping, dict) and grouping.get("by") == "column":
-        label = grouping.get("label") or " & ".join(map(str, grouping.get("columns") or [])) or "metadata"
-        return f"{label} group"
-    return ITA_GROUP
+    label = grouping_label(result, section)
+    return ITA_GROUP if label is None else f"{label} group"
